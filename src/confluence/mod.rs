@@ -1,0 +1,1 @@
+//! Talking to Confluence: the only module that sends requests upstream.

@@ -1,0 +1,1 @@
+//! Markdown to and from Confluence storage format (pure: no IO).

@@ -1,0 +1,1 @@
+//! An in-memory Confluence simulator on loopback, for tests and `conflagent demo`.
