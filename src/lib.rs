@@ -3,4 +3,5 @@
 
 pub mod confluence;
 pub mod markdown;
+pub mod secret;
 pub mod sim;
