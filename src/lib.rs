@@ -1,7 +1,96 @@
 //! Conflagent: one process, many sandboxed Confluence endpoints for Custom GPTs and other agents.
+//!
+//! Bird's-eye view: `config` turns a directory of `conflagent.<name>.properties` files into an
+//! immutable tenant table and keeps it current; `http` accepts connections and routes each request
+//! (through `routes`, the one route table) to an endpoint's operation after `auth`; page operations
+//! talk to Confluence only through `confluence`; `markdown` converts bodies without IO; `sim` is the
+//! Confluence simulator used by tests and `conflagent demo`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod config;
 pub mod confluence;
+pub mod endpoint;
+pub mod error;
+pub mod http;
 pub mod markdown;
+pub mod routes;
 pub mod secret;
 pub mod sim;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ConfigStore;
+use crate::config::watch::{WatchSettings, watch_config};
+use crate::http::private::{PrivateService, Readiness};
+use crate::http::server::{ServerSettings, serve};
+use crate::http::service::{AppState, GatewayService, ServiceSettings};
+
+/// Everything `run` needs besides the listeners and the loaded config.
+#[derive(Clone, Default)]
+pub struct RunSettings {
+    /// Public service settings.
+    pub service: ServiceSettings,
+    /// Connection settings of both listeners.
+    pub server: ServerSettings,
+    /// Config watching.
+    pub watch: WatchSettings,
+    /// Renders the Prometheus scrape for `/metrics` on the private listener.
+    pub render_metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+/// Serves the gateway on `public` and the operator endpoints on `private` until `shutdown`
+/// completes; then readiness fails first, the public listener drains within the grace period, and
+/// the watcher stops. Config must already be loaded: `run` never fails on config.
+pub async fn run(
+    public: TcpListener,
+    private: TcpListener,
+    store: Arc<ConfigStore>,
+    settings: RunSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readiness = Arc::new(Readiness::default());
+    readiness.set(true);
+
+    let watcher = tokio::spawn({
+        let store = Arc::clone(&store);
+        let stop = stop_rx.clone();
+        watch_config(store, settings.watch, stop)
+    });
+    let state = Arc::new(AppState {
+        store,
+        settings: settings.service.clone(),
+    });
+    let public_server = tokio::spawn(serve(
+        public,
+        GatewayService::new(state),
+        settings.server,
+        stop_rx.clone(),
+    ));
+    let render_metrics = settings
+        .render_metrics
+        .clone()
+        .unwrap_or_else(|| Arc::new(String::new));
+    let (private_stop_tx, private_stop_rx) = watch::channel(false);
+    let private_server = tokio::spawn(serve(
+        private,
+        PrivateService::new(Arc::clone(&readiness), render_metrics),
+        settings.server,
+        private_stop_rx,
+    ));
+
+    shutdown.await;
+    tracing::info!("shutting down: readiness off, draining connections");
+    readiness.set(false);
+    let _ = stop_tx.send(true);
+    let _ = public_server.await;
+    let _ = watcher.await;
+    let _ = private_stop_tx.send(true);
+    let _ = private_server.await;
+    tracing::info!("stopped");
+}

@@ -1,1 +1,192 @@
-fn main() {}
+//! The `conflagent` binary: parses the command line, sets up logging, loads config, binds the
+//! listeners and hands over to the library.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use conflagent::config::ConfigStore;
+use conflagent::config::table::check_dir;
+use conflagent::config::watch::log_report;
+use conflagent::endpoint::Shared;
+use conflagent::http::server::ServerSettings;
+use conflagent::http::service::ServiceSettings;
+use conflagent::{RunSettings, run};
+
+/// A multi-tenant gateway between Custom GPTs (or any HTTP agent) and Confluence.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve every endpoint of the config directory (the default).
+    Serve(ServeArgs),
+    /// Validate every endpoint file of DIR; print one `file:line: problem` per problem.
+    Check {
+        /// The config directory.
+        dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct ServeArgs {
+    /// Directory of `conflagent.<name>.properties` files, watched for changes.
+    #[arg(long, default_value = "config.d")]
+    config_dir: PathBuf,
+    /// Public listener address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Private listener for /metrics, /healthz and /readyz; keep it off the public network.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: SocketAddr,
+    /// Public https base URL advertised in OpenAPI `servers` (an endpoint's `public_url` wins).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { dir }) => check(&dir),
+        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn check(dir: &Path) -> ExitCode {
+    match check_dir(dir) {
+        Ok(files) => {
+            let mut failed = false;
+            for file in &files {
+                failed |= file.has_errors();
+                for line in file.lines() {
+                    println!("{line}");
+                }
+            }
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("{}: cannot read directory: {error}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        // Config is loaded and validated completely before any port is bound.
+        let shared = Shared::default();
+        let (store, report) = match ConfigStore::load(&args.config_dir, shared) {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                tracing::error!(dir = %args.config_dir.display(), %error, "cannot read the config directory");
+                return ExitCode::FAILURE;
+            }
+        };
+        log_report(&args.config_dir, &report);
+        if report.loaded == 0 {
+            tracing::warn!(dir = %args.config_dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
+        }
+        let public = match TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(addr = %args.listen, %error, "cannot bind the public listener");
+                return ExitCode::FAILURE;
+            }
+        };
+        let private = match TcpListener::bind(args.metrics_listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(addr = %args.metrics_listen, %error, "cannot bind the metrics listener");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(listen = %args.listen, metrics_listen = %args.metrics_listen, endpoints = report.loaded, "conflagent serving");
+        let settings = RunSettings {
+            service: ServiceSettings {
+                public_url: args.public_url.clone(),
+                ..ServiceSettings::default()
+            },
+            server: ServerSettings {
+                grace_period: Duration::from_secs(args.shutdown_grace),
+                ..ServerSettings::default()
+            },
+            ..RunSettings::default()
+        };
+        run(public, private, Arc::new(store), settings, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,304 @@
+//! The tenant table: an immutable map from endpoint name to endpoint, rebuilt from the config
+//! directory and swapped atomically. In-flight requests keep the table they started with.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
+
+use crate::config::endpoint_name;
+use crate::config::properties::Severity;
+use crate::config::tenant::{self, Problem};
+use crate::endpoint::{Endpoint, Shared};
+
+/// An immutable snapshot of every loaded endpoint.
+#[derive(Default)]
+pub struct TenantTable {
+    endpoints: HashMap<String, Arc<Endpoint>>,
+}
+
+impl TenantTable {
+    /// The endpoint called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Endpoint>> {
+        self.endpoints.get(name)
+    }
+
+    /// How many endpoints are loaded.
+    pub fn len(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Whether no endpoint is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.endpoints.is_empty()
+    }
+
+    /// The loaded endpoints, in no particular order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
+        self.endpoints.values()
+    }
+}
+
+/// The problems of one file, for logs and `conflagent check`.
+#[derive(Debug, Clone)]
+pub struct FileProblems {
+    /// The file.
+    pub path: PathBuf,
+    /// Its problems; at least one is an error when the file failed to load.
+    pub problems: Vec<Problem>,
+}
+
+impl FileProblems {
+    /// Renders each problem as `file:line: message` (or `file: message` without a line), warnings
+    /// marked as such. Never contains a secret's value.
+    pub fn lines(&self) -> Vec<String> {
+        self.problems
+            .iter()
+            .map(|problem| {
+                let location = match problem.line {
+                    Some(line) => format!("{}:{line}", self.path.display()),
+                    None => self.path.display().to_string(),
+                };
+                let kind = match problem.severity {
+                    Severity::Error => "",
+                    Severity::Warning => "warning: ",
+                };
+                format!("{location}: {kind}{}", problem.message)
+            })
+            .collect()
+    }
+
+    /// Whether any problem stops the file from loading.
+    pub fn has_errors(&self) -> bool {
+        self.problems
+            .iter()
+            .any(|problem| problem.severity == Severity::Error)
+    }
+}
+
+/// What one rescan changed.
+#[derive(Debug, Default)]
+pub struct ReloadReport {
+    /// Endpoints that appeared.
+    pub added: Vec<String>,
+    /// Endpoints whose file changed and loaded.
+    pub changed: Vec<String>,
+    /// Endpoints whose file disappeared.
+    pub removed: Vec<String>,
+    /// Files that failed to load (the endpoint keeps its last good config, if it had one).
+    pub failed: Vec<FileProblems>,
+    /// Files that loaded with warnings.
+    pub warned: Vec<FileProblems>,
+    /// Endpoints in the new table.
+    pub loaded: usize,
+}
+
+impl ReloadReport {
+    /// Whether the rescan changed what is served.
+    pub fn changed_anything(&self) -> bool {
+        !(self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty())
+    }
+}
+
+/// The config directory and the table built from it.
+pub struct ConfigStore {
+    dir: PathBuf,
+    table: ArcSwap<TenantTable>,
+    /// Hashes of files that failed validation, so an unchanged bad file is not re-parsed and
+    /// re-logged on every rescan. Also serialises rescans.
+    failed_hashes: Mutex<HashMap<String, [u8; 32]>>,
+    shared: Shared,
+}
+
+impl ConfigStore {
+    /// Loads the directory for the first time. Fails only when the directory cannot be read; bad files
+    /// are reported and skipped.
+    pub fn load(dir: &Path, shared: Shared) -> io::Result<(ConfigStore, ReloadReport)> {
+        let store = ConfigStore {
+            dir: dir.to_owned(),
+            table: ArcSwap::from_pointee(TenantTable::default()),
+            failed_hashes: Mutex::new(HashMap::new()),
+            shared,
+        };
+        let report = store.rescan()?;
+        Ok((store, report))
+    }
+
+    /// The directory being served.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current table. Hold the returned `Arc` for the whole request.
+    pub fn table(&self) -> Arc<TenantTable> {
+        self.table.load_full()
+    }
+
+    /// Rescans the whole directory and swaps in a new table when anything changed. A file whose
+    /// content is unchanged keeps its endpoint (and so its rate-limit budget); a file that fails to
+    /// validate keeps its last good endpoint. An unreadable directory changes nothing.
+    pub fn rescan(&self) -> io::Result<ReloadReport> {
+        let mut failed_hashes = self
+            .failed_hashes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let files = read_endpoint_files(&self.dir)?;
+        let previous = self.table.load_full();
+        let mut report = ReloadReport::default();
+        let mut endpoints = HashMap::with_capacity(files.len());
+
+        let seen: HashSet<String> = files.iter().map(|file| file.name.clone()).collect();
+        for file in files {
+            let old = previous.endpoints.get(&file.name);
+            let content = match file.content {
+                Ok(content) => content,
+                Err(error) => {
+                    report.failed.push(FileProblems {
+                        path: file.path,
+                        problems: vec![read_problem(&error)],
+                    });
+                    if let Some(old) = old {
+                        endpoints.insert(file.name, Arc::clone(old));
+                    }
+                    continue;
+                }
+            };
+            let hash: [u8; 32] = Sha256::digest(&content).into();
+            if let Some(old) = old.filter(|old| old.source_hash == hash) {
+                endpoints.insert(file.name, Arc::clone(old));
+                continue;
+            }
+            if failed_hashes.get(&file.name) == Some(&hash) {
+                // Still the same bad content: already reported.
+                if let Some(old) = old {
+                    endpoints.insert(file.name, Arc::clone(old));
+                }
+                continue;
+            }
+            let validated = validate_bytes(&file.name, content);
+            let problems = FileProblems {
+                path: file.path,
+                problems: validated.problems,
+            };
+            match validated.tenant {
+                Some(tenant) => {
+                    failed_hashes.remove(&file.name);
+                    if !problems.problems.is_empty() {
+                        report.warned.push(problems);
+                    }
+                    if old.is_some() {
+                        report.changed.push(file.name.clone());
+                    } else {
+                        report.added.push(file.name.clone());
+                    }
+                    let endpoint = Endpoint::new(tenant, hash, old.map(Arc::as_ref), &self.shared);
+                    endpoints.insert(file.name, Arc::new(endpoint));
+                }
+                None => {
+                    failed_hashes.insert(file.name.clone(), hash);
+                    report.failed.push(problems);
+                    if let Some(old) = old {
+                        endpoints.insert(file.name, Arc::clone(old));
+                    }
+                }
+            }
+        }
+
+        for name in previous.endpoints.keys() {
+            if !endpoints.contains_key(name) {
+                report.removed.push(name.clone());
+            }
+        }
+        failed_hashes.retain(|name, _| seen.contains(name));
+        report.loaded = endpoints.len();
+        if report.changed_anything() {
+            self.table.store(Arc::new(TenantTable { endpoints }));
+        }
+        Ok(report)
+    }
+}
+
+/// One endpoint file found in the directory.
+struct EndpointFile {
+    name: String,
+    path: PathBuf,
+    content: io::Result<Vec<u8>>,
+}
+
+/// Reads every endpoint file of `dir`, following symlinks (Kubernetes mounts are symlinks into
+/// `..data`). Other names are ignored.
+fn read_endpoint_files(dir: &Path) -> io::Result<Vec<EndpointFile>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str().and_then(endpoint_name) else {
+            continue;
+        };
+        let path = entry.path();
+        let content = std::fs::read(&path);
+        if matches!(&content, Err(error) if error.kind() == io::ErrorKind::NotFound) {
+            // Deleted (or a dangling link mid-swap) between listing and reading: it is gone.
+            continue;
+        }
+        files.push(EndpointFile {
+            name: name.to_owned(),
+            path,
+            content,
+        });
+    }
+    Ok(files)
+}
+
+fn validate_bytes(name: &str, content: Vec<u8>) -> tenant::Validated {
+    match String::from_utf8(content) {
+        Ok(text) => tenant::validate(name, &text),
+        Err(error) => {
+            let valid_up_to = error.utf8_error().valid_up_to();
+            let line = error.as_bytes()[..valid_up_to]
+                .iter()
+                .filter(|&&byte| byte == b'\n')
+                .count()
+                + 1;
+            tenant::Validated {
+                tenant: None,
+                problems: vec![Problem {
+                    line: Some(line),
+                    message: "file is not valid UTF-8".to_owned(),
+                    severity: Severity::Error,
+                }],
+            }
+        }
+    }
+}
+
+fn read_problem(error: &io::Error) -> Problem {
+    Problem {
+        line: None,
+        message: format!("cannot read file: {error}"),
+        severity: Severity::Error,
+    }
+}
+
+/// Validates every endpoint file of `dir` without loading anything: what `conflagent check` prints.
+/// Returns the problems of each file that has any.
+pub fn check_dir(dir: &Path) -> io::Result<Vec<FileProblems>> {
+    let mut out = Vec::new();
+    for file in read_endpoint_files(dir)? {
+        let problems = match file.content {
+            Ok(content) => validate_bytes(&file.name, content).problems,
+            Err(error) => vec![read_problem(&error)],
+        };
+        if !problems.is_empty() {
+            out.push(FileProblems {
+                path: file.path,
+                problems,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

@@ -1,0 +1,710 @@
+//! Turns the raw entries of one endpoint file into a validated [`Tenant`], collecting every problem.
+//! Later code never re-checks what is validated here.
+
+use std::time::Duration;
+
+use crate::config::properties::{self, Parsed, Severity};
+use crate::routes::{Access, Operation};
+use crate::secret::Secret;
+
+/// A validated endpoint configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tenant {
+    /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
+    pub name: String,
+    /// Confluence base URL without a trailing slash (Cloud: `https://site.atlassian.net/wiki`).
+    pub base_url: String,
+    /// The space's canonical key.
+    pub space_key: String,
+    /// The id of the sandbox's root page.
+    pub root_page_id: String,
+    /// The Bearer secret clients must send.
+    pub secret: Secret,
+    /// A second accepted secret, for rotation without downtime.
+    pub previous_secret: Option<Secret>,
+    /// How the gateway authenticates to Confluence.
+    pub credentials: Credentials,
+    /// Cloud or Data Center.
+    pub deployment: Deployment,
+    /// Which operations the endpoint publishes and allows.
+    pub flavor: Flavor,
+    /// An explicit allowlist on top of the flavor, if configured.
+    pub operations: Option<Vec<Operation>>,
+    /// The request budget of authenticated calls.
+    pub rate_limit: RateLimit,
+    /// Deadline for one request's upstream work, retries included.
+    pub upstream_timeout: Duration,
+    /// Cap on concurrent upstream calls for this endpoint.
+    pub upstream_max_concurrent: usize,
+    /// The https base that the OpenAPI `servers` entry advertises, without a trailing slash.
+    pub public_url: Option<String>,
+    /// Text appended to the OpenAPI `info.description`.
+    pub description: Option<String>,
+    /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
+    pub allowed_macros: Vec<String>,
+}
+
+/// Credentials for Confluence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credentials {
+    /// Basic auth with an Atlassian account e-mail and API token (Cloud) or user and password.
+    Basic {
+        /// The account e-mail or user name.
+        email: String,
+        /// The API token or password.
+        api_token: Secret,
+    },
+    /// A personal access token sent as Bearer (Data Center 7.9+).
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+}
+
+/// Which Confluence product the endpoint talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Confluence Cloud (`*.atlassian.net`).
+    Cloud,
+    /// Confluence Data Center or Server.
+    DataCenter,
+}
+
+/// The original Conflagent's flavors: which part of the API an endpoint exposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// Everything.
+    Default,
+    /// Only the read operations.
+    Read,
+    /// Only page creation.
+    Upload,
+}
+
+impl Flavor {
+    /// The name used in configuration files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Default => "default",
+            Flavor::Read => "read",
+            Flavor::Upload => "upload",
+        }
+    }
+
+    fn allows(self, access: Access) -> bool {
+        match (self, access) {
+            (_, Access::Public) | (Flavor::Default, _) => true,
+            (Flavor::Read, Access::Read) | (Flavor::Upload, Access::Create) => true,
+            (Flavor::Read | Flavor::Upload, _) => false,
+        }
+    }
+}
+
+/// Requests per minute with a burst allowance; `None` in [`Tenant::rate_limit`] fields means off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per minute; 0 disables the limit.
+    pub per_minute: u32,
+    /// How many requests may arrive at once.
+    pub burst: u32,
+}
+
+impl Tenant {
+    /// Whether this endpoint publishes and serves `operation` (flavor and allowlist together).
+    pub fn allows(&self, operation: Operation) -> bool {
+        if operation.access() == Access::Public {
+            return true;
+        }
+        self.flavor.allows(operation.access())
+            && self
+                .operations
+                .as_ref()
+                .is_none_or(|allowed| allowed.contains(&operation))
+    }
+
+    /// Every secret this endpoint accepts.
+    pub fn accepted_secrets(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.secret).chain(self.previous_secret.as_ref())
+    }
+}
+
+/// One problem in an endpoint file, located by line where it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The 1-based line, or `None` for a problem of the whole file (a missing key).
+    pub line: Option<usize>,
+    /// What is wrong; never contains a secret's value.
+    pub message: String,
+    /// Whether it stops the file from loading.
+    pub severity: Severity,
+}
+
+/// The outcome of validating one file: a tenant when no problem is an error, and every problem.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    /// The tenant, present only when there is no error.
+    pub tenant: Option<Tenant>,
+    /// Errors and warnings, in line order (file-wide problems last).
+    pub problems: Vec<Problem>,
+}
+
+/// Every key an endpoint file may contain.
+pub const KNOWN_KEYS: &[&str] = &[
+    "base_url",
+    "space_key",
+    "root_page_id",
+    "gpt_shared_secret",
+    "gpt_shared_secret_previous",
+    "email",
+    "api_token",
+    "auth",
+    "deployment",
+    "flavor",
+    "operations",
+    "rate_limit_per_minute",
+    "rate_limit_burst",
+    "upstream_timeout_seconds",
+    "upstream_max_concurrent",
+    "public_url",
+    "description",
+    "allowed_macros",
+];
+
+/// Keys whose values are secrets: never echoed, trailing whitespace never trimmed silently.
+const SECRET_KEYS: &[&str] = &[
+    "gpt_shared_secret",
+    "gpt_shared_secret_previous",
+    "api_token",
+];
+
+/// Secrets shorter than this are accepted with a warning (older deployments use short ones).
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// The longest upstream deadline: a GPT Action gives up after 45 s, and the answer must reach it first.
+const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 40;
+
+/// Parses and validates the text of `conflagent.<name>.properties`.
+pub fn validate(name: &str, text: &str) -> Validated {
+    let parsed = properties::parse(text);
+    let mut problems: Vec<Problem> = parsed
+        .problems
+        .iter()
+        .map(|problem| Problem {
+            line: Some(problem.line),
+            message: problem.message.clone(),
+            severity: problem.severity,
+        })
+        .collect();
+    let tenant = Fields {
+        parsed: &parsed,
+        problems: &mut problems,
+    }
+    .tenant(name);
+    problems.sort_by_key(|problem| problem.line.unwrap_or(usize::MAX));
+    let has_error = problems
+        .iter()
+        .any(|problem| problem.severity == Severity::Error);
+    Validated {
+        tenant: if has_error { None } else { tenant },
+        problems,
+    }
+}
+
+/// Reads typed fields out of the parsed entries, recording problems as it goes.
+struct Fields<'a> {
+    parsed: &'a Parsed,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Fields<'_> {
+    fn tenant(&mut self, name: &str) -> Option<Tenant> {
+        for entry in &self.parsed.entries {
+            if !KNOWN_KEYS.contains(&entry.key.as_str()) {
+                self.warn(
+                    entry.line,
+                    format!("unknown key `{}` is ignored", entry.key),
+                );
+            }
+        }
+
+        let base_url = self.required("base_url").and_then(|(value, line)| {
+            self.url("base_url", &value, line, false)
+                .map(|url| (url, line))
+        });
+        let space_key = self.required("space_key").map(|(value, _)| value);
+        let root_page_id = self.required("root_page_id").and_then(|(value, line)| {
+            if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+                Some(value)
+            } else {
+                self.error(line, "root_page_id must be a numeric page id".to_owned());
+                None
+            }
+        });
+        let secret = self.required_secret("gpt_shared_secret");
+        let previous_secret = self.optional_secret("gpt_shared_secret_previous");
+        let deployment = self.deployment(base_url.as_ref().map(|(url, _)| url.as_str()));
+        let base_url = match (base_url, deployment) {
+            (Some((url, line)), Some(Deployment::Cloud)) => Some(self.cloud_base(url, line)),
+            (Some((url, _)), _) => Some(url),
+            (None, _) => None,
+        };
+        let credentials = self.credentials();
+        let flavor = self.flavor();
+        let operations = self.operations();
+        let rate_limit = RateLimit {
+            per_minute: self.number("rate_limit_per_minute", 120, 0, 1_000_000)?,
+            burst: self.number("rate_limit_burst", 20, 0, 100_000)?,
+        };
+        let upstream_timeout = Duration::from_secs(self.number(
+            "upstream_timeout_seconds",
+            30,
+            1,
+            MAX_UPSTREAM_TIMEOUT_SECONDS,
+        )?);
+        let upstream_max_concurrent = self.number("upstream_max_concurrent", 8, 1, 1024)?;
+        let public_url = match self.optional("public_url") {
+            Some((value, line)) => Some(self.url("public_url", &value, line, true)?),
+            None => None,
+        };
+        let description = self.optional("description").map(|(value, _)| value);
+        let allowed_macros = self
+            .optional("allowed_macros")
+            .map(|(value, _)| split_list(&value))
+            .unwrap_or_default();
+
+        if let (Some(secret), Some(previous)) = (&secret, &previous_secret)
+            && secret == previous
+        {
+            let line = self.line_of("gpt_shared_secret_previous");
+            self.warn(
+                line,
+                "gpt_shared_secret_previous equals gpt_shared_secret".to_owned(),
+            );
+        }
+
+        Some(Tenant {
+            name: name.to_owned(),
+            base_url: base_url?,
+            space_key: space_key?,
+            root_page_id: root_page_id?,
+            secret: secret?,
+            previous_secret,
+            credentials: credentials?,
+            deployment: deployment?,
+            flavor: flavor?,
+            operations: operations?,
+            rate_limit,
+            upstream_timeout,
+            upstream_max_concurrent,
+            public_url,
+            description,
+            allowed_macros,
+        })
+    }
+
+    fn line_of(&self, key: &str) -> usize {
+        self.parsed.get(key).map_or(0, |entry| entry.line)
+    }
+
+    fn error(&mut self, line: usize, message: String) {
+        self.problems.push(Problem {
+            line: (line > 0).then_some(line),
+            message,
+            severity: Severity::Error,
+        });
+    }
+
+    fn warn(&mut self, line: usize, message: String) {
+        self.problems.push(Problem {
+            line: (line > 0).then_some(line),
+            message,
+            severity: Severity::Warning,
+        });
+    }
+
+    /// A non-secret value, trimmed; `None` when absent. An empty value counts as absent.
+    fn optional(&mut self, key: &str) -> Option<(String, usize)> {
+        let entry = self.parsed.get(key)?;
+        let value = entry.value.trim();
+        (!value.is_empty()).then(|| (value.to_owned(), entry.line))
+    }
+
+    fn required(&mut self, key: &str) -> Option<(String, usize)> {
+        let found = self.optional(key);
+        if found.is_none() {
+            let line = self.line_of(key);
+            self.error(line, format!("missing required key {key}"));
+        }
+        found
+    }
+
+    fn optional_secret(&mut self, key: &str) -> Option<Secret> {
+        let entry = self.parsed.get(key)?;
+        let value = entry.value.as_str();
+        if value.is_empty() {
+            return None;
+        }
+        if value.trim() != value {
+            self.warn(
+                entry.line,
+                format!("{key} has leading or trailing whitespace, which is removed"),
+            );
+        }
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        if key != "api_token" && value.chars().count() < MIN_SECRET_LEN {
+            self.warn(
+                entry.line,
+                format!(
+                    "{key} is shorter than {MIN_SECRET_LEN} characters; use a long random secret"
+                ),
+            );
+        }
+        Some(Secret::new(value))
+    }
+
+    fn required_secret(&mut self, key: &str) -> Option<Secret> {
+        let found = self.optional_secret(key);
+        if found.is_none() {
+            let line = self.line_of(key);
+            self.error(line, format!("missing required key {key}"));
+        }
+        found
+    }
+
+    fn url(&mut self, key: &str, value: &str, line: usize, is_public: bool) -> Option<String> {
+        let parsed = match reqwest::Url::parse(value) {
+            Ok(url) => url,
+            Err(_) => {
+                self.error(line, format!("{key} is not a valid URL"));
+                return None;
+            }
+        };
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            self.error(
+                line,
+                format!("{key} must be an http or https URL with a host"),
+            );
+            return None;
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            self.error(
+                line,
+                format!("{key} must not contain credentials; use email and api_token"),
+            );
+            return None;
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            self.error(line, format!("{key} must not have a query or fragment"));
+            return None;
+        }
+        if is_public && parsed.scheme() == "http" {
+            self.warn(
+                line,
+                format!("{key} is not https; Custom GPT Actions require https"),
+            );
+        }
+        Some(value.trim_end_matches('/').to_owned())
+    }
+
+    fn deployment(&mut self, base_url: Option<&str>) -> Option<Deployment> {
+        match self.optional("deployment") {
+            Some((value, line)) => match value.to_ascii_lowercase().as_str() {
+                "cloud" => Some(Deployment::Cloud),
+                "datacenter" | "data_center" | "server" => Some(Deployment::DataCenter),
+                _ => {
+                    self.error(line, "deployment must be cloud or datacenter".to_owned());
+                    None
+                }
+            },
+            None => {
+                let host = base_url
+                    .and_then(|url| reqwest::Url::parse(url).ok())
+                    .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
+                Some(match host {
+                    Some(host) if host.ends_with(".atlassian.net") => Deployment::Cloud,
+                    _ => Deployment::DataCenter,
+                })
+            }
+        }
+    }
+
+    /// Cloud's REST API lives under `/wiki`; a bare site URL gets it appended.
+    fn cloud_base(&mut self, url: String, line: usize) -> String {
+        let has_path = reqwest::Url::parse(&url).is_ok_and(|parsed| parsed.path() != "/");
+        if has_path {
+            url
+        } else {
+            self.warn(
+                line,
+                "base_url of a Cloud site has no path; using <site>/wiki".to_owned(),
+            );
+            format!("{url}/wiki")
+        }
+    }
+
+    fn credentials(&mut self) -> Option<Credentials> {
+        let email = self.optional("email");
+        let api_token = self.optional_secret("api_token");
+        let auth = match self.optional("auth") {
+            Some((value, line)) => match value.to_ascii_lowercase().as_str() {
+                "basic" => "basic",
+                "bearer" => "bearer",
+                _ => {
+                    self.error(line, "auth must be basic or bearer".to_owned());
+                    return None;
+                }
+            },
+            None if email.is_some() => "basic",
+            None => "bearer",
+        };
+        let token_line = self.line_of("api_token");
+        let Some(api_token) = api_token else {
+            self.error(
+                token_line,
+                format!("missing required key api_token (needed for auth={auth})"),
+            );
+            return None;
+        };
+        if auth == "basic" {
+            let Some((email, _)) = email else {
+                let line = self.line_of("auth");
+                self.error(line, "auth=basic needs email".to_owned());
+                return None;
+            };
+            Some(Credentials::Basic { email, api_token })
+        } else {
+            if let Some((_, line)) = email {
+                self.warn(line, "email is ignored with auth=bearer".to_owned());
+            }
+            Some(Credentials::Bearer { token: api_token })
+        }
+    }
+
+    fn flavor(&mut self) -> Option<Flavor> {
+        match self.optional("flavor") {
+            None => Some(Flavor::Default),
+            Some((value, line)) => match value.to_ascii_lowercase().as_str() {
+                "default" => Some(Flavor::Default),
+                "read" => Some(Flavor::Read),
+                "upload" => Some(Flavor::Upload),
+                _ => {
+                    self.error(line, "flavor must be default, read or upload".to_owned());
+                    None
+                }
+            },
+        }
+    }
+
+    fn operations(&mut self) -> Option<Option<Vec<Operation>>> {
+        let Some((value, line)) = self.optional("operations") else {
+            return Some(None);
+        };
+        let mut operations = Vec::new();
+        let mut ok = true;
+        for id in split_list(&value) {
+            match Operation::from_operation_id(&id) {
+                Some(operation) if operation.requires_auth() => operations.push(operation),
+                _ => {
+                    self.error(
+                        line,
+                        format!("operations: unknown operationId `{id}` (e.g. readPageByTitle)"),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(Some(operations))
+    }
+
+    /// An integer key with a default and an inclusive range. Returns `None` only to abort building
+    /// (an error was recorded), so callers use `?` freely.
+    fn number<T>(&mut self, key: &str, default: T, min: u64, max: u64) -> Option<T>
+    where
+        T: TryFrom<u64> + Copy,
+    {
+        let Some((value, line)) = self.optional(key) else {
+            return Some(default);
+        };
+        match value.parse::<u64>() {
+            Ok(number) if (min..=max).contains(&number) => T::try_from(number).ok(),
+            _ => {
+                self.error(
+                    line,
+                    format!("{key} must be a whole number from {min} to {max}"),
+                );
+                // Keep validating the rest of the file: the error already prevents loading.
+                Some(default)
+            }
+        }
+    }
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Whether `secret` is one of the keys whose values must never be shown.
+pub fn is_secret_key(key: &str) -> bool {
+    SECRET_KEYS.contains(&key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "base_url=https://wiki.example.com\nspace_key=DOC\nroot_page_id=12345\n\
+        gpt_shared_secret=0123456789abcdef0123\napi_token=pat-token\n";
+
+    /// Validates `text` and compares the problems rendered as `line: message` (`-` for no line).
+    fn check(text: &str, expected_problems: &[&str]) -> Validated {
+        let validated = validate("docs", text);
+        let problems: Vec<String> = validated
+            .problems
+            .iter()
+            .map(|problem| {
+                let line = problem.line.map_or("-".to_owned(), |line| line.to_string());
+                format!("{line}: {}", problem.message)
+            })
+            .collect();
+        assert_eq!(problems, expected_problems, "problems of {text:?}");
+        validated
+    }
+
+    #[test]
+    fn minimal_file_gives_defaults() {
+        let tenant = check(VALID, &[]).tenant.expect("valid");
+        assert_eq!(tenant.name, "docs");
+        assert_eq!(tenant.deployment, Deployment::DataCenter);
+        assert_eq!(tenant.flavor, Flavor::Default);
+        assert!(matches!(tenant.credentials, Credentials::Bearer { .. }));
+        assert_eq!(
+            tenant.rate_limit,
+            RateLimit {
+                per_minute: 120,
+                burst: 20
+            }
+        );
+        assert_eq!(tenant.upstream_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn email_means_basic_and_atlassian_net_means_cloud() {
+        let text = "base_url=https://acme.atlassian.net/\nspace_key=DOC\nroot_page_id=1\n\
+            gpt_shared_secret=0123456789abcdef\nemail=bot@acme.com\napi_token=t\n";
+        let tenant = check(
+            text,
+            &["1: base_url of a Cloud site has no path; using <site>/wiki"],
+        )
+        .tenant
+        .expect("valid");
+        assert_eq!(tenant.deployment, Deployment::Cloud);
+        assert_eq!(tenant.base_url, "https://acme.atlassian.net/wiki");
+        assert!(matches!(tenant.credentials, Credentials::Basic { .. }));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_lines() {
+        let text =
+            "base_url=ftp://x\nroot_page_id=abc\nflavor=write\nrate_limit_burst=-1\nmystery=1\n";
+        let validated = check(
+            text,
+            &[
+                "1: base_url must be an http or https URL with a host",
+                "2: root_page_id must be a numeric page id",
+                "3: flavor must be default, read or upload",
+                "4: rate_limit_burst must be a whole number from 0 to 100000",
+                "5: unknown key `mystery` is ignored",
+                "-: missing required key space_key",
+                "-: missing required key gpt_shared_secret",
+                "-: missing required key api_token (needed for auth=bearer)",
+            ],
+        );
+        assert!(validated.tenant.is_none());
+    }
+
+    #[test]
+    fn short_secret_is_a_warning_and_never_echoed() {
+        let text = VALID.replace("0123456789abcdef0123", "s3cr3t-short");
+        let validated = check(
+            &text,
+            &["4: gpt_shared_secret is shorter than 16 characters; use a long random secret"],
+        );
+        assert!(validated.tenant.is_some());
+        assert!(
+            validated
+                .problems
+                .iter()
+                .all(|problem| !problem.message.contains("s3cr3t"))
+        );
+    }
+
+    #[test]
+    fn previous_secret_is_accepted_too() {
+        let text = format!("{VALID}gpt_shared_secret_previous=old-secret-0123456789\n");
+        let tenant = check(&text, &[]).tenant.expect("valid");
+        let secrets: Vec<&str> = tenant.accepted_secrets().map(Secret::expose).collect();
+        assert_eq!(secrets, ["0123456789abcdef0123", "old-secret-0123456789"]);
+    }
+
+    #[test]
+    fn credentials_in_url_are_refused_without_echo() {
+        let text = VALID.replace(
+            "https://wiki.example.com",
+            "https://user:hunter2@wiki.example.com",
+        );
+        let validated = check(
+            &text,
+            &["1: base_url must not contain credentials; use email and api_token"],
+        );
+        assert!(validated.tenant.is_none());
+    }
+
+    #[test]
+    fn basic_without_email_is_an_error() {
+        let text = format!("{VALID}auth=basic\n");
+        check(&text, &["6: auth=basic needs email"]);
+    }
+
+    #[test]
+    fn flavor_and_allowlist_decide_operations() {
+        let read = check(&format!("{VALID}flavor=read\n"), &[])
+            .tenant
+            .expect("valid");
+        assert!(read.allows(Operation::ReadPage));
+        assert!(read.allows(Operation::Health));
+        assert!(!read.allows(Operation::CreatePage));
+        let upload = check(&format!("{VALID}flavor=upload\n"), &[])
+            .tenant
+            .expect("valid");
+        assert!(upload.allows(Operation::CreatePage));
+        assert!(!upload.allows(Operation::ReadPage));
+        let listed = check(
+            &format!("{VALID}operations=readPageByTitle, listSubpages\n"),
+            &[],
+        )
+        .tenant
+        .expect("valid");
+        assert!(listed.allows(Operation::ListPages));
+        assert!(!listed.allows(Operation::PageTree));
+        check(
+            &format!("{VALID}operations=readPage\n"),
+            &["6: operations: unknown operationId `readPage` (e.g. readPageByTitle)"],
+        );
+    }
+
+    #[test]
+    fn upstream_timeout_stays_below_what_a_gpt_waits() {
+        check(
+            &format!("{VALID}upstream_timeout_seconds=60\n"),
+            &["6: upstream_timeout_seconds must be a whole number from 1 to 40"],
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! Keeps the tenant table current: directory events (debounced) and a periodic safety-net rescan
+//! both trigger a full rescan, which swaps in a new table when anything changed.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::RecursiveMode;
+use notify_debouncer_full::new_debouncer;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::ConfigStore;
+use crate::config::table::ReloadReport;
+
+/// How the watcher behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    /// Quiet time after the last event before rescanning, so a burst of events (an editor's save, a
+    /// Kubernetes `..data` swap) causes one rescan.
+    pub debounce: Duration,
+    /// Rescan this often even without events, in case events were lost.
+    pub rescan_interval: Duration,
+}
+
+impl Default for WatchSettings {
+    fn default() -> WatchSettings {
+        WatchSettings {
+            debounce: Duration::from_millis(200),
+            rescan_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Watches the store's directory until `shutdown` turns true. When the directory cannot be watched
+/// (no inotify instances left, say), it logs why and relies on the periodic rescan alone.
+pub async fn watch_config(
+    store: Arc<ConfigStore>,
+    settings: WatchSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
+    let debouncer = start_debouncer(store.dir(), settings.debounce, events_tx.clone());
+    if let Err(error) = &debouncer {
+        tracing::error!(%error, "cannot watch the config directory; changes apply at the next periodic rescan");
+    }
+
+    let mut interval = tokio::time::interval(settings.rescan_interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            event = events_rx.recv() => {
+                if event.is_none() {
+                    break;
+                }
+                // Coalesce everything queued so far into one rescan.
+                while events_rx.try_recv().is_ok() {}
+            }
+            _ = interval.tick() => {}
+        }
+        rescan(&store).await;
+    }
+    drop(debouncer);
+    drop(events_tx);
+}
+
+fn start_debouncer(
+    dir: &Path,
+    debounce: Duration,
+    events_tx: mpsc::UnboundedSender<()>,
+) -> notify::Result<impl Drop> {
+    let mut debouncer = new_debouncer(debounce, None, move |result| {
+        if let Err(errors) = &result {
+            tracing::warn!(?errors, "config directory watch reported errors");
+        }
+        // Any event, or error, means: look again. The receiver is gone only at shutdown.
+        let _ = events_tx.send(());
+    })?;
+    debouncer.watch(dir, RecursiveMode::NonRecursive)?;
+    Ok(debouncer)
+}
+
+/// Rescans on a blocking thread (file IO) and logs the outcome.
+pub async fn rescan(store: &Arc<ConfigStore>) {
+    let task_store = Arc::clone(store);
+    match tokio::task::spawn_blocking(move || task_store.rescan()).await {
+        Ok(Ok(report)) => log_report(store.dir(), &report),
+        Ok(Err(error)) => {
+            tracing::error!(dir = %store.dir().display(), %error, "config directory unreadable; keeping the current endpoints");
+        }
+        Err(error) => tracing::error!(%error, "config rescan task failed"),
+    }
+}
+
+/// Logs what a rescan did: one line per problem, one summary when anything changed. Endpoint names
+/// appear at info level only for changes the operator made.
+pub fn log_report(dir: &Path, report: &ReloadReport) {
+    for file in &report.failed {
+        for line in file.lines() {
+            tracing::error!(problem = %line, "endpoint file rejected; its last good config stays in service");
+        }
+    }
+    for file in &report.warned {
+        for line in file.lines() {
+            tracing::warn!(problem = %line, "endpoint file loaded with warnings");
+        }
+    }
+    if report.changed_anything() {
+        tracing::info!(
+            dir = %dir.display(),
+            added = report.added.len(),
+            changed = report.changed.len(),
+            removed = report.removed.len(),
+            loaded = report.loaded,
+            "endpoints reloaded"
+        );
+    }
+}

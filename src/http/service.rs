@@ -1,0 +1,232 @@
+//! The public `Service`: top-level routing, endpoint lookup, authentication, flavor enforcement,
+//! body limits, and the panic guard that keeps every response an envelope.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::auth;
+use crate::config::ConfigStore;
+use crate::endpoint::Endpoint;
+use crate::error::ApiError;
+use crate::http::envelope::{self, Body};
+use crate::http::router::{self, Target, TitlePath};
+use crate::routes::Operation;
+
+/// Settings of the public service.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Largest accepted request body, in bytes.
+    pub body_limit: usize,
+    /// The global `--public-url`, used when an endpoint has no `public_url` of its own.
+    pub public_url: Option<String>,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> ServiceSettings {
+        ServiceSettings {
+            body_limit: 1024 * 1024,
+            public_url: None,
+        }
+    }
+}
+
+/// What every request of the public listener shares.
+pub struct AppState {
+    /// The config directory and its current tenant table.
+    pub store: Arc<ConfigStore>,
+    /// Service settings.
+    pub settings: ServiceSettings,
+}
+
+/// The public listener's `Service`.
+#[derive(Clone)]
+pub struct GatewayService {
+    state: Arc<AppState>,
+}
+
+impl GatewayService {
+    /// A service over `state`.
+    pub fn new(state: Arc<AppState>) -> GatewayService {
+        GatewayService { state }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for GatewayService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let state = Arc::clone(&self.state);
+        Box::pin(async move {
+            let response = AssertUnwindSafe(handle(state, request))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let detail = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %detail, "request handler panicked");
+                    ApiError::internal().into_response()
+                });
+            Ok(response)
+        })
+    }
+}
+
+/// A request for one endpoint operation, after routing, authentication and body reading.
+pub struct OperationRequest {
+    /// The endpoint, from the table the request started with.
+    pub endpoint: Arc<Endpoint>,
+    /// The operation.
+    pub operation: Operation,
+    /// The title path of `{title}` routes.
+    pub title: Option<TitlePath>,
+    /// Query parameters, decoded.
+    pub query: Vec<(String, String)>,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The request body (empty for reads).
+    pub body: Bytes,
+}
+
+impl OperationRequest {
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Parses the body as JSON into `T`, with 415 for a non-JSON content type and 400 naming the
+    /// problem for bad JSON.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        if let Some(content_type) = self.headers.get(CONTENT_TYPE) {
+            let is_json = content_type.to_str().is_ok_and(|value| {
+                let mime = value
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                mime == "application/json" || mime.ends_with("+json")
+            });
+            if !is_json {
+                return Err(ApiError::unsupported_media_type());
+            }
+        }
+        if self.body.is_empty() {
+            return Err(ApiError::invalid_input(
+                "request body is empty; send a JSON object",
+            ));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|error| ApiError::invalid_input(format!("invalid JSON body: {error}")))
+    }
+}
+
+async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    match router::target(&path) {
+        Target::Health => {
+            if request.method() == Method::GET {
+                envelope::ok("healthy", json!({"status": "ok"}))
+            } else {
+                ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
+            }
+        }
+        Target::OpenApiTemplate => ApiError::not_implemented().into_response(),
+        Target::Unknown => ApiError::not_found().into_response(),
+        Target::Endpoint { name, rest } => {
+            // The table is loaded once: the whole request runs on the config it started with.
+            let table = state.store.table();
+            let Some(endpoint) = table.get(name) else {
+                return ApiError::not_found().into_response();
+            };
+            let endpoint = Arc::clone(endpoint);
+            drop(table);
+            match endpoint_request(&state, endpoint, rest, request).await {
+                Ok(response) => response,
+                Err(error) => error.into_response(),
+            }
+        }
+    }
+}
+
+async fn endpoint_request(
+    state: &AppState,
+    endpoint: Arc<Endpoint>,
+    rest: &str,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let matched = router::match_route(request.method(), rest)?;
+    let operation = matched.operation;
+    if operation.requires_auth() {
+        auth::check_bearer(request.headers(), &endpoint.secret_digests)?;
+    }
+    if !endpoint.tenant.allows(operation) {
+        return Err(ApiError::outside_flavor(endpoint.tenant.flavor.name()));
+    }
+    let query = request
+        .uri()
+        .query()
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    let body = read_body(&parts.headers, body, state.settings.body_limit).await?;
+    let request = OperationRequest {
+        endpoint,
+        operation,
+        title: matched.title,
+        query,
+        headers: parts.headers,
+        body,
+    };
+    dispatch(state, request).await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the
+/// declared length already says so).
+async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(ApiError::payload_too_large(limit));
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit))
+        }
+        Err(_) => Err(ApiError::invalid_input("request body could not be read")),
+    }
+}
+
+async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Response<Body>, ApiError> {
+    let _ = state;
+    match request.operation {
+        Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
+        _ => Err(ApiError::not_implemented()),
+    }
+}
