@@ -43,6 +43,8 @@ pub async fn watch_config(
     if let Err(error) = &debouncer {
         tracing::error!(%error, "cannot watch the config directory; changes apply at the next periodic rescan");
     }
+    // Whatever changed between the initial load and the watch taking effect has no event: look now.
+    rescan(&store).await;
 
     let mut interval = tokio::time::interval(settings.rescan_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

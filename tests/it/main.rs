@@ -1,1 +1,5 @@
 //! Integration tests: one binary, one module per feature.
+
+mod config_reload;
+mod http_surface;
+mod support;

@@ -1,0 +1,175 @@
+//! The test world: a temp config dir, a gateway on ephemeral ports, and small helpers to wait for
+//! what the gateway should eventually do.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use conflagent::config::ConfigStore;
+use conflagent::config::watch::WatchSettings;
+use conflagent::endpoint::Shared;
+use conflagent::http::server::ServerSettings;
+use conflagent::{RunSettings, run};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The secret every test endpoint accepts unless a test says otherwise.
+pub const SECRET: &str = "test-secret-0123456789abcdef";
+
+/// The text of a valid endpoint file.
+pub fn endpoint_file(secret: &str, base_url: &str) -> String {
+    format!(
+        "base_url={base_url}\nspace_key=DOC\nroot_page_id=1000\ngpt_shared_secret={secret}\n\
+         api_token=upstream-token\n"
+    )
+}
+
+/// A running gateway over a temp config dir.
+pub struct Gateway {
+    /// The public listener's address.
+    pub addr: SocketAddr,
+    /// The private (metrics) listener's address.
+    pub private_addr: SocketAddr,
+    /// The config dir (kept alive with the gateway).
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    /// A client for talking to it.
+    pub http: reqwest::Client,
+}
+
+/// Gateway options for tests that need more than the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Connection settings.
+    pub server: ServerSettings,
+    /// Request body limit, when not the default.
+    pub body_limit: Option<usize>,
+}
+
+impl Gateway {
+    /// Starts a gateway whose config dir holds `files` (file name, content).
+    pub async fn start(files: &[(&str, &str)]) -> Gateway {
+        Gateway::start_with(files, Options::default()).await
+    }
+
+    /// Starts a gateway with `options`.
+    pub async fn start_with(files: &[(&str, &str)], options: Options) -> Gateway {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write config file");
+        }
+        let (store, _report) =
+            ConfigStore::load(dir.path(), Shared::default()).expect("load config dir");
+        let public = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let private = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = public.local_addr().expect("addr");
+        let private_addr = private.local_addr().expect("addr");
+        let mut settings = RunSettings {
+            server: options.server,
+            watch: WatchSettings {
+                debounce: Duration::from_millis(100),
+                rescan_interval: Duration::from_secs(30),
+            },
+            ..RunSettings::default()
+        };
+        if let Some(limit) = options.body_limit {
+            settings.service.body_limit = limit;
+        }
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            public,
+            private,
+            Arc::new(store),
+            settings,
+            async move {
+                let _ = shutdown_rx.await;
+            },
+        ));
+        Gateway {
+            addr,
+            private_addr,
+            dir,
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("client"),
+        }
+    }
+
+    /// `http://addr` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The path of a file in the config dir.
+    pub fn config_path(&self, file_name: &str) -> PathBuf {
+        self.dir.path().join(file_name)
+    }
+
+    /// Writes a config file (atomically, by rename, as careful tools do).
+    pub fn write_config(&self, file_name: &str, content: &str) {
+        write_atomically(self.dir.path(), file_name, content);
+    }
+
+    /// GET `path` with an optional Bearer secret; returns status and parsed JSON body.
+    pub async fn get(&self, path: &str, secret: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(secret) = secret {
+            request = request.bearer_auth(secret);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("json body");
+        (status, body)
+    }
+
+    /// Starts graceful shutdown and waits for `run` to return.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("run task");
+        }
+    }
+
+    /// Starts graceful shutdown without waiting; returns the task to await.
+    pub fn begin_stop(&mut self) -> JoinHandle<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.task.take().expect("gateway still running")
+    }
+}
+
+/// Writes `content` to `dir/file_name` through a temp file and a rename.
+pub fn write_atomically(dir: &Path, file_name: &str, content: &str) {
+    let temp = dir.join(format!(".{file_name}.tmp"));
+    std::fs::write(&temp, content).expect("write temp file");
+    std::fs::rename(&temp, dir.join(file_name)).expect("rename into place");
+}
+
+/// Polls `condition` until it holds or `deadline` passes; returns how long it took.
+pub async fn eventually<F, Fut>(deadline: Duration, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if condition().await {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "condition not met within {deadline:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
