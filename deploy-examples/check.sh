@@ -2,7 +2,8 @@
 # Validates every deployment example with the tool that consumes it:
 # systemd-analyze, kubernetes-validate, caddy, nginx and promtool, plus
 # contract_check.py for what no schema knows (timeouts against the shutdown
-# grace, probes on the private listener, no subPath, metrics kept private).
+# grace and the upstream deadline, probes on the private listener, no subPath,
+# metrics kept private).
 #
 # Run from anywhere as `bash deploy-examples/check.sh`. Installs missing
 # checkers itself (Debian packages with apt-get, kubernetes-validate from PyPI
@@ -133,7 +134,9 @@ check "contract systemd/conflagent.service" "$python" "$examples/contract_check.
 check "kubernetes-validate --strict kubernetes/*.yaml" validate_kubernetes
 check "contract kubernetes/ (incl. servicemonitor.yaml)" "$python" "$examples/contract_check.py" kubernetes "$examples"
 check "caddy validate caddy/Caddyfile" caddy validate --adapter caddyfile --config "$examples/caddy/Caddyfile"
+check "contract caddy/Caddyfile" "$python" "$examples/contract_check.py" caddy "$examples"
 check "nginx -t nginx/conflagent.conf" test_nginx
+check "contract nginx/conflagent.conf" "$python" "$examples/contract_check.py" nginx "$examples"
 check "promtool check config prometheus/prometheus.yml" promtool check config "$examples/prometheus/prometheus.yml"
 check "promtool check rules prometheus/conflagent.rules.yml" promtool check rules "$examples/prometheus/conflagent.rules.yml"
 check "promtool test rules prometheus/conflagent.rules.test.yml" promtool test rules "$examples/prometheus/conflagent.rules.test.yml"

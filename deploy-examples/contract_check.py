@@ -6,12 +6,15 @@ shutdown grace, probes hit the private listener, the configuration is mounted
 as a whole directory, the ServiceMonitor scrapes only the metrics port, and the
 image runs the binary the build produces, as a non-root user.
 
-Usage: contract_check.py {systemd|kubernetes|containerfile} EXAMPLES_DIR
+Usage: contract_check.py {systemd|kubernetes|containerfile|nginx|caddy} EXAMPLES_DIR
 Prints one line per problem and exits 1 when there is any.
 """
 
+import fnmatch
+import json
 import re
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +22,11 @@ import yaml
 
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20
 METRICS_PORT = 9464
+UPSTREAM_DEADLINE_SECONDS = 30
+BODY_LIMIT_BYTES = 1024 * 1024
+# Paths a proxy must hand to the gateway, and the one it must never route.
+PUBLIC_PATHS = ["/health", "/openapi.json", "/endpoint/docs/openapi.json", "/endpoint/docs/pages"]
+PRIVATE_PATH = "/metrics"
 
 
 def flag_value(args, name):
@@ -238,10 +246,169 @@ def check_containerfile(root):
     return problems
 
 
+def nginx_blocks(text):
+    """nginx configuration as nested (name, args, children) tuples."""
+    tokens = re.findall(r'"[^"]*"|\'[^\']*\'|[{};]|[^\s{};]+', re.sub(r"#[^\n]*", "", text))
+    root, stack, words = [], [], []
+    current = root
+    for token in tokens:
+        if token == ";":
+            current.append((words[0], words[1:], None))
+            words = []
+        elif token == "{":
+            block = (words[0], words[1:], [])
+            current.append(block)
+            stack.append(current)
+            current, words = block[2], []
+        elif token == "}":
+            current = stack.pop()
+        else:
+            words.append(token.strip("\"'"))
+    if stack or words:
+        raise ValueError("unbalanced braces or a directive without ';'")
+    return root
+
+
+def nginx_size(text):
+    units = {"": 1, "k": 1024, "m": 1024 * 1024, "g": 1024**3}
+    number, unit = re.fullmatch(r"(\d+)([kmg]?)", text.lower()).groups()
+    return int(number) * units[unit]
+
+
+def nginx_seconds(text):
+    units = {"": 1, "s": 1, "m": 60, "h": 3600}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh]?)", text))
+
+
+def nginx_location_for(server, uri):
+    """The location block nginx picks for uri (exact, then longest prefix)."""
+    locations = [c for c in server if c[0] == "location"]
+    for _, args, children in locations:
+        if args[0] == "=" and args[1] == uri:
+            return args, children
+    prefixes = [
+        (args[-1], args, children)
+        for _, args, children in locations
+        if len(args) == 1 or args[0] == "^~"
+    ]
+    if any(args[0] in ("~", "~*") for _, args, _ in locations):
+        raise ValueError("regex locations are not supported by this check")
+    matching = [p for p in prefixes if uri.startswith(p[0])]
+    if not matching:
+        return None, []
+    _, args, children = max(matching, key=lambda p: len(p[0]))
+    return args, children
+
+
+def directive(blocks, name):
+    values = [args for block_name, args, children in blocks if block_name == name]
+    return values[-1] if values else None
+
+
+def check_nginx(root):
+    problems = []
+    servers = [b for b in nginx_blocks((root / "nginx" / "conflagent.conf").read_text()) if b[0] == "server"]
+    https = [s[2] for s in servers if any("ssl" in args for name, args, _ in s[2] if name == "listen")]
+    plain = [s[2] for s in servers if s[2] not in https]
+    if not https:
+        return ["no server listens with ssl"]
+    for server in plain:
+        _, children = nginx_location_for(server, "/endpoint/docs/pages")
+        target = directive(children, "return") or directive(server, "return") or []
+        if not (target[:1] == ["301"] or target[:1] == ["308"]) or not target[-1].startswith("https://"):
+            problems.append("plain HTTP is not redirected to https://")
+    for server in https:
+        for uri in PUBLIC_PATHS + [PRIVATE_PATH]:
+            args, children = nginx_location_for(server, uri)
+            proxied = directive(children, "proxy_pass") is not None
+            if uri == PRIVATE_PATH and proxied:
+                problems.append(f"{uri} is routed to the gateway (location {' '.join(args)})")
+            if uri != PRIVATE_PATH and not proxied:
+                problems.append(f"{uri} is not routed to the gateway")
+            if uri == PRIVATE_PATH or not proxied:
+                continue
+            read_timeout = directive(children, "proxy_read_timeout") or directive(server, "proxy_read_timeout")
+            if read_timeout is None or nginx_seconds(read_timeout[0]) <= UPSTREAM_DEADLINE_SECONDS:
+                problems.append(f"{uri}: proxy_read_timeout must exceed {UPSTREAM_DEADLINE_SECONDS} s")
+            body = directive(children, "client_max_body_size") or directive(server, "client_max_body_size")
+            if body is None or not 0 < nginx_size(body[0]) <= BODY_LIMIT_BYTES:
+                problems.append(f"{uri}: client_max_body_size must be at most 1m")
+            # A location with any proxy_set_header of its own inherits none
+            # from the server block.
+            own = [args for name, args, _ in children if name == "proxy_set_header"]
+            inherited = [args for name, args, _ in server if name == "proxy_set_header"]
+            headers = {args[0].lower(): args[1] for args in (own or inherited)}
+            for header in ("x-forwarded-proto", "x-forwarded-host"):
+                if header not in headers:
+                    problems.append(f"{uri}: proxy_set_header {header} is missing")
+    return sorted(set(problems))
+
+
+def caddy_routes(node, path_matchers, found):
+    """Collects (enclosing path matcher lists, handler list) for each reverse_proxy."""
+    if isinstance(node, dict):
+        matchers = path_matchers
+        if "match" in node and "handle" in node:
+            paths = [p for m in node["match"] for p in m.get("path", [])]
+            if paths:
+                matchers = path_matchers + [paths]
+        if isinstance(node.get("handle"), list):
+            for handler in node["handle"]:
+                if handler.get("handler") == "reverse_proxy":
+                    found.append((matchers, node["handle"], handler))
+        for value in node.values():
+            caddy_routes(value, matchers, found)
+    elif isinstance(node, list):
+        for value in node:
+            caddy_routes(value, path_matchers, found)
+    return found
+
+
+def caddy_path_matches(pattern, path):
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def check_caddy(root):
+    problems = []
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--adapter", "caddyfile", "--config", str(root / "caddy" / "Caddyfile")],
+        capture_output=True,
+        text=True,
+    )
+    if adapted.returncode != 0:
+        return ["caddy adapt failed: " + adapted.stderr.strip().splitlines()[-1]]
+    config = json.loads(adapted.stdout)
+    proxies = caddy_routes(config, [], [])
+    if not proxies:
+        return ["no reverse_proxy"]
+
+    def routed(matchers, path):
+        return all(any(caddy_path_matches(p, path) for p in paths) for paths in matchers)
+
+    for matchers, handlers, proxy in proxies:
+        if routed(matchers, PRIVATE_PATH):
+            problems.append(f"{PRIVATE_PATH} is routed to the gateway")
+        timeout = proxy.get("transport", {}).get("response_header_timeout", 0) / 1e9
+        if timeout <= UPSTREAM_DEADLINE_SECONDS:
+            problems.append(f"response_header_timeout must exceed {UPSTREAM_DEADLINE_SECONDS} s")
+        limits = [h.get("max_size", 0) for h in handlers if h.get("handler") == "request_body"]
+        if not limits or not 0 < limits[0] <= BODY_LIMIT_BYTES:
+            problems.append("request_body max_size must be at most 1MiB before the proxy")
+        deleted = {h.lower() for h in proxy.get("headers", {}).get("request", {}).get("delete", [])}
+        if deleted & {"x-forwarded-proto", "x-forwarded-host"}:
+            problems.append("the forwarded headers are deleted")
+    for path in PUBLIC_PATHS:
+        if not any(routed(matchers, path) for matchers, _, _ in proxies):
+            problems.append(f"{path} is not routed to the gateway")
+    return problems
+
+
 CHECKS = {
     "systemd": check_systemd,
     "kubernetes": check_kubernetes,
     "containerfile": check_containerfile,
+    "nginx": check_nginx,
+    "caddy": check_caddy,
 }
 
 
@@ -251,7 +418,7 @@ def main():
         return 2
     try:
         problems = CHECKS[sys.argv[1]](Path(sys.argv[2]))
-    except (OSError, KeyError, IndexError, TypeError, ValueError, yaml.YAMLError) as error:
+    except (OSError, AttributeError, KeyError, IndexError, TypeError, ValueError, yaml.YAMLError) as error:
         problems = [f"cannot read the example: {type(error).__name__}: {error}"]
     for problem in problems:
         print(problem)
