@@ -13,10 +13,19 @@ set -euo pipefail
 
 examples="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 kubernetes_validate_version="1.37.0"
-venv="${XDG_CACHE_HOME:-$HOME/.cache}/conflagent-deploy-check/venv-kv-$kubernetes_validate_version"
+venv="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/conflagent-deploy-check/venv-kv-$kubernetes_validate_version"
 work="$(mktemp -d)"
 cleanup=("$work")
 trap 'rm -rf "${cleanup[@]}"' EXIT
+
+# quietly COMMAND...: runs an install step, showing its output only if it fails.
+quietly() {
+    if ! "$@" >"$work/install.log" 2>&1; then
+        cat "$work/install.log"
+        echo "install step failed: $*"
+        exit 1
+    fi
+}
 
 as_root() {
     if [[ $EUID -eq 0 ]]; then "$@"; else sudo "$@"; fi
@@ -39,17 +48,17 @@ install_debian_packages() {
         as_root chmod 0755 /usr/sbin/policy-rc.d
         cleanup+=(/usr/sbin/policy-rc.d)
     fi
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    quietly as_root apt-get update -qq
+    quietly as_root env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
 install_kubernetes_validate() {
     if [[ -x "$venv/bin/kubernetes-validate" ]]; then return 0; fi
     echo "installing kubernetes-validate $kubernetes_validate_version into $venv"
     rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "kubernetes-validate==$kubernetes_validate_version"
+    quietly python3 -m venv "$venv"
+    quietly "$venv/bin/pip" install -q "kubernetes-validate==$kubernetes_validate_version"
 }
 
 failures=0
