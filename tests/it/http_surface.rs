@@ -225,3 +225,34 @@ async fn a_client_that_sends_headers_slowly_is_disconnected() {
     assert!(!text.contains("200 OK"), "{text}");
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn an_in_flight_request_finishes_during_graceful_shutdown() {
+    let mut gateway = docs_gateway().await;
+    let body = br#"{"title":"Written during shutdown","body":"text"}"#;
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let head = format!(
+        "POST /endpoint/docs/pages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(&body[..10]).await.expect("write part");
+
+    let stopped = gateway.begin_stop();
+    // Shutdown has begun once new connections are refused.
+    crate::support::eventually(Duration::from_secs(5), || async {
+        TcpStream::connect(gateway.addr).await.is_err()
+    })
+    .await;
+
+    stream.write_all(&body[10..]).await.expect("write rest");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 "), "{text}");
+    let json = text.split("\r\n\r\n").nth(1).expect("body");
+    let envelope: serde_json::Value = serde_json::from_str(json).expect("envelope");
+    assert!(envelope["code"].is_string(), "{envelope}");
+    stopped.await.expect("run returns");
+}
