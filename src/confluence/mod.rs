@@ -1,1 +1,953 @@
 //! Talking to Confluence: the only module that sends requests upstream.
+//!
+//! [`ConfluenceClient`] speaks REST v1 (`/rest/api/content…`) to one space with one credential. Every
+//! public call is one operation with one deadline; each makes the fewest requests the API allows
+//! (lookups fold `version` and `ancestors` into `expand=`, writes ask for them in the response instead
+//! of reading back). All requests go through one private `send`, which holds the concurrency permit,
+//! retries what is safe to retry, logs at debug level and feeds [`record`].
+
+mod error;
+mod retry;
+mod types;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use error::UpstreamError;
+use retry::{FailedAttempt, Failure, Idempotency, RetryPolicy};
+use types::{
+    BodyRequest, Content, ContentArray, ContentRef, CreateRequest, IdRef, Links, SpaceKey,
+};
+
+use crate::secret::Secret;
+
+/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Confluence Cloud (`*.atlassian.net/wiki`).
+    Cloud,
+    /// Confluence Data Center or Server.
+    DataCenter,
+}
+
+/// The credential sent to Confluence.
+#[derive(Debug, Clone)]
+pub enum UpstreamAuth {
+    /// HTTP Basic with an account email and an API token (Cloud), or a user and password (DC).
+    Basic {
+        /// The account's email address or user name.
+        email: String,
+        /// The API token or password.
+        api_token: Secret,
+    },
+    /// A bearer token: a personal access token (DC) or an OAuth access token.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+}
+
+/// Everything a client needs to reach one space of one Confluence.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// The site or context root as the operator wrote it, e.g. `https://x.atlassian.net/wiki` or
+    /// `https://host/ctx`; a trailing `/` or `/rest/api` is tolerated.
+    pub base_url: String,
+    /// Cloud or Data Center.
+    pub deployment: Deployment,
+    /// The credential.
+    pub auth: UpstreamAuth,
+    /// The space's canonical key (v1 lookups compare it case-sensitively on DC).
+    pub space_key: String,
+    /// How long one operation may take, retries and pagination included.
+    pub deadline: Duration,
+    /// How many requests this endpoint may have in flight at once.
+    pub max_concurrent: usize,
+}
+
+/// Settings that cannot work, found when the client is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientConfigError {
+    /// `base_url` is not an absolute http(s) URL without credentials, query or fragment.
+    #[error("invalid base_url: {0}")]
+    InvalidBaseUrl(String),
+    /// `space_key` is empty.
+    #[error("space_key must not be empty")]
+    EmptySpaceKey,
+    /// The credential contains characters that cannot be sent in an HTTP header.
+    #[error("the confluence credential contains characters that cannot be sent in a header")]
+    InvalidCredential,
+    /// `deadline` is zero.
+    #[error("the upstream deadline must be longer than zero")]
+    ZeroDeadline,
+    /// `max_concurrent` is zero.
+    #[error("the upstream concurrency cap must be at least 1")]
+    ZeroConcurrency,
+}
+
+/// A page's id and title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRef {
+    /// Confluence's content id.
+    pub id: String,
+    /// The title, as stored.
+    pub title: String,
+}
+
+/// A page with its version and position in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Confluence's content id.
+    pub id: String,
+    /// The title, as stored.
+    pub title: String,
+    /// The current version number; an update must send this plus one.
+    pub version: u64,
+    /// The pages above this one, root-first: the last entry is the direct parent.
+    pub ancestors: Vec<PageRef>,
+    /// The storage-format body, when it was asked for.
+    pub body: Option<String>,
+}
+
+/// One page of a subtree listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtreePage {
+    /// Confluence's content id.
+    pub id: String,
+    /// The title, as stored.
+    pub title: String,
+    /// The id of the page's direct parent.
+    pub parent_id: String,
+}
+
+/// A change to an existing page: new content, new title, new parent, or several at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUpdate {
+    /// The page's id.
+    pub id: String,
+    /// The title to keep (the current one) or to rename to.
+    pub title: String,
+    /// The current version plus one; anything else is a [`UpstreamError::VersionConflict`].
+    pub new_version: u64,
+    /// The new storage-format body; `None` renames or moves without touching the content.
+    pub body: Option<String>,
+    /// `Some`: move the page (with its subtree) to be the last child of this page.
+    pub parent_id: Option<String>,
+}
+
+/// Counts the upstream requests (retries included) made through the client handles it is attached
+/// to, so a gateway request can report how many calls it cost. Clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<AtomicU64>);
+
+impl CallCounter {
+    /// A counter at zero.
+    pub fn new() -> CallCounter {
+        CallCounter::default()
+    }
+
+    /// The requests counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The process-wide HTTP client: one connection pool shared by every endpoint.
+///
+/// Redirects are not followed: a redirect from Confluence means a wrong `base_url` (and following
+/// one would turn a POST into a GET), so it surfaces as an error that says so.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("conflagent/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(32)
+        .tcp_keepalive(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect(
+            "a client built from constant settings and the bundled rustls backend always builds",
+        )
+}
+
+/// A client for one endpoint's space. Cheap to clone: clones share the settings and the semaphore.
+#[derive(Debug, Clone)]
+pub struct ConfluenceClient {
+    inner: Arc<Inner>,
+    counter: Option<CallCounter>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// `https://host/ctx`, without a trailing slash: where context-relative links are resolved.
+    site_root: String,
+    /// `https://host/ctx/rest/api`.
+    api_root: Url,
+    authorization: HeaderValue,
+    deployment: Deployment,
+    space_key: String,
+    deadline: Duration,
+    max_concurrent: usize,
+    permits: Semaphore,
+    retry: RetryPolicy,
+}
+
+/// v1 page size asked for in listings; servers cap it (DC child/page at 200) and echo what they used.
+const PAGE_LIMIT: &str = "200";
+
+/// Size of a collection-valued sub-expansion (`children.page`) when the server does not say.
+const SUB_EXPANSION_LIMIT: u64 = 25;
+
+/// Route templates, for logs and metrics (never raw paths: they hold ids and titles).
+mod route {
+    pub const CONTENT: &str = "/rest/api/content";
+    pub const CONTENT_ID: &str = "/rest/api/content/{id}";
+    pub const CHILD_PAGE: &str = "/rest/api/content/{id}/child/page";
+    pub const DESCENDANT_PAGE: &str = "/rest/api/content/{id}/descendant/page";
+}
+
+/// One upstream request, described well enough to be sent again.
+struct Call {
+    operation: &'static str,
+    method: Method,
+    route: &'static str,
+    url: Url,
+    body: Option<Bytes>,
+}
+
+impl ConfluenceClient {
+    /// Checks the settings and builds a client that sends its requests through `http`, the
+    /// process-wide client from [`http_client`].
+    pub fn new(
+        http: reqwest::Client,
+        settings: UpstreamSettings,
+    ) -> Result<ConfluenceClient, ClientConfigError> {
+        let site_root = site_root(&settings.base_url)?;
+        let api_root = Url::parse(&format!("{site_root}/rest/api"))
+            .map_err(|e| ClientConfigError::InvalidBaseUrl(e.to_string()))?;
+        if settings.space_key.trim().is_empty() {
+            return Err(ClientConfigError::EmptySpaceKey);
+        }
+        if settings.deadline.is_zero() {
+            return Err(ClientConfigError::ZeroDeadline);
+        }
+        if settings.max_concurrent == 0 {
+            return Err(ClientConfigError::ZeroConcurrency);
+        }
+        let authorization = authorization_header(&http, &api_root, &settings.auth)?;
+        let max_concurrent = settings.max_concurrent.min(Semaphore::MAX_PERMITS);
+        Ok(ConfluenceClient {
+            inner: Arc::new(Inner {
+                http,
+                site_root,
+                api_root,
+                authorization,
+                deployment: settings.deployment,
+                space_key: settings.space_key,
+                deadline: settings.deadline,
+                max_concurrent,
+                permits: Semaphore::new(max_concurrent),
+                retry: RetryPolicy::default(),
+            }),
+            counter: None,
+        })
+    }
+
+    /// A handle on the same client that also counts its requests in `counter`.
+    pub fn counting(&self, counter: &CallCounter) -> ConfluenceClient {
+        ConfluenceClient {
+            inner: Arc::clone(&self.inner),
+            counter: Some(counter.clone()),
+        }
+    }
+
+    /// The current page with exactly this title in the space, with its version and ancestors (and
+    /// body when asked). One request: `GET /rest/api/content?spaceKey&title&…&expand=…`.
+    pub async fn page_by_title(
+        &self,
+        title: &str,
+        with_body: bool,
+    ) -> Result<Option<Page>, UpstreamError> {
+        const OPERATION: &str = "page_by_title";
+        if title.is_empty() {
+            return Ok(None);
+        }
+        let url = self.url(
+            &["content"],
+            &[
+                ("spaceKey", self.inner.space_key.as_str()),
+                ("title", title),
+                ("type", "page"),
+                ("status", "current"),
+                ("expand", page_expansions(with_body)),
+            ],
+        );
+        let deadline = self.deadline();
+        let found: ContentArray<Content> = within(
+            deadline,
+            self.get_json(OPERATION, route::CONTENT, url, deadline),
+        )
+        .await?;
+        // Titles are unique per space, but a lookup may ignore case: prefer the exact match.
+        let mut results = found.results;
+        let exact = results
+            .iter()
+            .position(|content| content.title == title)
+            .unwrap_or(0);
+        if results.is_empty() {
+            return Ok(None);
+        }
+        page_from(results.swap_remove(exact), with_body).map(Some)
+    }
+
+    /// The current page with this id, or `None` if it does not exist (or cannot be seen). One request.
+    pub async fn page_by_id(
+        &self,
+        id: &str,
+        with_body: bool,
+    ) -> Result<Option<Page>, UpstreamError> {
+        const OPERATION: &str = "page_by_id";
+        let url = self.url(&["content", id], &[("expand", page_expansions(with_body))]);
+        let deadline = self.deadline();
+        match within(
+            deadline,
+            self.get_json::<Content>(OPERATION, route::CONTENT_ID, url, deadline),
+        )
+        .await
+        {
+            Ok(content) => page_from(content, with_body).map(Some),
+            Err(UpstreamError::NotFound) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// All direct child pages, in Confluence's order. `⌈children / 200⌉` requests.
+    pub async fn children(&self, id: &str) -> Result<Vec<PageRef>, UpstreamError> {
+        const OPERATION: &str = "children";
+        let deadline = self.deadline();
+        let children = within(deadline, self.child_listing(OPERATION, id, false, deadline)).await?;
+        Ok(children
+            .into_iter()
+            .map(|child| PageRef {
+                id: child.id,
+                title: child.title,
+            })
+            .collect())
+    }
+
+    /// Every page below `root_id` (not the root itself) with its parent id, at most `max_depth` levels
+    /// down when given. Parents come before their children; siblings keep Confluence's order.
+    ///
+    /// - `max_depth` 0: no request. 1: the children listing, `⌈children / 200⌉` requests.
+    /// - Cloud: `GET /content/{root}/descendant/page?limit=200&expand=ancestors`, paged: `⌈n / L⌉`
+    ///   requests for `n` pages and the server's page cap `L`; depth is derived from the ancestors.
+    /// - Data Center has no page descendants, and CQL `ancestor=` lags behind writes, so this walks
+    ///   `/child/page?limit=200&expand=children.page` breadth-first. The expansion carries each
+    ///   child's first 25 children: a child with fewer is fully known and not listed again, so only
+    ///   every second level is requested. A tree of 3 levels × 5 children (155 pages) takes 26
+    ///   requests (root + the 25 second-level pages) instead of 156; listings of one level run
+    ///   concurrently up to the endpoint's cap.
+    pub async fn subtree(
+        &self,
+        root_id: &str,
+        max_depth: Option<u32>,
+    ) -> Result<Vec<SubtreePage>, UpstreamError> {
+        const OPERATION: &str = "subtree";
+        let deadline = self.deadline();
+        match (max_depth, self.inner.deployment) {
+            (Some(0), _) => Ok(Vec::new()),
+            (Some(1), _) => {
+                let children = within(
+                    deadline,
+                    self.child_listing(OPERATION, root_id, false, deadline),
+                )
+                .await?;
+                Ok(children
+                    .into_iter()
+                    .map(|child| SubtreePage {
+                        id: child.id,
+                        title: child.title,
+                        parent_id: root_id.to_owned(),
+                    })
+                    .collect())
+            }
+            (_, Deployment::Cloud) => {
+                within(deadline, self.descendants(root_id, max_depth, deadline)).await
+            }
+            (_, Deployment::DataCenter) => {
+                within(deadline, self.walk_children(root_id, max_depth, deadline)).await
+            }
+        }
+    }
+
+    /// Creates a page as the last child of `parent_id`. One request: `POST /rest/api/content` with
+    /// `expand=version,ancestors`, so the answer needs no read-back. The returned body is `None`.
+    pub async fn create_page(
+        &self,
+        title: &str,
+        parent_id: &str,
+        storage: &str,
+    ) -> Result<Page, UpstreamError> {
+        const OPERATION: &str = "create_page";
+        let request = CreateRequest {
+            kind: "page",
+            title,
+            space: SpaceKey {
+                key: &self.inner.space_key,
+            },
+            ancestors: [IdRef { id: parent_id }],
+            body: BodyRequest::storage(storage),
+        };
+        let url = self.url(&["content"], &[("expand", "version,ancestors")]);
+        let call = Call {
+            operation: OPERATION,
+            method: Method::POST,
+            route: route::CONTENT,
+            url,
+            body: Some(json_body(&request)?),
+        };
+        let deadline = self.deadline();
+        let content: Content = within(deadline, async {
+            parse(&self.send(&call, deadline).await?)
+        })
+        .await?;
+        page_from(content, false)
+    }
+
+    /// Changes a page's body, title or parent. One request: `PUT /rest/api/content/{id}` with
+    /// `expand=version,ancestors`. Never retried once Confluence may have processed it. The
+    /// returned body is `None`.
+    pub async fn update_page(&self, update: &PageUpdate) -> Result<Page, UpstreamError> {
+        const OPERATION: &str = "update_page";
+        let request = types::UpdateRequest {
+            id: &update.id,
+            kind: "page",
+            title: &update.title,
+            version: types::VersionRequest {
+                number: update.new_version,
+            },
+            ancestors: update.parent_id.as_deref().map(|id| [IdRef { id }]),
+            body: update.body.as_deref().map(BodyRequest::storage),
+        };
+        let url = self.url(&["content", &update.id], &[("expand", "version,ancestors")]);
+        let call = Call {
+            operation: OPERATION,
+            method: Method::PUT,
+            route: route::CONTENT_ID,
+            url,
+            body: Some(json_body(&request)?),
+        };
+        let deadline = self.deadline();
+        let content: Content = within(deadline, async {
+            parse(&self.send(&call, deadline).await?)
+        })
+        .await?;
+        page_from(content, false)
+    }
+
+    /// Moves a page to the trash. Its children stay (Confluence re-parents them). One request.
+    pub async fn delete_page(&self, id: &str) -> Result<(), UpstreamError> {
+        const OPERATION: &str = "delete_page";
+        let url = self.url(&["content", id], &[]);
+        let call = Call {
+            operation: OPERATION,
+            method: Method::DELETE,
+            route: route::CONTENT_ID,
+            url,
+            body: None,
+        };
+        let deadline = self.deadline();
+        within(deadline, self.send(&call, deadline)).await.map(drop)
+    }
+
+    /// Cloud: the whole subtree in one paged sweep, depth and parent read from the ancestors.
+    async fn descendants(
+        &self,
+        root_id: &str,
+        max_depth: Option<u32>,
+        deadline: Instant,
+    ) -> Result<Vec<SubtreePage>, UpstreamError> {
+        let url = self.url(
+            &["content", root_id, "descendant", "page"],
+            &[("limit", PAGE_LIMIT), ("expand", "ancestors")],
+        );
+        let all: Vec<Content> = self
+            .collect_pages("subtree", route::DESCENDANT_PAGE, url, deadline)
+            .await?;
+        let mut placed = Vec::with_capacity(all.len());
+        let mut seen = HashSet::new();
+        for content in all {
+            let ancestors = content.ancestors.unwrap_or_default();
+            // A page moved out from under the root during the sweep is no longer part of it.
+            let Some(root_at) = ancestors.iter().position(|ancestor| ancestor.id == root_id) else {
+                continue;
+            };
+            let depth = ancestors.len() - root_at;
+            let within_depth = max_depth.is_none_or(|max| depth <= max as usize);
+            let Some(parent) = ancestors.last() else {
+                continue;
+            };
+            if within_depth && seen.insert(content.id.clone()) {
+                placed.push((
+                    depth,
+                    SubtreePage {
+                        id: content.id,
+                        title: content.title,
+                        parent_id: parent.id.clone(),
+                    },
+                ));
+            }
+        }
+        // Stable: siblings keep the listing's order, and parents precede children.
+        placed.sort_by_key(|(depth, _)| *depth);
+        Ok(placed.into_iter().map(|(_, page)| page).collect())
+    }
+
+    /// Data Center: breadth-first over child listings that carry the grandchildren (see `subtree`).
+    async fn walk_children(
+        &self,
+        root_id: &str,
+        max_depth: Option<u32>,
+        deadline: Instant,
+    ) -> Result<Vec<SubtreePage>, UpstreamError> {
+        let max_depth = max_depth.unwrap_or(u32::MAX);
+        let mut found = Vec::new();
+        let mut seen = HashSet::from([root_id.to_owned()]);
+        // Pages whose children are not known yet, with their depth below the root.
+        let mut frontier = vec![(root_id.to_owned(), 0u32)];
+        while !frontier.is_empty() {
+            let listings: Vec<Vec<Content>> = stream::iter(frontier.iter())
+                .map(|(id, depth)| {
+                    let with_grandchildren = depth.saturating_add(2) <= max_depth;
+                    self.child_listing("subtree", id, with_grandchildren, deadline)
+                })
+                .buffered(self.inner.max_concurrent)
+                .try_collect()
+                .await?;
+            let mut next = Vec::new();
+            for ((parent_id, depth), children) in frontier.iter().zip(listings) {
+                let child_depth = depth + 1;
+                for child in children {
+                    if !seen.insert(child.id.clone()) {
+                        continue;
+                    }
+                    found.push(SubtreePage {
+                        id: child.id.clone(),
+                        title: child.title,
+                        parent_id: parent_id.clone(),
+                    });
+                    if child_depth >= max_depth {
+                        continue;
+                    }
+                    let known = child
+                        .children
+                        .and_then(|children| children.page)
+                        .filter(is_complete);
+                    let Some(grandchildren) = known else {
+                        next.push((child.id, child_depth));
+                        continue;
+                    };
+                    for grandchild in grandchildren.results {
+                        if !seen.insert(grandchild.id.clone()) {
+                            continue;
+                        }
+                        if child_depth + 1 < max_depth {
+                            next.push((grandchild.id.clone(), child_depth + 1));
+                        }
+                        found.push(SubtreePage {
+                            id: grandchild.id,
+                            title: grandchild.title,
+                            parent_id: child.id.clone(),
+                        });
+                    }
+                }
+            }
+            frontier = next;
+        }
+        Ok(found)
+    }
+
+    /// All children of `id` via `/child/page`, with their own first children when asked.
+    async fn child_listing(
+        &self,
+        operation: &'static str,
+        id: &str,
+        with_grandchildren: bool,
+        deadline: Instant,
+    ) -> Result<Vec<Content>, UpstreamError> {
+        let mut query = vec![("limit", PAGE_LIMIT)];
+        if with_grandchildren {
+            query.push(("expand", "children.page"));
+        }
+        let url = self.url(&["content", id, "child", "page"], &query);
+        self.collect_pages(operation, route::CHILD_PAGE, url, deadline)
+            .await
+    }
+
+    /// Follows `_links.next` from `first` until it is absent or a page comes back empty.
+    async fn collect_pages<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        route: &'static str,
+        first: Url,
+        deadline: Instant,
+    ) -> Result<Vec<T>, UpstreamError> {
+        let mut all = Vec::new();
+        let mut visited = HashSet::new();
+        let mut url = first;
+        loop {
+            let mut page: ContentArray<T> = self
+                .get_json(operation, route, url.clone(), deadline)
+                .await?;
+            let empty = page.results.is_empty();
+            all.extend(page.results);
+            // An empty page ends the listing even when `next` claims more (CONFSERVER-95396).
+            let Some(next) = page.links.next.take().filter(|_| !empty) else {
+                return Ok(all);
+            };
+            visited.insert(url.to_string());
+            url = self.resolve_next(&next, &page.links)?;
+            if visited.contains(url.as_str()) {
+                return Err(UpstreamError::Protocol(
+                    "pagination links go round in a circle".to_owned(),
+                ));
+            }
+        }
+    }
+
+    /// Resolves a `_links.next` against the configured site. v1 links are context-relative
+    /// (`/rest/api/…`); absolute links and links that repeat the context path are accepted too.
+    /// The result always points at the configured site, so credentials never follow a link elsewhere.
+    fn resolve_next(&self, next: &str, links: &Links) -> Result<Url, UpstreamError> {
+        let leaves_site =
+            || UpstreamError::Protocol("a pagination link leaves the configured site".to_owned());
+        let mut relative = next;
+        if Url::parse(next).is_ok() {
+            let bases = [links.base.as_deref(), Some(self.inner.site_root.as_str())];
+            relative = bases
+                .into_iter()
+                .flatten()
+                .find_map(|base| next.strip_prefix(base.trim_end_matches('/')))
+                .ok_or_else(leaves_site)?;
+        }
+        let own_context = self.inner.api_root.path().trim_end_matches("/rest/api");
+        for context in [links.context.as_deref().unwrap_or(""), own_context] {
+            if context.is_empty() || context == "/" {
+                continue;
+            }
+            if let Some(rest) = relative
+                .strip_prefix(context)
+                .filter(|rest| rest.starts_with("/rest/"))
+            {
+                relative = rest;
+                break;
+            }
+        }
+        if !relative.starts_with("/rest/") {
+            return Err(UpstreamError::Protocol(format!(
+                "unexpected pagination link {relative:?}"
+            )));
+        }
+        Url::parse(&format!("{}{relative}", self.inner.site_root))
+            .map_err(|e| UpstreamError::Protocol(format!("unusable pagination link: {e}")))
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        route: &'static str,
+        url: Url,
+        deadline: Instant,
+    ) -> Result<T, UpstreamError> {
+        let call = Call {
+            operation,
+            method: Method::GET,
+            route,
+            url,
+            body: None,
+        };
+        parse(&self.send(&call, deadline).await?)
+    }
+
+    /// Sends `call`, retrying what the policy allows before `deadline`, and returns a 2xx body.
+    async fn send(&self, call: &Call, deadline: Instant) -> Result<Bytes, UpstreamError> {
+        let idempotency = if call.method == Method::GET {
+            Idempotency::Idempotent
+        } else {
+            Idempotency::Write
+        };
+        retry::run(&self.inner.retry, idempotency, deadline, || {
+            self.attempt(call)
+        })
+        .await
+    }
+
+    async fn attempt(&self, call: &Call) -> Result<Bytes, FailedAttempt> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .expect("the semaphore is owned by the client and never closed");
+        if let Some(counter) = &self.counter {
+            counter.0.fetch_add(1, Ordering::Relaxed);
+        }
+        let started = Instant::now();
+        let mut request = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .header(AUTHORIZATION, self.inner.authorization.clone())
+            .header(ACCEPT, "application/json");
+        if call.method != Method::GET {
+            request = request.header("X-Atlassian-Token", "no-check");
+        }
+        if let Some(body) = &call.body {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone());
+        }
+        let outcome = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(error::parse_retry_after);
+                match response.bytes().await {
+                    Ok(body) if (200..300).contains(&status) => Ok(body),
+                    Ok(body) => Err(FailedAttempt {
+                        error: error::from_response(status, &body, retry_after),
+                        cause: Failure::Status {
+                            status,
+                            retry_after,
+                        },
+                    }),
+                    Err(e) => Err(FailedAttempt {
+                        error: transport_error(e),
+                        cause: Failure::Lost,
+                    }),
+                }
+                .map_err(|failed| (failed, Some(status)))
+            }
+            Err(e) => {
+                let cause = if e.is_connect() {
+                    Failure::Connect
+                } else {
+                    Failure::Lost
+                };
+                Err((
+                    FailedAttempt {
+                        error: transport_error(e),
+                        cause,
+                    },
+                    None,
+                ))
+            }
+        };
+        let elapsed = started.elapsed();
+        let status = match &outcome {
+            Ok(_) => Some(200),
+            Err((_, status)) => *status,
+        };
+        let outcome_label = match &outcome {
+            Ok(_) => "ok",
+            Err((failed, _)) => outcome_label(&failed.error),
+        };
+        tracing::debug!(
+            operation = call.operation,
+            method = %call.method,
+            route = call.route,
+            status,
+            elapsed_ms = elapsed.as_millis() as u64,
+            outcome = outcome_label,
+            "upstream call"
+        );
+        record(call.operation, outcome_label, elapsed);
+        outcome.map_err(|(failed, _)| failed)
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.inner.deadline
+    }
+
+    /// `api_root` + the path segments (each percent-encoded) + the query (form-encoded).
+    fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+        let mut url = self.inner.api_root.clone();
+        url.path_segments_mut()
+            .expect("api_root was checked to be an http(s) URL")
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        url
+    }
+}
+
+/// The hook for per-call metrics: every upstream attempt ends here with its operation name
+/// (`page_by_title`, `page_by_id`, `children`, `subtree`, `create_page`, `update_page`,
+/// `delete_page`), an outcome label and its duration.
+fn record(operation: &'static str, outcome: &'static str, elapsed: Duration) {
+    let _ = (operation, outcome, elapsed);
+}
+
+fn outcome_label(error: &UpstreamError) -> &'static str {
+    match error {
+        UpstreamError::NotFound => "not_found",
+        UpstreamError::TitleTaken
+        | UpstreamError::VersionConflict { .. }
+        | UpstreamError::IllegalMove
+        | UpstreamError::InvalidStorage(_)
+        | UpstreamError::Rejected(_) => "rejected",
+        UpstreamError::CredentialsRejected => "credentials_rejected",
+        UpstreamError::RateLimited { .. } => "rate_limited",
+        UpstreamError::Unavailable(_) => "unavailable",
+        UpstreamError::Timeout => "timeout",
+        UpstreamError::Protocol(_) => "protocol_error",
+    }
+}
+
+/// Runs one operation under its deadline.
+async fn within<T>(
+    deadline: Instant,
+    operation: impl Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    tokio::time::timeout_at(deadline, operation)
+        .await
+        .unwrap_or(Err(UpstreamError::Timeout))
+}
+
+fn page_expansions(with_body: bool) -> &'static str {
+    if with_body {
+        "version,ancestors,body.storage"
+    } else {
+        "version,ancestors"
+    }
+}
+
+fn page_from(content: Content, with_body: bool) -> Result<Page, UpstreamError> {
+    let version = content.version.ok_or_else(|| {
+        UpstreamError::Protocol(format!("page {} came without its version", content.id))
+    })?;
+    let body = if with_body {
+        let storage = content.body.and_then(|body| body.storage);
+        let storage = storage.ok_or_else(|| {
+            UpstreamError::Protocol(format!("page {} came without its body", content.id))
+        })?;
+        Some(storage.value)
+    } else {
+        None
+    };
+    let ancestors = content.ancestors.unwrap_or_default();
+    Ok(Page {
+        id: content.id,
+        title: content.title,
+        version: version.number,
+        ancestors: ancestors
+            .into_iter()
+            .map(|ancestor| PageRef {
+                id: ancestor.id,
+                title: ancestor.title,
+            })
+            .collect(),
+        body,
+    })
+}
+
+/// Whether a `children.page` sub-expansion lists every child: no `next`, and fewer items than its limit.
+fn is_complete(children: &ContentArray<ContentRef>) -> bool {
+    let limit = children.limit.unwrap_or(SUB_EXPANSION_LIMIT);
+    children.links.next.is_none() && (children.results.len() as u64) < limit
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, UpstreamError> {
+    serde_json::from_slice(body)
+        .map_err(|e| UpstreamError::Protocol(format!("unreadable response body: {e}")))
+}
+
+fn json_body<T: serde::Serialize>(value: &T) -> Result<Bytes, UpstreamError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| UpstreamError::Protocol(format!("cannot encode request: {e}")))
+}
+
+/// A transport failure, described by its cause chain without the URL (it holds titles).
+fn transport_error(error: reqwest::Error) -> UpstreamError {
+    if error.is_timeout() {
+        return UpstreamError::Timeout;
+    }
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    UpstreamError::Unavailable(text)
+}
+
+/// Validates `base_url` and returns it without a trailing `/` or `/rest/api`.
+fn site_root(base_url: &str) -> Result<String, ClientConfigError> {
+    let invalid = |why: &str| ClientConfigError::InvalidBaseUrl(why.to_owned());
+    let url = Url::parse(base_url.trim())
+        .map_err(|e| ClientConfigError::InvalidBaseUrl(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid("a host is required"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials belong in email/api_token, not in the url",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("a query or fragment is not allowed"));
+    }
+    let text = url.as_str().trim_end_matches('/');
+    let text = text.strip_suffix("/rest/api").unwrap_or(text);
+    Ok(text.trim_end_matches('/').to_owned())
+}
+
+/// Builds the `Authorization` value once, through reqwest (which marks it sensitive), so a bad
+/// credential is refused at configuration time rather than on the first call.
+fn authorization_header(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &UpstreamAuth,
+) -> Result<HeaderValue, ClientConfigError> {
+    let request = http.get(url.clone());
+    let request = match auth {
+        UpstreamAuth::Basic { email, api_token } => {
+            request.basic_auth(email, Some(api_token.expose()))
+        }
+        UpstreamAuth::Bearer { token } => request.bearer_auth(token.expose()),
+    };
+    let built = request
+        .build()
+        .map_err(|_| ClientConfigError::InvalidCredential)?;
+    let mut value = built
+        .headers()
+        .get(AUTHORIZATION)
+        .cloned()
+        .ok_or(ClientConfigError::InvalidCredential)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,434 @@
 //! An in-memory Confluence simulator on loopback, for tests and `conflagent demo`.
+//!
+//! It serves the REST v1 subset the gateway uses (title lookup, read, children, descendants, CQL
+//! search, create, update, delete, move, space) with the behaviour CONFLUENCE.md documents:
+//! case-insensitive title uniqueness, strict version increments, trash on delete, root-first
+//! ancestors, capped pagination with context-relative `next` links, storage well-formedness and
+//! per-deployment error bodies. Tests seed it directly, inject faults and count requests per route.
+//!
+//! Codemap: [`store`] is the pure state machine, [`cql`] the query parser, [`xhtml`] the body check,
+//! and `http` the hyper service that turns requests into store operations and JSON.
+
+pub mod cql;
+mod http;
+pub mod store;
+pub mod xhtml;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use store::PageStatus;
+use store::{NewPage, Store, StoreRules};
+
+/// Which Confluence product the simulator imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Atlassian Cloud: context path `/wiki`, Cloud error wording, the move and descendant endpoints.
+    Cloud,
+    /// Data Center / Server: served at the root, DC error wording, no descendant/page listing.
+    DataCenter,
+}
+
+/// How the simulator behaves; `Default` is Data Center with the CONFLUENCE.md §9 defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSettings {
+    /// Cloud or Data Center; decides the context path, wording and available routes.
+    pub deployment: Deployment,
+    /// Whether `GET /rest/api/content?title=` compares titles case-sensitively (CONFLUENCE.md §3.1).
+    pub v1_title_lookup_case_sensitive: bool,
+    /// Whether trashed pages keep their title reserved (CONFLUENCE.md §8).
+    pub trashed_reserves_title: bool,
+    /// Whether deleting a page moves its children up to its parent (CONFLUENCE.md §3.6).
+    pub delete_reparents_children: bool,
+    /// Whether the Cloud move endpoint creates a new version (CONFLUENCE.md §3.7).
+    pub move_bumps_version: bool,
+    /// Server cap on `limit` for title lookups and child/descendant listings.
+    pub max_page_limit: u32,
+    /// Data Center sites that block the bare `GET /rest/api/content` collection answer it with 403
+    /// (CONFLUENCE.md §1, CONFSERVER-57639).
+    pub content_collection_blocked: bool,
+    /// Cloud only: answer the removed v1 content CRUD routes with 410 `GoneException` (CONFLUENCE.md §0).
+    pub cloud_v1_content_gone: bool,
+}
+
+impl SimSettings {
+    /// The defaults for `deployment` (trashed pages reserve titles on Cloud only).
+    pub fn for_deployment(deployment: Deployment) -> SimSettings {
+        SimSettings {
+            deployment,
+            v1_title_lookup_case_sensitive: true,
+            trashed_reserves_title: deployment == Deployment::Cloud,
+            delete_reparents_children: true,
+            move_bumps_version: false,
+            max_page_limit: 200,
+            content_collection_blocked: false,
+            cloud_v1_content_gone: false,
+        }
+    }
+
+    fn store_rules(&self) -> StoreRules {
+        StoreRules {
+            v1_title_lookup_case_sensitive: self.v1_title_lookup_case_sensitive,
+            trashed_reserves_title: self.trashed_reserves_title,
+            delete_reparents_children: self.delete_reparents_children,
+            move_bumps_version: self.move_bumps_version,
+        }
+    }
+}
+
+impl Default for SimSettings {
+    fn default() -> SimSettings {
+        SimSettings::for_deployment(Deployment::DataCenter)
+    }
+}
+
+/// A snapshot of one page as the simulator stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimPage {
+    /// Content id (a decimal string, as on the wire).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Current or trashed.
+    pub status: PageStatus,
+    /// Parent id, `None` for a top-level or trashed page.
+    pub parent_id: Option<String>,
+    /// Version number.
+    pub version: u32,
+    /// Storage-format body.
+    pub body: String,
+    /// Key of the space holding the page.
+    pub space_key: String,
+}
+
+/// One request the simulator received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimRequest {
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Route template key, e.g. `GET /rest/api/content/{id}`; `GET (unrouted)` for unknown paths.
+    pub route: String,
+    /// Raw path and query as received (including the context path).
+    pub path_and_query: String,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    latency: Duration,
+    /// Remaining count, status and optional `Retry-After` for `fail_next`.
+    fail_next: Option<(usize, u16, Option<u64>)>,
+    fail_always: Option<u16>,
+}
+
+/// An injected failure the service must answer instead of handling the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InjectedFault {
+    status: u16,
+    retry_after_seconds: Option<u64>,
+}
+
+impl Faults {
+    fn take(&mut self) -> Option<InjectedFault> {
+        if let Some((remaining, status, retry_after_seconds)) = self.fail_next.as_mut() {
+            let fault = InjectedFault {
+                status: *status,
+                retry_after_seconds: *retry_after_seconds,
+            };
+            *remaining -= 1;
+            if *remaining == 0 {
+                self.fail_next = None;
+            }
+            return Some(fault);
+        }
+        self.fail_always.map(|status| InjectedFault {
+            status,
+            retry_after_seconds: None,
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Credentials {
+    /// Accepted `Basic` credentials, already base64-encoded as they appear on the wire.
+    basic: Vec<String>,
+    bearer: Vec<String>,
+}
+
+impl Credentials {
+    fn accepts(&self, authorization: &str) -> bool {
+        let Some((scheme, credential)) = authorization.trim().split_once(' ') else {
+            return false;
+        };
+        let credential = credential.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            self.basic.iter().any(|known| known == credential)
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            self.bearer.iter().any(|known| known == credential)
+        } else {
+            false
+        }
+    }
+}
+
+struct State {
+    store: Store,
+    faults: Faults,
+    credentials: Credentials,
+    log: Vec<SimRequest>,
+}
+
+/// What the HTTP service shares with the handle.
+struct Shared {
+    settings: SimSettings,
+    /// `_links.base`: scheme, host, port and context path.
+    base: String,
+    /// `_links.context`: `/wiki` on Cloud, empty on Data Center.
+    context: &'static str,
+    state: Mutex<State>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct Server {
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Handle on a running simulator. Cloning is cheap; all clones drive the same server.
+///
+/// The server runs until [`Simulator::shutdown`] is called or the tokio runtime that started it stops.
+#[derive(Clone)]
+pub struct Simulator {
+    shared: Arc<Shared>,
+    server: Arc<Server>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Simulator")
+            .field("base", &self.shared.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Simulator {
+    /// Binds `127.0.0.1:0` and serves in a spawned task.
+    pub async fn start(settings: SimSettings) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let context = match settings.deployment {
+            Deployment::Cloud => "/wiki",
+            Deployment::DataCenter => "",
+        };
+        let shared = Arc::new(Shared {
+            base: format!("http://{address}{context}"),
+            context,
+            state: Mutex::new(State {
+                store: Store::new(settings.store_rules()),
+                faults: Faults::default(),
+                credentials: Credentials::default(),
+                log: Vec::new(),
+            }),
+            settings,
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(http::serve(listener, Arc::clone(&shared), stopped));
+        Ok(Simulator {
+            shared,
+            server: Arc::new(Server {
+                stop,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+
+    /// The URL an operator would configure: `http://127.0.0.1:PORT` (DC) or `…/wiki` (Cloud).
+    pub fn base_url(&self) -> String {
+        self.shared.base.clone()
+    }
+
+    /// The settings the simulator runs with.
+    pub fn settings(&self) -> &SimSettings {
+        &self.shared.settings
+    }
+
+    /// Adds a space (or renames an existing key).
+    pub fn add_space(&self, key: &str, name: &str) {
+        self.shared.lock().store.add_space(key, name);
+    }
+
+    /// Seeds a page (last among its siblings) and returns its id; not counted as a request.
+    /// A missing space is created on the fly.
+    ///
+    /// # Panics
+    /// If Confluence would refuse the page (title taken, empty or too long; parent missing): a
+    /// seeded world that Confluence could not hold would make the test meaningless.
+    pub fn add_page(
+        &self,
+        space_key: &str,
+        title: &str,
+        parent_id: Option<&str>,
+        body: &str,
+    ) -> String {
+        let mut state = self.shared.lock();
+        if state.store.space(space_key).is_none() {
+            state.store.add_space(space_key, space_key);
+        }
+        let parent_id = parent_id.map(|id| id.parse::<u64>().unwrap_or(u64::MAX));
+        let new_page = NewPage {
+            space_key,
+            title,
+            parent_id,
+            body,
+        };
+        match state.store.create(&new_page, SystemTime::now()) {
+            Ok(id) => id.to_string(),
+            Err(error) => panic!("add_page({space_key:?}, {title:?}) refused: {error}"),
+        }
+    }
+
+    /// A snapshot of the page with `id`, whatever its status.
+    pub fn page(&self, id: &str) -> Option<SimPage> {
+        let id = id.parse::<u64>().ok()?;
+        self.shared.lock().store.page(id).map(snapshot)
+    }
+
+    /// The current page titled `title` in the space, compared case-insensitively.
+    pub fn page_by_title(&self, space_key: &str, title: &str) -> Option<SimPage> {
+        self.shared
+            .lock()
+            .store
+            .page_by_title(space_key, title)
+            .map(snapshot)
+    }
+
+    /// Accepts `Authorization: Basic base64(email:token)` from now on.
+    pub fn add_basic_user(&self, email: &str, token: &str) {
+        let encoded = base64_encode(format!("{email}:{token}").as_bytes());
+        self.shared.lock().credentials.basic.push(encoded);
+    }
+
+    /// Accepts `Authorization: Bearer token` from now on.
+    pub fn add_bearer_token(&self, token: &str) {
+        self.shared.lock().credentials.bearer.push(token.to_owned());
+    }
+
+    /// Delays every request by `latency` before it is handled.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.lock().faults.latency = latency;
+    }
+
+    /// Answers the next `n` requests with `status` (plus `Retry-After` when given); they are counted.
+    pub fn fail_next(&self, n: usize, status: u16, retry_after_seconds: Option<u64>) {
+        self.shared.lock().faults.fail_next = (n > 0).then_some((n, status, retry_after_seconds));
+    }
+
+    /// Answers every request with `status` until called with `None`.
+    pub fn fail_always(&self, status: Option<u16>) {
+        self.shared.lock().faults.fail_always = status;
+    }
+
+    /// How many requests hit `route` (a template key such as `GET /rest/api/content/{id}`).
+    pub fn request_count(&self, route: &str) -> usize {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|request| request.route == route)
+            .count()
+    }
+
+    /// How many requests arrived, whatever their route or outcome.
+    pub fn total_requests(&self) -> usize {
+        self.shared.lock().log.len()
+    }
+
+    /// Every request received since the last [`Simulator::reset_counts`], oldest first.
+    pub fn requests(&self) -> Vec<SimRequest> {
+        self.shared.lock().log.clone()
+    }
+
+    /// Forgets the request log.
+    pub fn reset_counts(&self) {
+        self.shared.lock().log.clear();
+    }
+
+    /// Stops accepting connections, lets open ones finish (up to a second) and waits for the server.
+    pub async fn shutdown(self) {
+        self.server.stop.send_replace(true);
+        let task = self
+            .server
+            .task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            // A panicked server task has nothing left to clean up.
+            let _ = task.await;
+        }
+    }
+}
+
+fn snapshot(page: &store::Page) -> SimPage {
+    SimPage {
+        id: page.id.to_string(),
+        title: page.title.clone(),
+        status: page.status,
+        parent_id: page.parent_id.map(|id| id.to_string()),
+        version: page.version,
+        body: page.body.clone(),
+        space_key: page.space_key.clone(),
+    }
+}
+
+/// Standard base64 with padding, as `Authorization: Basic` uses it.
+fn base64_encode(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let bytes = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let triple = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
+        for index in 0..4 {
+            if index <= chunk.len() {
+                out.push(char::from(
+                    ALPHABET[(triple >> (18 - 6 * index) & 0x3f) as usize],
+                ));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64_encode(input.as_bytes()), expected, "{input}");
+        }
+    }
+}

@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per feature.
 
 mod config_reload;
+mod confluence;
 mod http_surface;
+mod sim;
 mod support;

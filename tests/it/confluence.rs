@@ -1,0 +1,567 @@
+//! The Confluence client against the simulator: results, upstream call counts, errors and retries.
+
+use std::time::{Duration, Instant};
+
+use conflagent::confluence::{
+    CallCounter, ConfluenceClient, Deployment, PageUpdate, SubtreePage, UpstreamAuth,
+    UpstreamError, UpstreamSettings, http_client,
+};
+use conflagent::secret::Secret;
+use conflagent::sim::{self, PageStatus, SimSettings, Simulator};
+
+const SPACE: &str = "DOCS";
+const EMAIL: &str = "bot@example.com";
+const TOKEN: &str = "the-right-token";
+
+/// A simulator with one space and a root page, and a client that may use it.
+struct World {
+    sim: Simulator,
+    client: ConfluenceClient,
+    root: String,
+}
+
+const BOTH: [Deployment; 2] = [Deployment::Cloud, Deployment::DataCenter];
+
+async fn world(deployment: Deployment) -> World {
+    world_with_deadline(deployment, Duration::from_secs(10)).await
+}
+
+async fn world_with_deadline(deployment: Deployment, deadline: Duration) -> World {
+    let sim_deployment = match deployment {
+        Deployment::Cloud => sim::Deployment::Cloud,
+        Deployment::DataCenter => sim::Deployment::DataCenter,
+    };
+    let sim = Simulator::start(SimSettings::for_deployment(sim_deployment))
+        .await
+        .expect("simulator starts");
+    sim.add_space(SPACE, "Documentation");
+    sim.add_basic_user(EMAIL, TOKEN);
+    sim.add_bearer_token(TOKEN);
+    let root = sim.add_page(SPACE, "Root", None, "<p>root</p>");
+    let client = client(&sim, deployment, right_credential(deployment), deadline);
+    World { sim, client, root }
+}
+
+fn right_credential(deployment: Deployment) -> UpstreamAuth {
+    match deployment {
+        Deployment::Cloud => UpstreamAuth::Basic {
+            email: EMAIL.to_owned(),
+            api_token: Secret::new(TOKEN),
+        },
+        Deployment::DataCenter => UpstreamAuth::Bearer {
+            token: Secret::new(TOKEN),
+        },
+    }
+}
+
+fn client(
+    sim: &Simulator,
+    deployment: Deployment,
+    auth: UpstreamAuth,
+    deadline: Duration,
+) -> ConfluenceClient {
+    let settings = UpstreamSettings {
+        base_url: sim.base_url(),
+        deployment,
+        auth,
+        space_key: SPACE.to_owned(),
+        deadline,
+        max_concurrent: 8,
+    };
+    ConfluenceClient::new(http_client(), settings).expect("valid settings")
+}
+
+fn update(id: &str, title: &str, new_version: u64) -> PageUpdate {
+    PageUpdate {
+        id: id.to_owned(),
+        title: title.to_owned(),
+        new_version,
+        body: None,
+        parent_id: None,
+    }
+}
+
+#[tokio::test]
+async fn lookups_take_one_request_each_and_carry_version_ancestors_and_body() {
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        let parent = w.sim.add_page(SPACE, "Parent", Some(&w.root), "");
+        let child = w
+            .sim
+            .add_page(SPACE, "Child", Some(&parent), "<p>hello</p>");
+
+        let page = w
+            .client
+            .page_by_title("Child", true)
+            .await
+            .expect("lookup works")
+            .expect("page exists");
+        assert_eq!(
+            (page.id.as_str(), page.title.as_str(), page.version),
+            (child.as_str(), "Child", 1)
+        );
+        let ancestors: Vec<&str> = page.ancestors.iter().map(|a| a.title.as_str()).collect();
+        assert_eq!(
+            ancestors,
+            ["Root", "Parent"],
+            "{deployment:?}: root-first ancestors"
+        );
+        assert_eq!(page.body.as_deref(), Some("<p>hello</p>"));
+        assert_eq!(
+            w.sim.total_requests(),
+            1,
+            "{deployment:?}: one request per title lookup"
+        );
+
+        let by_id = w
+            .client
+            .page_by_id(&child, false)
+            .await
+            .expect("read works")
+            .expect("page exists");
+        assert_eq!((by_id.title.as_str(), by_id.body), ("Child", None));
+        assert_eq!(by_id.ancestors, page.ancestors);
+        assert_eq!(w.sim.request_count("GET /rest/api/content/{id}"), 1);
+
+        assert_eq!(
+            w.client.page_by_title("No such page", false).await,
+            Ok(None)
+        );
+        assert_eq!(w.client.page_by_id("987654321", true).await, Ok(None));
+        assert_eq!(w.sim.total_requests(), 4);
+    }
+}
+
+#[tokio::test]
+async fn titles_with_special_characters_round_trip() {
+    let titles = [
+        "a/b",
+        "Q&A: \"quotes\"",
+        "C++ #1 ?",
+        "100% sure",
+        "x=1&y=2",
+        "Ünïcødé 日本語 🚀",
+        "back\\slash",
+    ];
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        for title in titles {
+            let created = w
+                .client
+                .create_page(title, &w.root, "<p>x</p>")
+                .await
+                .expect("create works");
+            assert_eq!(created.title, title);
+            let found = w
+                .client
+                .page_by_title(title, false)
+                .await
+                .expect("lookup works");
+            assert_eq!(
+                found.map(|p| p.id),
+                Some(created.id),
+                "{deployment:?}: {title}"
+            );
+        }
+        assert_eq!(w.sim.total_requests(), 2 * titles.len());
+    }
+}
+
+#[tokio::test]
+async fn children_are_listed_in_order_across_server_pages() {
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        let expected: Vec<String> = (0..450).map(|i| format!("Page {i:03}")).collect();
+        for title in &expected {
+            w.sim.add_page(SPACE, title, Some(&w.root), "");
+        }
+        let children = w.client.children(&w.root).await.expect("listing works");
+        let titles: Vec<String> = children.into_iter().map(|c| c.title).collect();
+        assert_eq!(titles, expected, "{deployment:?}");
+        // The simulator caps pages at 200 children: 450 take three requests.
+        assert_eq!(
+            w.sim.request_count("GET /rest/api/content/{id}/child/page"),
+            3,
+            "{deployment:?}"
+        );
+        assert_eq!(
+            w.client.children("987654321").await,
+            Err(UpstreamError::NotFound)
+        );
+    }
+}
+
+#[tokio::test]
+async fn writes_take_one_request_each_and_need_no_read_back() {
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        let other = w.sim.add_page(SPACE, "Other parent", Some(&w.root), "");
+
+        let created = w
+            .client
+            .create_page("Notes", &w.root, "<p>v1</p>")
+            .await
+            .expect("create works");
+        assert_eq!(created.version, 1);
+        assert_eq!(
+            created.ancestors.last().map(|a| a.id.as_str()),
+            Some(w.root.as_str())
+        );
+        assert_eq!(
+            w.sim.total_requests(),
+            1,
+            "{deployment:?}: create is one POST"
+        );
+
+        let edit = PageUpdate {
+            body: Some("<p>v2</p>".to_owned()),
+            ..update(&created.id, "Notes", 2)
+        };
+        let edited = w.client.update_page(&edit).await.expect("update works");
+        assert_eq!(edited.version, 2);
+        let renamed = w
+            .client
+            .update_page(&update(&created.id, "Notes renamed", 3))
+            .await
+            .expect("rename works");
+        assert_eq!(
+            (renamed.title.as_str(), renamed.version),
+            ("Notes renamed", 3)
+        );
+        let moved = PageUpdate {
+            parent_id: Some(other.clone()),
+            ..update(&created.id, "Notes renamed", 4)
+        };
+        let moved = w.client.update_page(&moved).await.expect("move works");
+        let ancestors: Vec<&str> = moved.ancestors.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(
+            ancestors,
+            [w.root.as_str(), other.as_str()],
+            "{deployment:?}"
+        );
+        assert_eq!(w.sim.request_count("PUT /rest/api/content/{id}"), 3);
+        let stored = w.sim.page(&created.id).expect("page stored");
+        assert_eq!(
+            stored.body, "<p>v2</p>",
+            "{deployment:?}: rename and move keep the body"
+        );
+
+        w.client
+            .delete_page(&created.id)
+            .await
+            .expect("delete works");
+        assert_eq!(
+            w.sim.page(&created.id).map(|p| p.status),
+            Some(PageStatus::Trashed)
+        );
+        assert_eq!(w.sim.total_requests(), 5);
+        assert_eq!(
+            w.client.delete_page(&created.id).await,
+            Err(UpstreamError::NotFound)
+        );
+    }
+}
+
+#[tokio::test]
+async fn refusals_map_to_the_errors_the_gateway_branches_on() {
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        let page = w
+            .client
+            .create_page("Taken", &w.root, "")
+            .await
+            .expect("create works");
+        let child = w
+            .client
+            .create_page("Below", &page.id, "")
+            .await
+            .expect("create works");
+
+        let duplicate = w.client.create_page("Taken", &w.root, "").await;
+        assert_eq!(duplicate, Err(UpstreamError::TitleTaken), "{deployment:?}");
+        let duplicate_other_case = w.client.create_page("TAKEN", &w.root, "").await;
+        assert_eq!(
+            duplicate_other_case,
+            Err(UpstreamError::TitleTaken),
+            "{deployment:?}"
+        );
+        let rename_into_taken = w.client.update_page(&update(&child.id, "Taken", 2)).await;
+        assert_eq!(
+            rename_into_taken,
+            Err(UpstreamError::TitleTaken),
+            "{deployment:?}"
+        );
+
+        let stale = w.client.update_page(&update(&page.id, "Taken", 7)).await;
+        assert_eq!(
+            stale,
+            Err(UpstreamError::VersionConflict { current: Some(1) }),
+            "{deployment:?}"
+        );
+
+        let under_own_child = PageUpdate {
+            parent_id: Some(child.id.clone()),
+            ..update(&page.id, "Taken", 2)
+        };
+        assert_eq!(
+            w.client.update_page(&under_own_child).await,
+            Err(UpstreamError::IllegalMove),
+            "{deployment:?}"
+        );
+
+        match w.client.create_page("Broken", &w.root, "<p>a</br>").await {
+            Err(UpstreamError::InvalidStorage(message)) => {
+                assert!(message.contains("[row,col"), "{message}")
+            }
+            other => panic!("{deployment:?}: malformed storage gave {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_rejected_without_being_echoed() {
+    for deployment in BOTH {
+        let w = world(deployment).await;
+        let wrong = match deployment {
+            Deployment::Cloud => UpstreamAuth::Basic {
+                email: EMAIL.to_owned(),
+                api_token: Secret::new("wrong-token"),
+            },
+            Deployment::DataCenter => UpstreamAuth::Bearer {
+                token: Secret::new("wrong-token"),
+            },
+        };
+        let client = client(&w.sim, deployment, wrong, Duration::from_secs(5));
+        let error = client
+            .page_by_title("Root", false)
+            .await
+            .expect_err("credential refused");
+        assert_eq!(error, UpstreamError::CredentialsRejected, "{deployment:?}");
+        assert!(!format!("{error} {error:?}").contains("wrong-token"));
+        assert_eq!(
+            w.sim.total_requests(),
+            1,
+            "{deployment:?}: a refused credential is not retried"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limited_read_waits_for_retry_after_and_succeeds() {
+    let w = world(Deployment::Cloud).await;
+    w.sim.fail_next(1, 429, Some(1));
+    let started = Instant::now();
+    let page = w
+        .client
+        .page_by_title("Root", false)
+        .await
+        .expect("second attempt succeeds");
+    assert_eq!(page.map(|p| p.id), Some(w.root.clone()));
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "waited only {:?}",
+        started.elapsed()
+    );
+    assert_eq!(w.sim.request_count("GET /rest/api/content"), 2);
+}
+
+#[tokio::test]
+async fn a_rate_limited_write_is_sent_again_once() {
+    let w = world(Deployment::DataCenter).await;
+    w.sim.fail_next(1, 429, Some(1));
+    let created = w
+        .client
+        .create_page("After the wait", &w.root, "")
+        .await
+        .expect("second attempt succeeds");
+    assert_eq!(w.sim.request_count("POST /rest/api/content"), 2);
+    assert_eq!(
+        w.sim.page_by_title(SPACE, "After the wait").map(|p| p.id),
+        Some(created.id)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_write_without_retry_after_is_not_repeated() {
+    let w = world(Deployment::DataCenter).await;
+    w.sim.fail_next(1, 503, None);
+    let result = w.client.create_page("Maybe", &w.root, "").await;
+    assert!(
+        matches!(result, Err(UpstreamError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(w.sim.request_count("POST /rest/api/content"), 1);
+    w.sim.fail_next(1, 502, None);
+    let result = w.client.update_page(&update(&w.root, "Root", 2)).await;
+    assert!(
+        matches!(result, Err(UpstreamError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(w.sim.request_count("PUT /rest/api/content/{id}"), 1);
+}
+
+#[tokio::test]
+async fn confluence_down_throughout_is_unavailable_within_the_deadline() {
+    let w = world_with_deadline(Deployment::DataCenter, Duration::from_secs(2)).await;
+    w.sim.fail_always(Some(503));
+    let started = Instant::now();
+    let result = w.client.page_by_title("Root", false).await;
+    let elapsed = started.elapsed();
+    assert!(
+        matches!(result, Err(UpstreamError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(2),
+        "gave up after {elapsed:?}"
+    );
+    let attempts = w.sim.total_requests();
+    assert!((2..=5).contains(&attempts), "{attempts} attempts");
+}
+
+#[tokio::test]
+async fn a_slow_confluence_hits_the_deadline() {
+    let w = world_with_deadline(Deployment::DataCenter, Duration::from_millis(500)).await;
+    w.sim.set_latency(Duration::from_secs(3));
+    let started = Instant::now();
+    assert_eq!(
+        w.client.page_by_id(&w.root, false).await,
+        Err(UpstreamError::Timeout)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_call_counter_sees_every_attempt_of_its_handle_only() {
+    let w = world(Deployment::DataCenter).await;
+    let counter = CallCounter::new();
+    let counted = w.client.counting(&counter);
+    w.sim.fail_next(1, 503, Some(0));
+    counted
+        .page_by_id(&w.root, false)
+        .await
+        .expect("retry succeeds");
+    counted
+        .page_by_title("Root", false)
+        .await
+        .expect("lookup works");
+    w.client
+        .page_by_title("Root", false)
+        .await
+        .expect("lookup works");
+    assert_eq!(counter.get(), 3);
+    assert_eq!(w.sim.total_requests(), 4);
+}
+
+/// Seeds `levels` levels of `fanout` children under `parent`; returns the pages as the client reports them.
+fn seed_tree(
+    sim: &Simulator,
+    parent: &str,
+    prefix: &str,
+    levels: u32,
+    fanout: u32,
+) -> Vec<SubtreePage> {
+    let mut seeded = Vec::new();
+    if levels == 0 {
+        return seeded;
+    }
+    for i in 0..fanout {
+        let title = format!("{prefix}{i}");
+        let id = sim.add_page(SPACE, &title, Some(parent), "");
+        seeded.push(SubtreePage {
+            id: id.clone(),
+            title: title.clone(),
+            parent_id: parent.to_owned(),
+        });
+        seeded.extend(seed_tree(
+            sim,
+            &id,
+            &format!("{title}."),
+            levels - 1,
+            fanout,
+        ));
+    }
+    seeded
+}
+
+fn sorted(mut pages: Vec<SubtreePage>) -> Vec<SubtreePage> {
+    pages.sort_by(|a, b| a.id.cmp(&b.id));
+    pages
+}
+
+#[tokio::test]
+async fn subtree_lists_155_pages_with_few_requests() {
+    for (deployment, expected_requests) in [(Deployment::Cloud, 1), (Deployment::DataCenter, 26)] {
+        let w = world(deployment).await;
+        let seeded = seed_tree(&w.sim, &w.root, "P", 3, 5);
+        assert_eq!(seeded.len(), 155);
+        w.sim.add_page(SPACE, "Outside", None, "");
+
+        let listed = w
+            .client
+            .subtree(&w.root, None)
+            .await
+            .expect("listing works");
+        let requests = w.sim.total_requests();
+        println!("{deployment:?}: subtree of 155 pages in {requests} requests");
+        assert_eq!(requests, expected_requests, "{deployment:?}");
+        let position = |id: &str| listed.iter().position(|p| p.id == id);
+        for page in &listed {
+            if page.parent_id != w.root {
+                assert!(
+                    position(&page.parent_id) < position(&page.id),
+                    "{deployment:?}: parents come first"
+                );
+            }
+        }
+        assert_eq!(sorted(listed), sorted(seeded.clone()), "{deployment:?}");
+
+        let two_levels = w
+            .client
+            .subtree(&w.root, Some(2))
+            .await
+            .expect("listing works");
+        let expected: Vec<SubtreePage> = seeded
+            .iter()
+            .filter(|p| p.title.len() <= 4)
+            .cloned()
+            .collect();
+        assert_eq!(two_levels.len(), 30);
+        assert_eq!(sorted(two_levels), sorted(expected), "{deployment:?}");
+
+        let one_level = w
+            .client
+            .subtree(&w.root, Some(1))
+            .await
+            .expect("listing works");
+        assert_eq!(one_level.len(), 5);
+        assert_eq!(
+            w.client.subtree("987654321", None).await,
+            Err(UpstreamError::NotFound)
+        );
+    }
+}
+
+#[tokio::test]
+async fn subtree_walks_wide_pages_on_data_center() {
+    let w = world(Deployment::DataCenter).await;
+    // 30 children under one page: more than a children.page expansion carries, so it is listed itself.
+    let wide = w.sim.add_page(SPACE, "Wide", Some(&w.root), "");
+    let mut seeded = vec![SubtreePage {
+        id: wide.clone(),
+        title: "Wide".to_owned(),
+        parent_id: w.root.clone(),
+    }];
+    seeded.extend(seed_tree(&w.sim, &wide, "W", 1, 30));
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
+    assert_eq!(sorted(listed), sorted(seeded));
+    assert_eq!(w.sim.total_requests(), 2);
+}
