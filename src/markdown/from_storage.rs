@@ -660,7 +660,7 @@ impl Renderer<'_> {
                     .unwrap_or_default();
                 Some(format!("[{label}]({}{title})", link_destination(href)))
             }
-            "ac:link" => self.page_link(element),
+            "ac:link" => self.page_link(element, context),
             "ac:image" => self.image(element),
             "sup" if plain => self.footnote_reference(element),
             _ => None,
@@ -678,7 +678,7 @@ impl Renderer<'_> {
     }
 
     /// `ac:link` to a page by title (with optional anchor and plain label), or to an anchor on this page.
-    fn page_link(&self, link: &Element) -> Option<String> {
+    fn page_link(&self, link: &Element, context: InlineContext) -> Option<String> {
         if !has_only_significant(link, &["ac:anchor"]) || !link.only_elements() {
             return None;
         }
@@ -729,7 +729,13 @@ impl Renderer<'_> {
                 {
                     return None;
                 }
-                Some(format!("[[{target}|{escaped}]]"))
+                // In a table the pipe must be escaped or it would end the cell.
+                let pipe = if context == InlineContext::TableCell {
+                    "\\|"
+                } else {
+                    "|"
+                };
+                Some(format!("[[{target}{pipe}{escaped}]]"))
             }
         }
     }
@@ -909,6 +915,11 @@ fn escape_inline_text(out: &mut String, text: &str) {
                     out.push(c);
                     continue;
                 }
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if index == 0 || chars[index - 1] == ' ' => {
+                // Keeps `# x #` from closing a heading and `#` from opening one.
                 out.push('\\');
                 out.push(c);
             }

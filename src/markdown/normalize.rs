@@ -13,6 +13,14 @@ use super::xml::{self, Element, Node, escape_attribute_into, escape_text_into};
 
 /// Elements around which whitespace carries no meaning.
 const BLOCK_LIKE: &[&str] = &[
+    "ac:image",
+    "ac:link-body",
+    "ac:plain-text-link-body",
+    "ri:attachment",
+    "ri:page",
+    "ri:space",
+    "ri:url",
+    "ri:user",
     "ac:layout",
     "ac:layout-cell",
     "ac:layout-section",
@@ -49,7 +57,7 @@ const BLOCK_LIKE: &[&str] = &[
 ];
 
 /// Elements whose text is kept exactly.
-const PRESERVE_WHITESPACE: &[&str] = &["ac:plain-text-body", "ac:plain-text-link-body", "pre"];
+const PRESERVE_WHITESPACE: &[&str] = &["ac:plain-text-body", "pre"];
 
 /// Containers whose lone `<p>` child is unwrapped.
 const UNWRAP_LONE_PARAGRAPH: &[&str] = &["li", "td", "th", "ac:task-body"];
@@ -82,25 +90,34 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
             Node::CData(..) => true,
         })
         .collect();
-    match significant.as_slice() {
-        [Node::Element(paragraph)]
-            if paragraph.name == "p"
-                && paragraph.attributes.is_empty()
-                && UNWRAP_LONE_PARAGRAPH.contains(&parent) =>
-        {
-            flattened.extend(paragraph.children.iter());
+    let is_paragraph = |node: &&Node| matches!(node, Node::Element(element) if element.name == "p");
+    let lone_paragraph = UNWRAP_LONE_PARAGRAPH.contains(&parent)
+        && significant.iter().filter(|node| is_paragraph(node)).count() == 1
+        && significant.first().is_some_and(is_paragraph)
+        && significant
+            .iter()
+            .all(|node| matches!(node, Node::Element(_)));
+    for node in nodes {
+        match node {
+            Node::Element(paragraph)
+                if lone_paragraph && paragraph.name == "p" && paragraph.attributes.is_empty() =>
+            {
+                flattened.extend(paragraph.children.iter());
+            }
+            _ => flattened.push(node),
         }
-        _ => flattened.extend(nodes.iter()),
     }
 
     let mut canonical: Vec<Canonical<'n>> = Vec::new();
     for node in flattened {
         match node {
             Node::Text(text, _) | Node::CData(text, _) => {
+                // XML parsers end every line with a bare line feed.
+                let text = text.replace("\r\n", "\n").replace('\r', "\n");
                 if let Some(Canonical::Text(previous)) = canonical.last_mut() {
-                    previous.push_str(text);
+                    previous.push_str(&text);
                 } else {
-                    canonical.push(Canonical::Text(text.clone()));
+                    canonical.push(Canonical::Text(text));
                 }
             }
             Node::Element(element)
@@ -173,7 +190,11 @@ fn write_element(out: &mut String, element: &Element, preserve: bool) {
         out.push(' ');
         out.push_str(key);
         out.push_str("=\"");
-        escape_attribute_into(out, value);
+        if key == "style" {
+            escape_attribute_into(out, &canonical_style(value));
+        } else {
+            escape_attribute_into(out, value);
+        }
         out.push('"');
     }
     let start = out.len();
@@ -205,4 +226,20 @@ fn collapse(text: &str) -> String {
         }
     }
     out
+}
+
+/// `color: red; ` and `color:red` are the same style.
+fn canonical_style(style: &str) -> String {
+    style
+        .split(';')
+        .filter_map(|declaration| {
+            let (property, value) = declaration.split_once(':')?;
+            Some(format!(
+                "{}:{}",
+                property.trim().to_ascii_lowercase(),
+                value.trim()
+            ))
+        })
+        .collect::<Vec<_>>()
+        .join(";")
 }

@@ -106,9 +106,20 @@ impl Writer<'_, '_> {
                     self.finish_capture();
                     return index + 1;
                 }
-                Event::Text(text) | Event::Code(text) | Event::InlineMath(text) => {
+                Event::Text(text) => {
+                    // pulldown-cmark leaves the backslash of an escape that opens a wikilink label.
+                    let text = match (&capture.kind, text.strip_prefix('\\')) {
+                        (CaptureKind::PageLink { .. }, Some(rest))
+                            if capture.text.is_empty()
+                                && rest.starts_with(|c: char| c.is_ascii_punctuation()) =>
+                        {
+                            rest
+                        }
+                        _ => text,
+                    };
                     capture.text.push_str(text)
                 }
+                Event::Code(text) | Event::InlineMath(text) => capture.text.push_str(text),
                 Event::Html(text) | Event::InlineHtml(text) => capture.text.push_str(text),
                 Event::SoftBreak | Event::HardBreak => capture.text.push('\n'),
                 _ => {}
@@ -536,6 +547,11 @@ impl Writer<'_, '_> {
                 self.out.push_str("\"/></ac:image>");
             }
             CaptureKind::PageLink { target, labelled } => {
+                // Inside a table the separator is written `\|`; the backslash stays in the target.
+                let target = match target.strip_suffix('\\') {
+                    Some(stripped) if labelled && !self.table.is_empty() => stripped,
+                    _ => target.as_str(),
+                };
                 let (title, anchor) = match target.split_once('#') {
                     Some((title, anchor)) => (title.trim(), Some(anchor.trim())),
                     None => (target.trim(), None),

@@ -237,6 +237,9 @@ fn describe(error: &quick_xml::Error) -> String {
         Error::IllFormed(IllFormedError::DoubleHyphenInComment) => {
             "'--' is not allowed inside a comment".to_owned()
         }
+        Error::IllFormed(IllFormedError::UnclosedReference) => {
+            "unescaped '&' (write &amp; for a literal ampersand)".to_owned()
+        }
         Error::IllFormed(other) => other.to_string(),
         Error::Syntax(SyntaxError::UnclosedTag) => "unclosed tag".to_owned(),
         Error::Syntax(other) => other.to_string(),
