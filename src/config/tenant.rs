@@ -4,11 +4,12 @@
 use std::time::Duration;
 
 use crate::config::properties::{self, Parsed, Severity};
+use crate::confluence::{Deployment, UpstreamAuth};
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;
 
 /// A validated endpoint configuration.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
     pub name: String,
@@ -23,7 +24,7 @@ pub struct Tenant {
     /// A second accepted secret, for rotation without downtime.
     pub previous_secret: Option<Secret>,
     /// How the gateway authenticates to Confluence.
-    pub credentials: Credentials,
+    pub credentials: UpstreamAuth,
     /// Cloud or Data Center.
     pub deployment: Deployment,
     /// Which operations the endpoint publishes and allows.
@@ -42,32 +43,6 @@ pub struct Tenant {
     pub description: Option<String>,
     /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
     pub allowed_macros: Vec<String>,
-}
-
-/// Credentials for Confluence.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Credentials {
-    /// Basic auth with an Atlassian account e-mail and API token (Cloud) or user and password.
-    Basic {
-        /// The account e-mail or user name.
-        email: String,
-        /// The API token or password.
-        api_token: Secret,
-    },
-    /// A personal access token sent as Bearer (Data Center 7.9+).
-    Bearer {
-        /// The token.
-        token: Secret,
-    },
-}
-
-/// Which Confluence product the endpoint talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// Confluence Cloud (`*.atlassian.net`).
-    Cloud,
-    /// Confluence Data Center or Server.
-    DataCenter,
 }
 
 /// The original Conflagent's flavors: which part of the API an endpoint exposes.
@@ -445,7 +420,7 @@ impl Fields<'_> {
         }
     }
 
-    fn credentials(&mut self) -> Option<Credentials> {
+    fn credentials(&mut self) -> Option<UpstreamAuth> {
         let email = self.optional("email");
         let api_token = self.optional_secret("api_token");
         let auth = match self.optional("auth") {
@@ -474,12 +449,12 @@ impl Fields<'_> {
                 self.error(line, "auth=basic needs email".to_owned());
                 return None;
             };
-            Some(Credentials::Basic { email, api_token })
+            Some(UpstreamAuth::Basic { email, api_token })
         } else {
             if let Some((_, line)) = email {
                 self.warn(line, "email is ignored with auth=bearer".to_owned());
             }
-            Some(Credentials::Bearer { token: api_token })
+            Some(UpstreamAuth::Bearer { token: api_token })
         }
     }
 
@@ -584,7 +559,7 @@ mod tests {
         assert_eq!(tenant.name, "docs");
         assert_eq!(tenant.deployment, Deployment::DataCenter);
         assert_eq!(tenant.flavor, Flavor::Default);
-        assert!(matches!(tenant.credentials, Credentials::Bearer { .. }));
+        assert!(matches!(tenant.credentials, UpstreamAuth::Bearer { .. }));
         assert_eq!(
             tenant.rate_limit,
             RateLimit {
@@ -607,7 +582,7 @@ mod tests {
         .expect("valid");
         assert_eq!(tenant.deployment, Deployment::Cloud);
         assert_eq!(tenant.base_url, "https://acme.atlassian.net/wiki");
-        assert!(matches!(tenant.credentials, Credentials::Basic { .. }));
+        assert!(matches!(tenant.credentials, UpstreamAuth::Basic { .. }));
     }
 
     #[test]

@@ -1,1 +1,134 @@
 //! Markdown to and from Confluence storage format (pure: no IO).
+//!
+//! Writes go through [`prepare_body`]: detect or take the format, convert Markdown with
+//! [`markdown_to_storage`], check well-formedness and safety. Reads use [`storage_to_markdown`], which
+//! carries whatever Markdown cannot express through verbatim so that writing it back restores it.
+
+mod entities;
+mod from_storage;
+mod normalize;
+mod safety;
+mod to_storage;
+mod xml;
+
+use std::fmt;
+
+pub use normalize::normalize_storage;
+
+/// The info string of a fenced block whose content is storage XHTML carried through verbatim.
+pub const VERBATIM_BLOCK_INFO: &str = "confluence-storage";
+/// The prefix of an inline code span whose remainder is storage XHTML carried through verbatim.
+pub const VERBATIM_INLINE_PREFIX: &str = "confluence-storage:";
+
+/// The format of a page body sent by a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// CommonMark with the GFM extensions and the `[[Page Title]]` link syntax.
+    Markdown,
+    /// Confluence storage format (an XHTML fragment).
+    Storage,
+}
+
+/// A well-formedness error in storage XHTML, located by line and column (both from 1).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct XhtmlError {
+    /// Line of the problem, counted from 1.
+    pub line: u32,
+    /// Column of the problem in characters, counted from 1.
+    pub column: u32,
+    /// What is wrong, lowercase.
+    pub message: String,
+}
+
+/// What a write may contain beyond the default, which refuses every script-capable construct.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WritePolicy {
+    /// Macro names (such as `html`) allowed although they can run script; compared case-insensitively.
+    pub allowed_macros: Vec<String>,
+}
+
+/// Why a body cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The storage XHTML is not well-formed.
+    #[error("malformed storage format at {0}")]
+    Malformed(XhtmlError),
+    /// The body contains a construct that could run script in Confluence.
+    #[error("the body contains {construct}, which is not allowed here")]
+    Unsafe {
+        /// The construct, for example `the html macro` or `an onclick attribute`.
+        construct: String,
+    },
+}
+
+impl fmt::Display for BodyFormat {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            BodyFormat::Markdown => "markdown",
+            BodyFormat::Storage => "storage",
+        })
+    }
+}
+
+/// Detects the format of a body: storage when, after leading whitespace, it starts with an element
+/// and the whole body parses as a well-formed storage fragment; Markdown otherwise.
+pub fn detect_format(body: &str) -> BodyFormat {
+    let trimmed = body.trim_start();
+    let starts_with_element = trimmed
+        .strip_prefix('<')
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| c.is_alphabetic() || c == '_');
+    if starts_with_element && xml::parse_fragment(body).is_ok() {
+        BodyFormat::Storage
+    } else {
+        BodyFormat::Markdown
+    }
+}
+
+/// Checks that `xhtml` is a well-formed storage fragment: elements closed and nested, attributes quoted,
+/// only known entities (XML's and HTML's named ones), and only the `ac:`, `ri:` or declared prefixes.
+pub fn check_storage(xhtml: &str) -> Result<(), XhtmlError> {
+    xml::parse_fragment(xhtml).map(|_| ())
+}
+
+/// Converts Markdown to storage XHTML, which is always well-formed. Raw HTML in the Markdown passes
+/// through only when it is well-formed and refused by no part of the default [`WritePolicy`].
+pub fn markdown_to_storage(markdown: &str) -> String {
+    to_storage::convert(markdown, &WritePolicy::default())
+}
+
+/// Like [`markdown_to_storage`], but raw HTML may also use the macros `policy` allows.
+pub fn markdown_to_storage_with_policy(markdown: &str, policy: &WritePolicy) -> String {
+    to_storage::convert(markdown, policy)
+}
+
+/// Converts storage XHTML to Markdown; what Markdown cannot express is carried through verbatim
+/// (see [`VERBATIM_BLOCK_INFO`] and [`VERBATIM_INLINE_PREFIX`]).
+pub fn storage_to_markdown(xhtml: &str) -> Result<String, XhtmlError> {
+    let nodes = xml::parse_fragment(xhtml)?;
+    Ok(from_storage::render(xhtml, &nodes))
+}
+
+/// Checks storage XHTML against a policy, naming the first construct it refuses.
+pub fn check_safety(xhtml: &str, policy: &WritePolicy) -> Result<(), BodyError> {
+    let nodes = xml::parse_fragment(xhtml).map_err(BodyError::Malformed)?;
+    safety::check(&nodes, policy)
+}
+
+/// The one entry point for writes: detect (or take the explicit format), convert Markdown, check
+/// well-formedness and safety; returns the storage XHTML to send upstream.
+pub fn prepare_body(
+    body: &str,
+    format: Option<BodyFormat>,
+    policy: &WritePolicy,
+) -> Result<String, BodyError> {
+    let format = format.unwrap_or_else(|| detect_format(body));
+    let storage = match format {
+        BodyFormat::Storage => body.to_owned(),
+        BodyFormat::Markdown => to_storage::convert(body, policy),
+    };
+    let nodes = xml::parse_fragment(&storage).map_err(BodyError::Malformed)?;
+    safety::check(&nodes, policy)?;
+    Ok(storage)
+}

@@ -3,5 +3,6 @@
 mod config_reload;
 mod confluence;
 mod http_surface;
+mod markdown;
 mod sim;
 mod support;

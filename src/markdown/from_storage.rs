@@ -1,0 +1,1008 @@
+//! Storage XHTML to Markdown, carrying what Markdown cannot express through verbatim.
+//!
+//! Every construct is either rendered in the canonical Markdown the writer turns back into the same
+//! storage, or copied from the source byte for byte inside a `confluence-storage` fenced block (block
+//! level) or a code span starting with `confluence-storage:` (inline level).
+
+use super::xml::{Element, Node};
+use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX};
+
+/// Attributes Confluence adds on its own; losing them loses nothing.
+pub(crate) fn is_insignificant_attribute(name: &str, value: &str) -> bool {
+    matches!(name, "ac:macro-id" | "ac:schema-version" | "ac:local-id")
+        || (name == "data-layout" && value == "default")
+}
+
+/// Elements that are rendered as inline content when they sit in a paragraph-like container.
+const INLINE_ELEMENTS: &[&str] = &[
+    "a",
+    "abbr",
+    "ac:emoticon",
+    "ac:image",
+    "ac:inline-comment-marker",
+    "ac:link",
+    "ac:placeholder",
+    "b",
+    "br",
+    "cite",
+    "code",
+    "del",
+    "em",
+    "i",
+    "ins",
+    "kbd",
+    "mark",
+    "q",
+    "ri:user",
+    "s",
+    "samp",
+    "small",
+    "span",
+    "strong",
+    "sub",
+    "sup",
+    "time",
+    "u",
+    "var",
+];
+
+/// Elements that can never sit inside inline Markdown.
+const BLOCK_ELEMENTS: &[&str] = &[
+    "ac:layout",
+    "ac:layout-cell",
+    "ac:layout-section",
+    "ac:rich-text-body",
+    "ac:task-list",
+    "blockquote",
+    "colgroup",
+    "div",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+];
+
+pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
+    let renderer = Renderer { source };
+    let mut markdown = renderer.block_texts(nodes).join("\n\n");
+    if !markdown.is_empty() {
+        markdown.push('\n');
+    }
+    markdown
+}
+
+struct Renderer<'s> {
+    source: &'s str,
+}
+
+/// Where inline content ends up, which changes what must be escaped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InlineContext {
+    Flow,
+    TableCell,
+}
+
+/// What a rendered block is, as far as list layout cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Paragraph,
+    /// Tables and rules need a blank line before them inside a list item.
+    NeedsBlankLine,
+    Other,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListKind {
+    Bullet,
+    Ordered,
+    Task,
+}
+
+fn has_only_significant(element: &Element, allowed: &[&str]) -> bool {
+    element.attributes.iter().all(|(name, value)| {
+        allowed.contains(&name.as_str()) || is_insignificant_attribute(name, value)
+    })
+}
+
+fn is_blank(node: &Node) -> bool {
+    matches!(node, Node::Text(text, _) if text.trim().is_empty())
+}
+
+fn is_block(node: &Node) -> bool {
+    match node {
+        Node::Element(element) => !INLINE_ELEMENTS.contains(&element.name.as_str()),
+        _ => false,
+    }
+}
+
+impl Renderer<'_> {
+    fn block_texts(&self, nodes: &[Node]) -> Vec<String> {
+        self.blocks(nodes)
+            .into_iter()
+            .map(|(text, _)| text)
+            .collect()
+    }
+
+    /// Renders a sequence of block-level nodes; each entry is one Markdown block.
+    fn blocks(&self, nodes: &[Node]) -> Vec<(String, BlockKind)> {
+        let mut blocks = Vec::new();
+        let mut run: Vec<&Node> = Vec::new();
+        let mut previous_list: Option<(ListKind, bool)> = None;
+        for node in nodes {
+            if !is_block(node) {
+                if !(run.is_empty() && is_blank(node)) {
+                    run.push(node);
+                }
+                continue;
+            }
+            if let Some(block) = self.stray_inline(&run) {
+                blocks.push((block, BlockKind::Other));
+                previous_list = None;
+            }
+            run.clear();
+            let Node::Element(element) = node else {
+                continue;
+            };
+            let list_kind = match element.name.as_str() {
+                "ul" => Some(ListKind::Bullet),
+                "ol" => Some(ListKind::Ordered),
+                "ac:task-list" => Some(ListKind::Task),
+                _ => None,
+            };
+            // Two lists in a row merge in Markdown unless the second uses another marker.
+            let alternate = match (previous_list, list_kind) {
+                (Some((previous, alternate)), Some(current)) => {
+                    (previous == current
+                        || (previous != ListKind::Ordered && current != ListKind::Ordered))
+                        && !alternate
+                }
+                _ => false,
+            };
+            let rendered = match list_kind {
+                Some(kind) => self.list(element, kind, alternate),
+                None => self.block(element),
+            };
+            let kind = match (&rendered, element.name.as_str()) {
+                (Some(_), "p") => BlockKind::Paragraph,
+                (Some(_), "table" | "hr") => BlockKind::NeedsBlankLine,
+                _ => BlockKind::Other,
+            };
+            let text = rendered.unwrap_or_else(|| self.verbatim_block(element.span.clone()));
+            blocks.push((text, kind));
+            previous_list = list_kind.map(|kind| (kind, alternate));
+        }
+        if let Some(block) = self.stray_inline(&run) {
+            blocks.push((block, BlockKind::Other));
+        }
+        blocks
+    }
+
+    /// Inline content found where blocks belong: Markdown would wrap it in a paragraph, so copy it.
+    fn stray_inline(&self, run: &[&Node]) -> Option<String> {
+        let first = run.iter().position(|node| !is_blank(node))?;
+        let last = run.iter().rposition(|node| !is_blank(node))?;
+        let span = run[first].span().start..run[last].span().end;
+        Some(self.verbatim_block(span))
+    }
+
+    fn verbatim_block(&self, span: std::ops::Range<usize>) -> String {
+        let content = self.source[span].trim();
+        let fence = "`".repeat(longest_run(content, '`').max(2) + 1);
+        format!("{fence}{VERBATIM_BLOCK_INFO}\n{content}\n{fence}")
+    }
+
+    fn verbatim_inline(&self, node: &Node) -> String {
+        let content: String = self.source[node.span()]
+            .chars()
+            .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
+            .collect();
+        code_span(&format!("{VERBATIM_INLINE_PREFIX}{content}"))
+    }
+
+    /// Renders one block element, or `None` when it must be carried verbatim.
+    fn block(&self, element: &Element) -> Option<String> {
+        match element.name.as_str() {
+            "p" if has_only_significant(element, &[]) => self.paragraph(element),
+            name @ ("h1" | "h2" | "h3" | "h4" | "h5" | "h6")
+                if has_only_significant(element, &[]) =>
+            {
+                let level = usize::from(name.as_bytes()[1] - b'0');
+                let text = self.inline(&element.children, InlineContext::Flow)?;
+                if text.contains('\n') {
+                    return None;
+                }
+                let hashes = "#".repeat(level);
+                Some(if text.is_empty() {
+                    hashes
+                } else {
+                    format!("{hashes} {text}")
+                })
+            }
+            "hr" if element.attributes.is_empty() && element.children.is_empty() => {
+                Some("---".to_owned())
+            }
+            "blockquote" if has_only_significant(element, &[]) => {
+                let blocks = self.block_texts(&element.children);
+                if blocks.is_empty() {
+                    return None;
+                }
+                Some(prefix_lines(&blocks.join("\n\n"), "> ", ">"))
+            }
+            "table" => self.table(element),
+            "ac:structured-macro" => self.structured_macro(element),
+            _ => None,
+        }
+    }
+
+    fn paragraph(&self, element: &Element) -> Option<String> {
+        if let Some(footnote) = self.footnote_definition(element) {
+            return Some(footnote);
+        }
+        let text = self.inline(&element.children, InlineContext::Flow)?;
+        if text.is_empty() {
+            return None;
+        }
+        Some(text)
+    }
+
+    /// `<p>` opening with the anchor macro `fn-X` and `<sup>X</sup>`: a footnote definition.
+    fn footnote_definition(&self, element: &Element) -> Option<String> {
+        let mut children = element.children.iter().filter(|node| !is_blank(node));
+        let Some(Node::Element(anchor)) = children.next() else {
+            return None;
+        };
+        let label = anchor_macro_name(anchor)?.strip_prefix("fn-")?;
+        let Some(Node::Element(sup)) = children.next() else {
+            return None;
+        };
+        if sup.name != "sup" || !sup.attributes.is_empty() || sup.text_content() != label {
+            return None;
+        }
+        if !sup
+            .children
+            .iter()
+            .all(|node| matches!(node, Node::Text(..)))
+            || !is_footnote_label(label)
+        {
+            return None;
+        }
+        let sup_index = element
+            .children
+            .iter()
+            .position(|node| matches!(node, Node::Element(e) if std::ptr::eq(e, sup)))?;
+        let rest = self.inline(&element.children[sup_index + 1..], InlineContext::Flow)?;
+        Some(if rest.is_empty() {
+            format!("[^{label}]:")
+        } else {
+            format!("[^{label}]: {rest}")
+        })
+    }
+
+    fn structured_macro(&self, element: &Element) -> Option<String> {
+        if !has_only_significant(element, &["ac:name"]) || !element.only_elements() {
+            return None;
+        }
+        let name = element.attribute("ac:name")?;
+        match name {
+            "code" => self.code_macro(element),
+            "info" | "tip" | "note" | "warning" => {
+                let kind = match name {
+                    "info" => "NOTE",
+                    "tip" => "TIP",
+                    "note" => "IMPORTANT",
+                    _ => "WARNING",
+                };
+                let mut children = element.child_elements();
+                let body = children.next()?;
+                if children.next().is_some()
+                    || body.name != "ac:rich-text-body"
+                    || !has_only_significant(body, &[])
+                {
+                    return None;
+                }
+                let blocks = self.block_texts(&body.children);
+                let mut alert = format!("> [!{kind}]");
+                if !blocks.is_empty() {
+                    alert.push('\n');
+                    alert.push_str(&prefix_lines(&blocks.join("\n\n"), "> ", ">"));
+                }
+                Some(alert)
+            }
+            _ => None,
+        }
+    }
+
+    fn code_macro(&self, element: &Element) -> Option<String> {
+        let mut language = None;
+        let mut body = None;
+        for child in element.child_elements() {
+            match child.name.as_str() {
+                "ac:parameter"
+                    if child.attribute("ac:name") == Some("language") && language.is_none() =>
+                {
+                    language = Some(child.text_content());
+                }
+                "ac:plain-text-body" if body.is_none() => body = Some(child.text_content()),
+                _ => return None,
+            }
+        }
+        let body = body?;
+        let language = language.unwrap_or_default();
+        if language.is_empty() && element.child_elements().count() == 2
+            || language.chars().any(|c| c.is_whitespace() || c == '`')
+            || language == VERBATIM_BLOCK_INFO
+        {
+            return None;
+        }
+        let fence = "`".repeat(longest_run(&body, '`').max(2) + 1);
+        Some(format!("{fence}{language}\n{body}\n{fence}"))
+    }
+
+    fn list(&self, element: &Element, kind: ListKind, alternate: bool) -> Option<String> {
+        let allowed: &[&str] = if kind == ListKind::Ordered {
+            &["start"]
+        } else {
+            &[]
+        };
+        if !has_only_significant(element, allowed) || !element.only_elements() {
+            return None;
+        }
+        let mut number: u64 = match element.attribute("start") {
+            Some(start) => start.trim().parse().ok()?,
+            None => 1,
+        };
+        let item_name = if kind == ListKind::Task {
+            "ac:task"
+        } else {
+            "li"
+        };
+        let mut items: Vec<(String, Vec<(String, BlockKind)>)> = Vec::new();
+        for item in element.child_elements() {
+            if item.name != item_name || !has_only_significant(item, &[]) {
+                return None;
+            }
+            let (marker_text, content) = if kind == ListKind::Task {
+                let (complete, body) = self.task(item)?;
+                let bullet = if alternate { '*' } else { '-' };
+                (
+                    format!("{bullet} [{}] ", if complete { 'x' } else { ' ' }),
+                    vec![(body, BlockKind::Paragraph)],
+                )
+            } else {
+                let marker = match kind {
+                    ListKind::Ordered => {
+                        let marker = format!("{number}{} ", if alternate { ')' } else { '.' });
+                        number += 1;
+                        marker
+                    }
+                    _ => (if alternate { "* " } else { "- " }).to_owned(),
+                };
+                (marker, self.list_item(item)?)
+            };
+            items.push((marker_text, content));
+        }
+        if items.is_empty() {
+            return None;
+        }
+        // Blank lines inside an item make the whole list loose in Markdown; keep it tight unless an
+        // item holds several paragraphs.
+        let loose = items.iter().any(|(_, blocks)| {
+            blocks
+                .iter()
+                .filter(|(_, kind)| *kind == BlockKind::Paragraph)
+                .count()
+                > 1
+        });
+        let mut rendered_items = Vec::new();
+        for (marker, blocks) in items {
+            let mut body = String::new();
+            for (index, (block, kind)) in blocks.iter().enumerate() {
+                if index > 0 {
+                    let needs_blank = loose || *kind == BlockKind::NeedsBlankLine;
+                    body.push_str(if needs_blank { "\n\n" } else { "\n" });
+                }
+                body.push_str(block);
+            }
+            let indent = " ".repeat(marker.chars().count());
+            let indented = prefix_lines(&body, &indent, "");
+            let first = indented.strip_prefix(indent.as_str()).unwrap_or(&indented);
+            rendered_items.push(format!(
+                "{}{}",
+                marker.trim_end(),
+                if first.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {first}")
+                }
+            ));
+        }
+        Some(rendered_items.join(if loose { "\n\n" } else { "\n" }))
+    }
+
+    /// The blocks of one list item: a leading run of inline content counts as a paragraph.
+    fn list_item(&self, item: &Element) -> Option<Vec<(String, BlockKind)>> {
+        let first_block = item
+            .children
+            .iter()
+            .position(is_block)
+            .unwrap_or(item.children.len());
+        let (inline, rest) = item.children.split_at(first_block);
+        let mut blocks = Vec::new();
+        let text = self.inline(inline, InlineContext::Flow)?;
+        if !text.is_empty() {
+            blocks.push((text, BlockKind::Paragraph));
+        }
+        if rest.iter().any(|node| !is_block(node) && !is_blank(node)) {
+            return None;
+        }
+        let rendered = self.blocks(rest);
+        let paragraph_next = rendered
+            .first()
+            .is_some_and(|(_, kind)| *kind == BlockKind::Paragraph);
+        if !blocks.is_empty() && paragraph_next {
+            // Inline text followed by a paragraph cannot be told apart from two paragraphs.
+            return None;
+        }
+        blocks.extend(rendered);
+        Some(blocks)
+    }
+
+    /// A task: its status and its body as inline Markdown.
+    fn task(&self, task: &Element) -> Option<(bool, String)> {
+        if !task.only_elements() {
+            return None;
+        }
+        let mut status = None;
+        let mut body = None;
+        for child in task.child_elements() {
+            match child.name.as_str() {
+                "ac:task-id" | "ac:task-uuid" => {}
+                "ac:task-status" if status.is_none() => {
+                    status = Some(match child.text_content().trim() {
+                        "complete" => true,
+                        "incomplete" => false,
+                        _ => return None,
+                    });
+                }
+                "ac:task-body" if body.is_none() && has_only_significant(child, &[]) => {
+                    body = Some(self.inline(&child.children, InlineContext::Flow)?);
+                }
+                _ => return None,
+            }
+        }
+        Some((status?, body.unwrap_or_default()))
+    }
+
+    fn table(&self, table: &Element) -> Option<String> {
+        if !has_only_significant(table, &[]) || !table.only_elements() {
+            return None;
+        }
+        let mut rows: Vec<&Element> = Vec::new();
+        for child in table.child_elements() {
+            match child.name.as_str() {
+                "colgroup"
+                    if child.attributes.is_empty()
+                        && child.only_elements()
+                        && child
+                            .child_elements()
+                            .all(|col| col.name == "col" && col.attributes.is_empty()) => {}
+                "tbody" if has_only_significant(child, &[]) && child.only_elements() => {
+                    rows.extend(child.child_elements());
+                }
+                "tr" => rows.push(child),
+                _ => return None,
+            }
+        }
+        let (header, body) = rows.split_first()?;
+        let columns = header.child_elements().count();
+        if columns == 0 {
+            return None;
+        }
+        let mut alignments: Vec<Option<&'static str>> = Vec::new();
+        let mut lines = Vec::new();
+        for (row_index, row) in rows.iter().enumerate() {
+            if row.name != "tr" || !has_only_significant(row, &[]) || !row.only_elements() {
+                return None;
+            }
+            let cell_name = if row_index == 0 { "th" } else { "td" };
+            let mut cells = Vec::new();
+            for (column, cell) in row.child_elements().enumerate() {
+                if cell.name != cell_name || !has_only_significant(cell, &["style"]) {
+                    return None;
+                }
+                let alignment = match cell.attribute("style") {
+                    Some(style) => Some(parse_alignment(style)?),
+                    None => None,
+                };
+                if row_index == 0 {
+                    alignments.push(alignment);
+                } else if alignments.get(column) != Some(&alignment) {
+                    return None;
+                }
+                cells.push(self.cell(cell)?);
+            }
+            if cells.len() != columns {
+                return None;
+            }
+            lines.push(format!("| {} |", cells.join(" | ")));
+            if row_index == 0 {
+                let delimiters: Vec<&str> = alignments
+                    .iter()
+                    .map(|alignment| match alignment {
+                        None => "---",
+                        Some("left") => ":---",
+                        Some("center") => ":---:",
+                        Some(_) => "---:",
+                    })
+                    .collect();
+                lines.push(format!("| {} |", delimiters.join(" | ")));
+            }
+        }
+        let _ = body;
+        Some(lines.join("\n"))
+    }
+
+    fn cell(&self, cell: &Element) -> Option<String> {
+        let significant: Vec<&Node> = cell
+            .children
+            .iter()
+            .filter(|node| !is_blank(node))
+            .collect();
+        let text = match significant.as_slice() {
+            [Node::Element(paragraph)]
+                if paragraph.name == "p" && has_only_significant(paragraph, &[]) =>
+            {
+                self.inline(&paragraph.children, InlineContext::TableCell)?
+            }
+            _ => self.inline(&cell.children, InlineContext::TableCell)?,
+        };
+        if text.contains('\n') {
+            return None;
+        }
+        Some(text)
+    }
+
+    /// Renders inline content, or `None` when a block element makes that impossible.
+    fn inline(&self, nodes: &[Node], context: InlineContext) -> Option<String> {
+        let mut out = String::new();
+        let significant: Vec<&Node> = nodes.iter().filter(|node| !is_blank(node)).collect();
+        let is_break = |node: Option<&&Node>| matches!(node, Some(Node::Element(element)) if element.name == "br");
+        // A break cannot open or close a Markdown paragraph.
+        if is_break(significant.first()) || is_break(significant.last()) {
+            return None;
+        }
+        for node in nodes {
+            match node {
+                Node::Text(text, _) => {
+                    escape_inline_text(&mut out, text);
+                }
+                Node::CData(..) | Node::Other(_) => out.push_str(&self.verbatim_inline(node)),
+                Node::Element(element) => {
+                    if BLOCK_ELEMENTS.contains(&element.name.as_str()) {
+                        return None;
+                    }
+                    let rendered = self
+                        .inline_element(element, context)
+                        .unwrap_or_else(|| self.verbatim_inline(node));
+                    out.push_str(&rendered);
+                }
+            }
+        }
+        let trimmed = out.trim();
+        let mut lines: Vec<String> = trimmed
+            .split('\n')
+            .map(|line| escape_line_start(line.trim_start()))
+            .collect();
+        if lines.len() == 1 {
+            return lines.pop();
+        }
+        Some(lines.join("\n"))
+    }
+
+    fn inline_element(&self, element: &Element, context: InlineContext) -> Option<String> {
+        let plain = has_only_significant(element, &[]);
+        match element.name.as_str() {
+            "strong" | "b" if plain => self.delimited(element, "**", context),
+            "em" | "i" if plain => {
+                let inner = self.inline(&element.children, context)?;
+                let delimiter = if inner.starts_with('*') || inner.ends_with('*') {
+                    "_"
+                } else {
+                    "*"
+                };
+                wrap(&inner, delimiter)
+            }
+            "del" | "s" if plain => self.delimited(element, "~~", context),
+            "code" if plain => {
+                if !element
+                    .children
+                    .iter()
+                    .all(|node| matches!(node, Node::Text(..)))
+                {
+                    return None;
+                }
+                let text = element.text_content();
+                let collapsed = collapse_whitespace(&text);
+                if collapsed.trim().is_empty() || collapsed.starts_with(VERBATIM_INLINE_PREFIX) {
+                    return None;
+                }
+                let span = code_span(&collapsed);
+                Some(if context == InlineContext::TableCell {
+                    span.replace('|', "\\|")
+                } else {
+                    span
+                })
+            }
+            "br" if plain && element.children.is_empty() => Some("\\\n".to_owned()),
+            "a" if has_only_significant(element, &["href", "title"]) => {
+                let href = element.attribute("href")?;
+                let label = self.inline(&element.children, context)?;
+                if label.is_empty() || label.contains('\n') {
+                    return None;
+                }
+                let title = element
+                    .attribute("title")
+                    .map(link_title)
+                    .unwrap_or_default();
+                Some(format!("[{label}]({}{title})", link_destination(href)))
+            }
+            "ac:link" => self.page_link(element, context),
+            "ac:image" => self.image(element),
+            "sup" if plain => self.footnote_reference(element),
+            _ => None,
+        }
+    }
+
+    fn delimited(
+        &self,
+        element: &Element,
+        delimiter: &str,
+        context: InlineContext,
+    ) -> Option<String> {
+        let inner = self.inline(&element.children, context)?;
+        wrap(&inner, delimiter)
+    }
+
+    /// `ac:link` to a page by title (with optional anchor and plain label), or to an anchor on this page.
+    fn page_link(&self, link: &Element, context: InlineContext) -> Option<String> {
+        if !has_only_significant(link, &["ac:anchor"]) || !link.only_elements() {
+            return None;
+        }
+        let mut title = None;
+        let mut label = None;
+        for child in link.child_elements() {
+            match child.name.as_str() {
+                "ri:page"
+                    if title.is_none() && has_only_significant(child, &["ri:content-title"]) =>
+                {
+                    title = Some(child.attribute("ri:content-title")?.to_owned());
+                }
+                "ac:plain-text-link-body" if label.is_none() => label = Some(child.text_content()),
+                _ => return None,
+            }
+        }
+        let anchor = link.attribute("ac:anchor");
+        if title.is_none() && anchor.is_none() {
+            return None;
+        }
+        let title = title.unwrap_or_default();
+        let target_ok = |text: &str| {
+            text.trim() == text
+                && !text.contains(['|', '#', '[', ']', '\n', '\r', '\\', '`', '<', '>'])
+        };
+        if !target_ok(&title)
+            || anchor.is_some_and(|anchor| !target_ok(anchor) || anchor.is_empty())
+        {
+            return None;
+        }
+        if anchor.is_none() && title.is_empty() {
+            return None;
+        }
+        let mut target = title;
+        if let Some(anchor) = anchor {
+            target.push('#');
+            target.push_str(anchor);
+        }
+        match label {
+            None => Some(format!("[[{target}]]")),
+            Some(label) => {
+                let mut escaped = String::new();
+                escape_inline_text(&mut escaped, &label);
+                if escaped.is_empty()
+                    || escaped != escaped.trim()
+                    || escaped.contains('\n')
+                    || label != collapse_whitespace(&label)
+                {
+                    return None;
+                }
+                // In a table the pipe must be escaped or it would end the cell.
+                let pipe = if context == InlineContext::TableCell {
+                    "\\|"
+                } else {
+                    "|"
+                };
+                Some(format!("[[{target}{pipe}{escaped}]]"))
+            }
+        }
+    }
+
+    fn image(&self, image: &Element) -> Option<String> {
+        if !has_only_significant(image, &["ac:alt", "ac:title"]) || !image.only_elements() {
+            return None;
+        }
+        let mut children = image.child_elements();
+        let target = children.next()?;
+        if children.next().is_some() {
+            return None;
+        }
+        let destination = match target.name.as_str() {
+            "ri:url" if has_only_significant(target, &["ri:value"]) => {
+                let url = target.attribute("ri:value")?;
+                if !super::to_storage::is_absolute_url(url) {
+                    return None;
+                }
+                url.to_owned()
+            }
+            "ri:attachment" if has_only_significant(target, &["ri:filename"]) => {
+                let filename = target.attribute("ri:filename")?;
+                if filename.is_empty() || super::to_storage::is_absolute_url(filename) {
+                    return None;
+                }
+                filename.to_owned()
+            }
+            _ => return None,
+        };
+        let alt = image.attribute("ac:alt").unwrap_or_default();
+        if alt.contains('\n') || alt != collapse_whitespace(alt).trim() {
+            return None;
+        }
+        let mut escaped_alt = String::new();
+        escape_inline_text(&mut escaped_alt, alt);
+        let title = image
+            .attribute("ac:title")
+            .map(link_title)
+            .unwrap_or_default();
+        Some(format!(
+            "![{escaped_alt}]({}{title})",
+            link_destination(&destination)
+        ))
+    }
+
+    /// `<sup>` holding an anchor link `fn-X` labelled `X`: a footnote reference.
+    fn footnote_reference(&self, sup: &Element) -> Option<String> {
+        let significant: Vec<&Node> = sup.children.iter().filter(|node| !is_blank(node)).collect();
+        let [Node::Element(link)] = significant.as_slice() else {
+            return None;
+        };
+        if link.name != "ac:link" || !has_only_significant(link, &["ac:anchor"]) {
+            return None;
+        }
+        let label = link.attribute("ac:anchor")?.strip_prefix("fn-")?;
+        let mut children = link.child_elements();
+        let body = children.next()?;
+        if children.next().is_some()
+            || body.name != "ac:plain-text-link-body"
+            || body.text_content() != label
+        {
+            return None;
+        }
+        is_footnote_label(label).then(|| format!("[^{label}]"))
+    }
+}
+
+/// The anchor name of `<ac:structured-macro ac:name="anchor">` with only its default parameter.
+fn anchor_macro_name(element: &Element) -> Option<&str> {
+    if element.name != "ac:structured-macro"
+        || element.attribute("ac:name") != Some("anchor")
+        || !has_only_significant(element, &["ac:name"])
+    {
+        return None;
+    }
+    let mut children = element.child_elements();
+    let parameter = children.next()?;
+    if children.next().is_some()
+        || parameter.name != "ac:parameter"
+        || parameter.attribute("ac:name") != Some("")
+    {
+        return None;
+    }
+    match parameter.children.as_slice() {
+        [Node::Text(text, _)] => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+fn is_footnote_label(label: &str) -> bool {
+    !label.is_empty()
+        && label
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Wraps inline Markdown in emphasis delimiters, keeping edge whitespace outside them.
+fn wrap(inner: &str, delimiter: &str) -> Option<String> {
+    let trimmed = inner.trim();
+    if trimmed.is_empty() || trimmed.contains("\n") {
+        return None;
+    }
+    let leading = if inner.starts_with(' ') { " " } else { "" };
+    let trailing = if inner.ends_with(' ') { " " } else { "" };
+    Some(format!(
+        "{leading}{delimiter}{trimmed}{delimiter}{trailing}"
+    ))
+}
+
+fn parse_alignment(style: &str) -> Option<&'static str> {
+    let compact: String = style
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    match compact.trim_end_matches(';') {
+        "text-align:left" => Some("left"),
+        "text-align:center" => Some("center"),
+        "text-align:right" => Some("right"),
+        _ => None,
+    }
+}
+
+fn longest_run(text: &str, wanted: char) -> usize {
+    let mut longest = 0;
+    let mut current = 0;
+    for c in text.chars() {
+        if c == wanted {
+            current += 1;
+            longest = longest.max(current);
+        } else {
+            current = 0;
+        }
+    }
+    longest
+}
+
+/// A code span holding `text` exactly, with a fence longer than any backtick run inside it.
+fn code_span(text: &str) -> String {
+    let fence = "`".repeat(longest_run(text, '`') + 1);
+    let pad = text.starts_with('`')
+        || text.ends_with('`')
+        || (text.starts_with(' ') && text.ends_with(' ') && !text.trim().is_empty());
+    if pad {
+        format!("{fence} {text} {fence}")
+    } else {
+        format!("{fence}{text}{fence}")
+    }
+}
+
+fn collapse_whitespace(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_space = false;
+    for c in text.chars() {
+        if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            if !in_space {
+                out.push(' ');
+            }
+            in_space = true;
+        } else {
+            out.push(c);
+            in_space = false;
+        }
+    }
+    out
+}
+
+/// Escapes text for inline Markdown: whitespace collapses, syntax characters get a backslash.
+fn escape_inline_text(out: &mut String, text: &str) {
+    let collapsed = collapse_whitespace(text);
+    let chars: Vec<char> = collapsed.chars().collect();
+    for (index, &c) in chars.iter().enumerate() {
+        match c {
+            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '~' | '|' | '!' => {
+                if c == '!' && chars.get(index + 1).is_some_and(|next| *next != '[') {
+                    out.push(c);
+                    continue;
+                }
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if index == 0 || chars[index - 1] == ' ' => {
+                // Keeps `# x #` from closing a heading and `#` from opening one.
+                out.push('\\');
+                out.push(c);
+            }
+            '_' => {
+                let before = if index == 0 {
+                    None
+                } else {
+                    chars.get(index - 1)
+                };
+                let after = chars.get(index + 1);
+                let intraword = before.is_some_and(|c| c.is_alphanumeric())
+                    && after.is_some_and(|c| c.is_alphanumeric());
+                if !intraword {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            '&' => {
+                let rest: String = chars[index + 1..].iter().take(40).collect();
+                let looks_like_entity = rest.split_once(';').is_some_and(|(name, _)| {
+                    !name.is_empty()
+                        && name
+                            .trim_start_matches('#')
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric())
+                });
+                if looks_like_entity {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+}
+
+/// Escapes what would start a block if it began a line.
+fn escape_line_start(line: &str) -> String {
+    let mut chars = line.chars();
+    match chars.next() {
+        Some('#' | '-' | '+' | '=' | '>') => format!("\\{line}"),
+        Some(c) if c.is_ascii_digit() => {
+            let digits = line.chars().take_while(char::is_ascii_digit).count();
+            let rest = &line[digits..];
+            if rest.starts_with('.') || rest.starts_with(')') {
+                format!("{}\\{}", &line[..digits], rest)
+            } else {
+                line.to_owned()
+            }
+        }
+        _ => line.to_owned(),
+    }
+}
+
+fn link_destination(url: &str) -> String {
+    let needs_angle = url.is_empty()
+        || url.contains([' ', '(', ')', '<', '>', '\n', '\t'])
+        || url.starts_with('<');
+    if needs_angle {
+        let escaped = url
+            .replace('\\', "\\\\")
+            .replace('<', "\\<")
+            .replace('>', "\\>");
+        format!("<{escaped}>")
+    } else {
+        url.replace('\\', "\\\\")
+    }
+}
+
+fn link_title(title: &str) -> String {
+    format!(" \"{}\"", title.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Prefixes every line; blank lines get `blank_prefix` so no trailing whitespace is left.
+fn prefix_lines(text: &str, prefix: &str, blank_prefix: &str) -> String {
+    text.split('\n')
+        .map(|line| {
+            if line.is_empty() {
+                blank_prefix.to_owned()
+            } else {
+                format!("{prefix}{line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

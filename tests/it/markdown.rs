@@ -1,0 +1,414 @@
+//! Markdown ⇄ storage conversion: round trips, escaping, detection and the write policy.
+
+use std::path::PathBuf;
+
+use conflagent::markdown::{
+    BodyError, BodyFormat, WritePolicy, check_storage, detect_format, markdown_to_storage,
+    normalize_storage, prepare_body, storage_to_markdown,
+};
+
+fn fixtures() -> Vec<(String, String)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/markdown");
+    let mut fixtures: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("fixture directory exists")
+        .map(|entry| entry.expect("readable fixture entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "xml"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path).expect("readable fixture");
+            (name, text)
+        })
+        .collect();
+    fixtures.sort();
+    fixtures
+}
+
+#[test]
+fn storage_corpus_survives_markdown_round_trip() {
+    let fixtures = fixtures();
+    assert!(
+        fixtures.len() >= 40,
+        "corpus has {} documents",
+        fixtures.len()
+    );
+    let mut failures = Vec::new();
+    for (name, storage) in &fixtures {
+        let markdown = storage_to_markdown(storage).expect("fixture is well-formed");
+        let written = markdown_to_storage(&markdown);
+        let original = normalize_storage(storage).expect("fixture normalises");
+        let restored = normalize_storage(&written).expect("writer output is well-formed");
+        if original != restored {
+            failures.push(format!(
+                "{name}\n--- markdown\n{markdown}\n--- original\n{original}\n--- restored\n{restored}\n"
+            ));
+            continue;
+        }
+        let markdown_again = storage_to_markdown(&written).expect("writer output is well-formed");
+        if markdown_again != markdown {
+            failures.push(format!(
+                "{name}: markdown not stable\n--- first\n{markdown}\n--- second\n{markdown_again}\n"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Markdown in the canonical forms comes back unchanged after a trip through storage.
+fn check_markdown_round_trip(markdown: &str) {
+    let storage = markdown_to_storage(markdown);
+    check_storage(&storage).expect("writer output is well-formed");
+    let back = storage_to_markdown(&storage).expect("writer output is well-formed");
+    assert_eq!(back, markdown, "storage was:\n{storage}");
+}
+
+#[test]
+fn canonical_markdown_survives_storage_round_trip() {
+    for markdown in [
+        "# Title\n\nText with **bold**, *italic*, ~~struck~~ and `code`.\n",
+        "Read [[Getting Started]] then [[Release Notes|the notes]] and [[Setup#Install|install]].\n",
+        "Jump to [[#Usage|usage]] or [the site](https://example.com/a?b=1&c=2 \"Site\").\n",
+        "- one\n- two\n  - nested *em*\n    1. deep\n- three\n",
+        "3. three\n4. four\n",
+        "- para one\n\n  para two\n\n- next\n",
+        "- [ ] open task\n- [x] done task\n",
+        "> [!NOTE]\n> Information.\n\n> [!TIP]\n> A tip.\n\n> [!IMPORTANT]\n> Yellow note.\n\n> [!WARNING]\n> Red warning.\n",
+        "> Just a quote.\n>\n> - with a list\n",
+        "| Name | Size |\n| :--- | ---: |\n| **a** | `1` |\n| [[Page\\|label]] | 2 |\n",
+        "```rust\nfn main() {\n    println!(\"]]> & <\");\n}\n```\n",
+        "```\nno language\n```\n",
+        "![Logo](https://example.com/logo.png) and ![](diagram.png)\n",
+        "A claim[^1].\n\n[^1]: The source.\n",
+        "line one\\\nline two\n\n---\n\nafter the rule\n",
+        "Literal \\*stars\\*, \\[brackets\\], \\<tag\\>, a\\|b and snake_case.\n",
+        "Status `confluence-storage:<ac:emoticon ac:name=\"smile\"/>` inline.\n",
+        "```confluence-storage\n<ac:structured-macro ac:name=\"toc\"/>\n```\n\n## After\n",
+    ] {
+        check_markdown_round_trip(markdown);
+    }
+}
+
+/// Converts Markdown and checks the storage it produced against the expected XHTML.
+fn check_storage_output(markdown: &str, expected: &str) {
+    let storage = markdown_to_storage(markdown);
+    assert_eq!(
+        normalize_storage(&storage).expect("writer output is well-formed"),
+        normalize_storage(expected).expect("expected output is well-formed"),
+        "markdown was:\n{markdown}"
+    );
+}
+
+#[test]
+fn markdown_constructs_become_the_documented_storage() {
+    check_storage_output(
+        "[[Page Title#Heading|label]]",
+        r#"<p><ac:link ac:anchor="Heading"><ri:page ri:content-title="Page Title"/>
+           <ac:plain-text-link-body><![CDATA[label]]></ac:plain-text-link-body></ac:link></p>"#,
+    );
+    check_storage_output(
+        "[[Page Title]]",
+        r#"<p><ac:link><ri:page ri:content-title="Page Title"/></ac:link></p>"#,
+    );
+    check_storage_output(
+        "[label](https://example.com)",
+        r#"<p><a href="https://example.com">label</a></p>"#,
+    );
+    check_storage_output(
+        "```python\nprint(1)\n```",
+        r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">python</ac:parameter>
+           <ac:plain-text-body><![CDATA[print(1)]]></ac:plain-text-body></ac:structured-macro>"#,
+    );
+    check_storage_output(
+        "```\nx ]]> y\n```",
+        r#"<ac:structured-macro ac:name="code"><ac:plain-text-body><![CDATA[x ]]]]><![CDATA[> y]]></ac:plain-text-body></ac:structured-macro>"#,
+    );
+    check_storage_output(
+        "> [!CAUTION]\n> Hot.",
+        r#"<ac:structured-macro ac:name="warning"><ac:rich-text-body><p>Hot.</p></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    check_storage_output(
+        "| a | b |\n| --- | :-: |\n| 1 | 2 |",
+        r#"<table><tbody><tr><th>a</th><th style="text-align:center">b</th></tr>
+           <tr><td>1</td><td style="text-align:center">2</td></tr></tbody></table>"#,
+    );
+    check_storage_output(
+        "- [x] done",
+        r#"<ac:task-list><ac:task><ac:task-status>complete</ac:task-status><ac:task-body>done</ac:task-body></ac:task></ac:task-list>"#,
+    );
+    check_storage_output(
+        "![alt](https://example.com/x.png) ![](x.png)",
+        r#"<p><ac:image ac:alt="alt"><ri:url ri:value="https://example.com/x.png"/></ac:image>
+           <ac:image><ri:attachment ri:filename="x.png"/></ac:image></p>"#,
+    );
+    check_storage_output("a  \nb\n\n***", "<p>a<br/>b</p><hr/>");
+    check_storage_output("Tom & Jerry <3", "<p>Tom &amp; Jerry &lt;3</p>");
+}
+
+#[test]
+fn raw_html_passes_only_when_well_formed_and_safe() {
+    check_storage_output("a <u>b</u> c", "<p>a <u>b</u> c</p>");
+    check_storage_output("a <span>b c", "<p>a &lt;span&gt;b c</p>");
+    check_storage_output("<div>\n<p>block</p>\n</div>", "<div><p>block</p></div>");
+    check_storage_output("<div>\n<p>open", "<p>&lt;div&gt;\n&lt;p&gt;open</p>");
+    check_storage_output(
+        "x <span onclick=\"evil()\">y</span>",
+        "<p>x &lt;span onclick=&quot;evil()&quot;&gt;y&lt;/span&gt;</p>",
+    );
+    check_storage_output(
+        "<script>alert(1)</script>",
+        "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>",
+    );
+}
+
+fn check_detect(body: &str, expected: BodyFormat) {
+    assert_eq!(detect_format(body), expected, "body was:\n{body}");
+}
+
+#[test]
+fn detection_takes_well_formed_bodies_starting_with_an_element_as_storage() {
+    check_detect("<p>Hello</p>", BodyFormat::Storage);
+    check_detect("  \n<h1>T</h1><p>x&nbsp;y</p>", BodyFormat::Storage);
+    check_detect(
+        "<ac:structured-macro ac:name=\"toc\"/>",
+        BodyFormat::Storage,
+    );
+    check_detect("# Title\n\n<p>x</p>", BodyFormat::Markdown);
+    check_detect("<p>unclosed", BodyFormat::Markdown);
+    check_detect("plain text", BodyFormat::Markdown);
+    check_detect("<https://example.com>", BodyFormat::Markdown);
+    check_detect("", BodyFormat::Markdown);
+}
+
+fn check_malformed(xhtml: &str, line: u32, column: u32, message_part: &str) {
+    let error = check_storage(xhtml).expect_err("body is malformed");
+    assert_eq!(
+        (error.line, error.column),
+        (line, column),
+        "error was: {error}"
+    );
+    assert!(error.message.contains(message_part), "error was: {error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with(&format!("line {line}, column {column}: "))
+    );
+}
+
+#[test]
+fn malformed_storage_is_rejected_with_line_and_column() {
+    check_malformed("<p>a</p>\n<p>b</x>", 2, 5, "</x>");
+    check_malformed("<p>a<br></p>", 1, 9, "</p>");
+    check_malformed("<p>fish & chips</p>", 1, 9, "&");
+    check_malformed("<p>\n  a &bogus; b</p>", 2, 5, "bogus");
+    check_malformed("<p class=x>a</p>", 1, 1, "attribute");
+    check_malformed("<foo:bar/>", 1, 1, "prefix 'foo'");
+    check_malformed("<p>open", 1, 8, "expected </p>");
+    assert_eq!(
+        check_storage("<p>a&nbsp;&mdash;&#169;&#x2603;</p><br/><hr />"),
+        Ok(())
+    );
+    assert_eq!(
+        check_storage("<ac:link><ri:page ri:content-title=\"A &amp; B\"/></ac:link>"),
+        Ok(())
+    );
+}
+
+#[test]
+fn prepare_body_rejects_malformed_explicit_storage() {
+    let error = prepare_body(
+        "<p>a</b>",
+        Some(BodyFormat::Storage),
+        &WritePolicy::default(),
+    )
+    .expect_err("malformed");
+    let BodyError::Malformed(error) = error else {
+        panic!("expected a malformed error, got {error}");
+    };
+    assert_eq!((error.line, error.column), (1, 5));
+}
+
+#[test]
+fn prepare_body_converts_markdown_and_passes_storage_through() {
+    let policy = WritePolicy::default();
+    let storage = prepare_body("# Hi\n\n[[Home]]", None, &policy).expect("markdown is accepted");
+    assert_eq!(
+        storage,
+        "<h1>Hi</h1><p><ac:link><ri:page ri:content-title=\"Home\"/></ac:link></p>"
+    );
+    let storage = "<p>Already <strong>storage</strong></p>";
+    assert_eq!(prepare_body(storage, None, &policy).as_deref(), Ok(storage));
+    let forced = prepare_body("<p>x</p>", Some(BodyFormat::Markdown), &policy)
+        .expect("markdown is accepted");
+    assert_eq!(forced, "<p>x</p>");
+}
+
+fn check_refused(body: &str, construct_part: &str) {
+    let error = prepare_body(body, None, &WritePolicy::default()).expect_err("body is refused");
+    let BodyError::Unsafe { construct } = &error else {
+        panic!("expected an unsafe error, got {error}");
+    };
+    assert!(
+        construct.contains(construct_part),
+        "construct was: {construct}"
+    );
+    assert!(error.to_string().contains(construct_part));
+}
+
+#[test]
+fn script_capable_constructs_are_refused_by_default() {
+    check_refused(
+        r#"<ac:structured-macro ac:name="html"><ac:plain-text-body><![CDATA[<b>x</b>]]></ac:plain-text-body></ac:structured-macro>"#,
+        "html macro",
+    );
+    check_refused(
+        r#"<p>x</p><ac:structured-macro ac:name="html-include"><ac:parameter ac:name="url">https://x</ac:parameter></ac:structured-macro>"#,
+        "html-include macro",
+    );
+    check_refused("<p><iframe src=\"https://x\"/></p>", "<iframe>");
+    check_refused("<script>alert(1)</script>", "<script>");
+    check_refused("<p onmouseover=\"x()\">hi</p>", "onmouseover");
+    check_refused(
+        "<p><a href=\" JavaScript:alert(1)\">x</a></p>",
+        "script url",
+    );
+    check_refused("[click](javascript:alert(1))", "script url");
+    check_refused(
+        "```confluence-storage\n<ac:structured-macro ac:name=\"html\"/>\n```",
+        "html macro",
+    );
+}
+
+#[test]
+fn allowed_macros_lift_the_refusal_for_that_macro_only() {
+    let policy = WritePolicy {
+        allowed_macros: vec!["HTML".to_owned()],
+    };
+    let html_macro = r#"<ac:structured-macro ac:name="html"><ac:plain-text-body><![CDATA[<b>x</b>]]></ac:plain-text-body></ac:structured-macro>"#;
+    assert_eq!(
+        prepare_body(html_macro, None, &policy).as_deref(),
+        Ok(html_macro)
+    );
+    assert!(prepare_body("<script>x</script>", None, &policy).is_err());
+    assert!(
+        prepare_body(
+            r#"<ac:structured-macro ac:name="html-include"/>"#,
+            None,
+            &policy
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn normaliser_ignores_what_confluence_changes() {
+    let sent = r#"<p>a<br/>b</p><ac:structured-macro ac:name="toc"><ac:parameter ac:name="maxLevel">2</ac:parameter></ac:structured-macro><table><tbody><tr><td><p>x</p></td></tr></tbody></table>"#;
+    let returned = "<p>a<br />b</p>\n<ac:structured-macro ac:schema-version=\"1\" ac:name=\"toc\" ac:macro-id=\"8f1c\"><ac:parameter ac:name=\"maxLevel\">2</ac:parameter></ac:structured-macro>\n<table data-layout=\"default\" ac:local-id=\"q\"><tbody><tr><td>x</td></tr></tbody></table>";
+    assert_eq!(normalize_storage(sent), normalize_storage(returned));
+    assert_ne!(normalize_storage("<p>a</p>"), normalize_storage("<p>b</p>"));
+    assert_ne!(
+        normalize_storage(r#"<ac:link><ri:page ri:content-title="A"/></ac:link>"#),
+        normalize_storage(r#"<ac:link><ri:page ri:content-title="B"/></ac:link>"#)
+    );
+}
+
+mod properties {
+    use conflagent::markdown::{
+        check_storage, markdown_to_storage, normalize_storage, storage_to_markdown,
+    };
+    use proptest::prelude::*;
+
+    fn escape(text: &str) -> String {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    }
+
+    fn cdata(text: &str) -> String {
+        format!("<![CDATA[{}]]>", text.replace("]]>", "]]]]><![CDATA[>"))
+    }
+
+    fn assert_storage_round_trip(storage: &str) -> Result<(), TestCaseError> {
+        let markdown = storage_to_markdown(storage).expect("generated storage is well-formed");
+        let written = markdown_to_storage(&markdown);
+        prop_assert_eq!(
+            normalize_storage(&written).expect("writer output is well-formed"),
+            normalize_storage(storage).expect("generated storage is well-formed"),
+            "markdown was:\n{}",
+            markdown
+        );
+        Ok(())
+    }
+
+    /// Markdown-heavy text: syntax characters, whitespace and any other character.
+    fn markdownish() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::sample::select(vec![
+                    "*", "_", "`", "```", "~", "[", "]", "[[", "]]", "|", "(", ")", "<", ">", "!",
+                    "#", "-", "+", "1.", "\\", "&", "&amp;", "&#", ";", ":", "\n", "\n\n", "  ",
+                    "    ", "\t", "[^1]", "[!NOTE]", "<p>", "</p>", "<br/>", "]]>", "confluence-storage",
+                    "confluence-storage:", "javascript:", "a", "word", "x.png", "https://e.org",
+                ]).prop_map(str::to_owned),
+                1 => any::<char>().prop_map(String::from),
+            ],
+            0..60,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_markdown_converts_to_well_formed_storage(markdown in markdownish()) {
+            let storage = markdown_to_storage(&markdown);
+            prop_assert!(check_storage(&storage).is_ok(), "storage: {}", storage);
+            let back = storage_to_markdown(&storage).expect("writer output is well-formed");
+            prop_assert!(check_storage(&markdown_to_storage(&back)).is_ok());
+        }
+
+        #[test]
+        fn any_string_converts_without_panicking(markdown in any::<String>()) {
+            let storage = markdown_to_storage(&markdown);
+            prop_assert!(check_storage(&storage).is_ok(), "storage: {}", storage);
+        }
+
+        #[test]
+        fn titles_and_labels_round_trip(title in "\\PC{1,40}", label in "\\PC{1,40}") {
+            let storage = format!(
+                "<p>see <ac:link><ri:page ri:content-title=\"{}\"/><ac:plain-text-link-body>{}</ac:plain-text-link-body></ac:link></p>",
+                escape(&title),
+                cdata(&label)
+            );
+            assert_storage_round_trip(&storage)?;
+            let unlabelled = format!("<p><ac:link><ri:page ri:content-title=\"{}\"/></ac:link></p>", escape(&title));
+            assert_storage_round_trip(&unlabelled)?;
+        }
+
+        #[test]
+        fn code_round_trips(code in "[\\PC\n\t]{0,80}", language in "[a-z0-9+#-]{0,8}") {
+            let parameter = if language.is_empty() {
+                String::new()
+            } else {
+                format!("<ac:parameter ac:name=\"language\">{language}</ac:parameter>")
+            };
+            let storage = format!(
+                "<ac:structured-macro ac:name=\"code\">{parameter}<ac:plain-text-body>{}</ac:plain-text-body></ac:structured-macro>",
+                cdata(&code)
+            );
+            assert_storage_round_trip(&storage)?;
+            let inline = format!("<p>run <code>{}</code> now</p>", escape(&code));
+            assert_storage_round_trip(&inline)?;
+        }
+
+        #[test]
+        fn paragraph_text_round_trips(text in "\\PC{1,80}") {
+            assert_storage_round_trip(&format!("<p>{}</p>", escape(&text)))?;
+            assert_storage_round_trip(&format!("<ul><li>{}</li></ul>", escape(&text)))?;
+            assert_storage_round_trip(&format!(
+                "<table><tbody><tr><th>h</th></tr><tr><td>{}</td></tr></tbody></table>",
+                escape(&text)
+            ))?;
+        }
+    }
+}
