@@ -151,6 +151,15 @@ impl ApiError {
         )
     }
 
+    /// 409 `VERSION_CONFLICT` when Confluence did not say which version is current.
+    pub fn version_conflict_unknown() -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::VersionConflict,
+            "the page has changed meanwhile; read it again, merge, and retry",
+        )
+    }
+
     /// 409 `INVALID_OPERATION`: the title is already used in the space.
     pub fn title_taken(title: &str) -> ApiError {
         ApiError::new(
@@ -191,6 +200,16 @@ impl ApiError {
             ErrorCode::UpstreamError,
             message,
         )
+    }
+
+    /// 503 with `Retry-After` when known: Confluence keeps rate-limiting this endpoint.
+    pub fn upstream_rate_limited(retry_after_seconds: Option<u64>) -> ApiError {
+        let error =
+            ApiError::upstream_unavailable("Confluence is rate-limiting this endpoint; retry later");
+        match retry_after_seconds {
+            Some(seconds) => error.with_header(RETRY_AFTER, HeaderValue::from(seconds)),
+            None => error,
+        }
     }
 
     /// 504: Confluence did not answer within the endpoint's deadline.
