@@ -299,15 +299,16 @@ impl ConfluenceClient {
             self.get_json(OPERATION, route::CONTENT, url, deadline),
         )
         .await?;
-        // Titles are unique per space, but a lookup may ignore case: prefer the exact match.
+        // Titles are unique per space (ignoring case), and some lookups ignore case too: take the
+        // exact match when there is one, else the page that owns the title in another case.
         let mut results = found.results;
+        if results.is_empty() {
+            return Ok(None);
+        }
         let exact = results
             .iter()
             .position(|content| content.title == title)
             .unwrap_or(0);
-        if results.is_empty() {
-            return Ok(None);
-        }
         page_from(results.swap_remove(exact), with_body).map(Some)
     }
 
