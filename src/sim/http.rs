@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::cql::{self, Candidate};
 use super::store::{MovePosition, NewPage, Page, PageUpdate, StatusFilter, StoreError};
 use super::xhtml;
-use super::{Deployment, InjectedFault, Shared, SimRequest, State};
+use super::{AuthKind, Deployment, InjectedFault, Shared, SimRequest, State};
 
 /// Confluence Cloud refuses request bodies above 5 MiB (CONFLUENCE.md §3.4).
 const MAX_BODY_BYTES: usize = 5_242_880;
@@ -86,7 +86,10 @@ enum Route {
 
 impl Route {
     fn parse(method: &Method, path: &str, context: &str) -> Route {
-        let Some(rest) = path.strip_prefix(context) else {
+        let Some(rest) = path
+            .strip_prefix(context)
+            .filter(|rest| rest.starts_with('/'))
+        else {
             return Route::Unrouted;
         };
         let segments: Vec<String> = rest
@@ -176,6 +179,8 @@ struct Call<'a> {
     method: Method,
     /// Path below the context, e.g. `/rest/api/content`.
     path: String,
+    /// Raw path and query as received, context included.
+    received: String,
     /// Raw query string, for `_links.self`.
     raw_query: String,
     query: Vec<(String, String)>,
@@ -301,7 +306,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().unwrap_or("").to_owned();
     let route = Route::parse(&method, &path, shared.context);
-    let authorized = {
+    let auth_kind = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
             method: method.to_string(),
@@ -318,14 +323,15 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let state: &State = &state;
-                state.credentials.accepts(value)
-            })
+            .and_then(|value| state.credentials.check(value))
     };
-    if !authorized {
+    let Some(auth_kind) = auth_kind else {
         return auth_failure(shared);
-    }
+    };
+    let received = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), ToString::to_string);
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -342,6 +348,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let call = Call {
         shared,
         method,
+        received,
         path: path
             .strip_prefix(shared.context)
             .unwrap_or(&path)
@@ -352,7 +359,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     };
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
-    let outcome = if deprecated && shared.settings.cloud_v1_content_gone {
+    let gone = deprecated && shared.settings.cloud_v1_content_gone && auth_kind == AuthKind::Bearer;
+    let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
             message: "This deprecated endpoint has been removed.".to_owned(),
@@ -398,12 +406,17 @@ fn dispatch(call: &Call<'_>, route: &Route) -> Result<HttpResponse, Failure> {
             _,
         ) => move_page(call, id, position, target),
         (Route::Space(key), _) => read_space(call, key),
-        (Route::Unrouted, _) => Err(Failure::not_found(format!(
-            "null for uri: {}{}",
-            call.shared.base.trim_end_matches(call.shared.context),
-            call.self_link()
-                .trim_start_matches(call.shared.base.as_str())
-        ))),
+        (Route::Unrouted, _) => {
+            let host = call
+                .shared
+                .base
+                .strip_suffix(call.shared.context)
+                .unwrap_or(&call.shared.base);
+            Err(Failure::not_found(format!(
+                "null for uri: {host}{}",
+                call.received
+            )))
+        }
     }
 }
 
@@ -564,10 +577,14 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
             }
         },
     };
+    let indexed_before = SystemTime::now()
+        .checked_sub(call.shared.settings.cql_index_lag)
+        .unwrap_or(UNIX_EPOCH);
     let state = call.shared.lock();
     let ids: Vec<u64> = state
         .store
         .current_pages()
+        .filter(|page| page.last_write <= indexed_before)
         .filter(|page| {
             let ancestors = state.store.ancestors(page.id);
             query.matches(&Candidate {
@@ -1157,7 +1174,7 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
         Deployment::DataCenter => json!({
             "statusCode": status.as_u16(),
             "data": {
-                "authorized": status != StatusCode::FORBIDDEN,
+                "authorized": !matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
                 "valid": true,
                 "allowedInReadOnlyMode": true,
                 "errors": [],
@@ -1184,7 +1201,7 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
             json!({
                 "statusCode": status.as_u16(),
                 "data": {
-                    "authorized": status != StatusCode::FORBIDDEN,
+                    "authorized": !matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
                     "valid": true,
                     "errors": [],
                     "successful": false,
@@ -1235,7 +1252,7 @@ fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
             shared,
             &Failure {
                 status,
-                message: format!("Injected fault: {reason}"),
+                message: injected_message(status),
             },
         )
     };
@@ -1268,6 +1285,22 @@ fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
         }
     }
     response
+}
+
+/// The message of an injected JSON fault; a 409 imitates Cloud's transient optimistic-lock failure.
+fn injected_message(status: StatusCode) -> String {
+    match status {
+        StatusCode::CONFLICT => {
+            "javax.persistence.OptimisticLockException: Batch update returned unexpected \
+             row count from update [0]; actual row count: 0; expected: 1"
+                .to_owned()
+        }
+        StatusCode::TOO_MANY_REQUESTS => "Rate limit exceeded".to_owned(),
+        other => format!(
+            "Injected fault: {}",
+            other.canonical_reason().unwrap_or("error")
+        ),
+    }
 }
 
 fn json_ok(body: Value) -> HttpResponse {
@@ -1396,6 +1429,12 @@ mod tests {
             Route::ContentCollection,
         );
         check(Method::GET, "/rest/api/content", "/wiki", Route::Unrouted);
+        check(
+            Method::GET,
+            "/wikiX/rest/api/content",
+            "/wiki",
+            Route::Unrouted,
+        );
         check(Method::GET, "/rest/api/content/search", "", Route::Search);
         check(
             Method::DELETE,

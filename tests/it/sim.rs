@@ -789,3 +789,84 @@ async fn shutdown_stops_serving() {
     let fresh = reqwest::Client::new();
     assert!(fresh.get(url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn cql_does_not_see_writes_within_the_index_lag() {
+    let settings = SimSettings {
+        cql_index_lag: Duration::from_secs(3600),
+        ..SimSettings::default()
+    };
+    let world = World::start(settings).await;
+    let fresh = world.create("Fresh", None, "").await;
+    assert_eq!(fresh.status, StatusCode::OK);
+    let cql = encode(r#"space = "DOCS" and title = "Fresh""#);
+    let searched = world
+        .get(&format!("/rest/api/content/search?cql={cql}"))
+        .await
+        .json();
+    assert_eq!(searched["size"], 0, "the index has not caught up");
+    let looked_up = world
+        .get("/rest/api/content?spaceKey=DOCS&title=Fresh")
+        .await
+        .json();
+    assert_eq!(looked_up["size"], 1, "the title lookup reads the database");
+}
+
+#[tokio::test]
+async fn removed_cloud_v1_crud_is_gone_for_bearer_callers_only() {
+    let settings = SimSettings {
+        cloud_v1_content_gone: true,
+        ..SimSettings::for_deployment(Deployment::Cloud)
+    };
+    let world = World::start(settings).await;
+    world.sim.add_bearer_token("oauth-access");
+    let id = world.sim.add_page("DOCS", "Kept", None, "");
+    let url = format!("{}/rest/api/content/{id}", world.sim.base_url());
+    let oauth = world
+        .client
+        .get(&url)
+        .bearer_auth("oauth-access")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(oauth.status(), StatusCode::GONE);
+    let body: Value = oauth.json().await.unwrap_or(Value::Null);
+    assert_eq!(
+        body["message"],
+        "com.atlassian.confluence.api.service.exceptions.GoneException: This deprecated endpoint has been removed."
+    );
+    let basic = world.get(&format!("/rest/api/content/{id}")).await;
+    assert_eq!(basic.status, StatusCode::OK);
+    assert!(basic.headers.contains_key("deprecation"));
+}
+
+#[tokio::test]
+async fn an_injected_409_reads_like_a_transient_optimistic_lock() {
+    let world = World::dc().await;
+    let id = world.sim.add_page("DOCS", "Busy", None, "");
+    world.sim.fail_next(1, 409, None);
+    let conflict = world
+        .update(
+            &id,
+            json!({"type": "page", "title": "Busy", "version": {"number": 2}}),
+        )
+        .await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert!(
+        conflict.message().contains("OptimisticLockException"),
+        "{}",
+        conflict.message()
+    );
+    assert_eq!(
+        world.sim.page(&id).map(|page| page.version),
+        Some(1),
+        "the failed write changed nothing"
+    );
+    let retried = world
+        .update(
+            &id,
+            json!({"type": "page", "title": "Busy", "version": {"number": 2}}),
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::OK);
+}
