@@ -27,6 +27,8 @@ use super::{AuthKind, Deployment, InjectedFault, Shared, SimRequest, State};
 const MAX_BODY_BYTES: usize = 5_242_880;
 /// Default `limit` of v1 collections and the size of a `children.page` expansion.
 const DEFAULT_LIMIT: usize = 25;
+/// Cloud answers 400 to more sub-expansions than this in one request.
+const CLOUD_MAX_EXPANSIONS: usize = 8;
 /// How long open connections may finish after shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -227,18 +229,26 @@ impl Call<'_> {
         format!("{}?{}", self.path, query.join("&"))
     }
 
-    fn expansions(&self, defaults: &[&str]) -> Expansions {
-        let mut paths: Vec<String> = defaults.iter().map(|path| (*path).to_owned()).collect();
-        if let Some(expand) = self.param("expand") {
-            paths.extend(
-                expand
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|path| !path.is_empty())
-                    .map(str::to_owned),
-            );
+    /// The deployment's defaults plus what `expand` asks for. Cloud refuses more than
+    /// [`CLOUD_MAX_EXPANSIONS`] requested expansions (CONFLUENCE.md §2.1).
+    fn expansions(&self, defaults: &[&str]) -> Result<Expansions, Failure> {
+        let requested: Vec<String> = self
+            .param("expand")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if self.deployment() == Deployment::Cloud && requested.len() > CLOUD_MAX_EXPANSIONS {
+            return Err(Failure::bad_request(format!(
+                "Too many expansions: {} requested, at most {CLOUD_MAX_EXPANSIONS} are allowed",
+                requested.len()
+            )));
         }
-        Expansions(paths)
+        let mut paths: Vec<String> = defaults.iter().map(|path| (*path).to_owned()).collect();
+        paths.extend(requested);
+        Ok(Expansions(paths))
     }
 
     fn status_filter(&self) -> Result<Option<StatusFilter>, Failure> {
@@ -305,16 +315,17 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().unwrap_or("").to_owned();
+    let received = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), ToString::to_string);
     let route = Route::parse(&method, &path, shared.context);
     let auth_kind = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
             method: method.to_string(),
             route: format!("{method} {}", route.template()),
-            path_and_query: request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| path.clone(), ToString::to_string),
+            path_and_query: received.clone(),
         });
         if let Some(fault) = state.faults.take() {
             return fault_response(shared, fault);
@@ -328,10 +339,6 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let Some(auth_kind) = auth_kind else {
         return auth_failure(shared);
     };
-    let received = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| path.clone(), ToString::to_string);
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -446,7 +453,7 @@ fn title_lookup(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         });
     }
     let (start, limit) = call.paging(call.shared.settings.max_page_limit as usize)?;
-    let expansions = call.expansions(READ_DEFAULTS);
+    let expansions = call.expansions(READ_DEFAULTS)?;
     let filter = call.status_filter()?;
     let state = call.shared.lock();
     let pages_only = call.param("type").is_none_or(|kind| kind == "page");
@@ -473,7 +480,7 @@ fn read_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
     let filter = call
         .status_filter()?
         .ok_or_else(|| Failure::no_content(id))?;
-    let expansions = call.expansions(READ_DEFAULTS);
+    let expansions = call.expansions(READ_DEFAULTS)?;
     let state = call.shared.lock();
     let page = state
         .store
@@ -491,7 +498,7 @@ fn read_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
 fn list_children(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
     let numeric = parse_id(id)?;
     let (start, limit) = call.paging(call.shared.settings.max_page_limit as usize)?;
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     let state = call.shared.lock();
     state
         .store
@@ -525,7 +532,7 @@ fn list_descendants(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> 
             _ => return Err(Failure::bad_request(format!("Invalid depth: {raw}"))),
         },
     };
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     let state = call.shared.lock();
     state
         .store
@@ -554,7 +561,7 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         return Err(Failure::bad_request("CQL query parameter is required"));
     }
     let query = cql::parse(raw_cql).map_err(|error| Failure::bad_request(error.0))?;
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     // DC KB caps: 50 with a body expansion, 200 with other expansions, 1000 without.
     let cap = match (
         call.deployment(),
@@ -703,7 +710,7 @@ fn create_page(call: &Call<'_>) -> Result<HttpResponse, Failure> {
     let title = request.get("title").and_then(Value::as_str).unwrap_or("");
     let parent_id = requested_parent(&request)?;
     let body = storage_body(&request)?.unwrap_or_default();
-    let expansions = call.expansions(write_defaults(call.deployment()));
+    let expansions = call.expansions(write_defaults(call.deployment()))?;
     let mut state = call.shared.lock();
     let new_page = NewPage {
         space_key,
@@ -763,7 +770,7 @@ fn update_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .unwrap_or("");
     let new_parent = requested_parent(&request)?;
     let body = storage_body(&request)?;
-    let expansions = call.expansions(write_defaults(call.deployment()));
+    let expansions = call.expansions(write_defaults(call.deployment()))?;
     let mut state = call.shared.lock();
     let update = PageUpdate {
         version,
