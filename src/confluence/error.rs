@@ -102,6 +102,8 @@ pub(crate) fn from_response(
         }
         404 => UpstreamError::NotFound,
         409 => UpstreamError::VersionConflict { current: None },
+        // The API itself is gone (Cloud v1 content CRUD for some auth modes): an upstream problem.
+        410 => UpstreamError::Unavailable(format!("http status 410: {}", described())),
         413 => UpstreamError::Rejected("the page is too large for confluence".to_owned()),
         429 => UpstreamError::RateLimited { retry_after },
         500..=599 => UpstreamError::Unavailable(match message {
@@ -270,6 +272,13 @@ mod tests {
             UpstreamError::NotFound,
         );
         check(404, "", UpstreamError::NotFound);
+        check(
+            410,
+            r#"{"statusCode":410,"message":"com.atlassian.confluence.api.service.exceptions.GoneException: This deprecated endpoint has been removed."}"#,
+            UpstreamError::Unavailable(
+                "http status 410: This deprecated endpoint has been removed.".to_owned(),
+            ),
+        );
         check(
             502,
             "<html>Bad Gateway</html>",

@@ -299,15 +299,16 @@ impl ConfluenceClient {
             self.get_json(OPERATION, route::CONTENT, url, deadline),
         )
         .await?;
-        // Titles are unique per space, but a lookup may ignore case: prefer the exact match.
+        // Titles are unique per space (ignoring case), and some lookups ignore case too: take the
+        // exact match when there is one, else the page that owns the title in another case.
         let mut results = found.results;
+        if results.is_empty() {
+            return Ok(None);
+        }
         let exact = results
             .iter()
             .position(|content| content.title == title)
             .unwrap_or(0);
-        if results.is_empty() {
-            return Ok(None);
-        }
         page_from(results.swap_remove(exact), with_body).map(Some)
     }
 
@@ -318,6 +319,9 @@ impl ConfluenceClient {
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
         const OPERATION: &str = "page_by_id";
+        if id.is_empty() {
+            return Ok(None);
+        }
         let url = self.url(&["content", id], &[("expand", page_expansions(with_body))]);
         let deadline = self.deadline();
         match within(
@@ -335,6 +339,7 @@ impl ConfluenceClient {
     /// All direct child pages, in Confluence's order. `⌈children / 200⌉` requests.
     pub async fn children(&self, id: &str) -> Result<Vec<PageRef>, UpstreamError> {
         const OPERATION: &str = "children";
+        require_id(id)?;
         let deadline = self.deadline();
         let children = within(deadline, self.child_listing(OPERATION, id, false, deadline)).await?;
         Ok(children
@@ -364,6 +369,7 @@ impl ConfluenceClient {
         max_depth: Option<u32>,
     ) -> Result<Vec<SubtreePage>, UpstreamError> {
         const OPERATION: &str = "subtree";
+        require_id(root_id)?;
         let deadline = self.deadline();
         match (max_depth, self.inner.deployment) {
             (Some(0), _) => Ok(Vec::new()),
@@ -400,6 +406,7 @@ impl ConfluenceClient {
         storage: &str,
     ) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "create_page";
+        require_id(parent_id)?;
         let request = CreateRequest {
             kind: "page",
             title,
@@ -430,6 +437,7 @@ impl ConfluenceClient {
     /// returned body is `None`.
     pub async fn update_page(&self, update: &PageUpdate) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "update_page";
+        require_id(&update.id)?;
         let request = types::UpdateRequest {
             id: &update.id,
             kind: "page",
@@ -459,6 +467,7 @@ impl ConfluenceClient {
     /// Moves a page to the trash. Its children stay (Confluence re-parents them). One request.
     pub async fn delete_page(&self, id: &str) -> Result<(), UpstreamError> {
         const OPERATION: &str = "delete_page";
+        require_id(id)?;
         let url = self.url(&["content", id], &[]);
         let call = Call {
             operation: OPERATION,
@@ -478,9 +487,18 @@ impl ConfluenceClient {
         max_depth: Option<u32>,
         deadline: Instant,
     ) -> Result<Vec<SubtreePage>, UpstreamError> {
+        // Cloud takes depth 1..=100 or "all"; the depth is also checked below, from the ancestors.
+        let depth = match max_depth {
+            Some(levels @ 1..=100) => levels.to_string(),
+            _ => "all".to_owned(),
+        };
         let url = self.url(
             &["content", root_id, "descendant", "page"],
-            &[("limit", PAGE_LIMIT), ("expand", "ancestors")],
+            &[
+                ("depth", depth.as_str()),
+                ("limit", PAGE_LIMIT),
+                ("expand", "ancestors"),
+            ],
         );
         let all: Vec<Content> = self
             .collect_pages("subtree", route::DESCENDANT_PAGE, url, deadline)
@@ -718,53 +736,11 @@ impl ConfluenceClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let outcome = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(error::parse_retry_after);
-                match response.bytes().await {
-                    Ok(body) if (200..300).contains(&status) => Ok(body),
-                    Ok(body) => Err(FailedAttempt {
-                        error: error::from_response(status, &body, retry_after),
-                        cause: Failure::Status {
-                            status,
-                            retry_after,
-                        },
-                    }),
-                    Err(e) => Err(FailedAttempt {
-                        error: transport_error(e),
-                        cause: Failure::Lost,
-                    }),
-                }
-                .map_err(|failed| (failed, Some(status)))
-            }
-            Err(e) => {
-                let cause = if e.is_connect() {
-                    Failure::Connect
-                } else {
-                    Failure::Lost
-                };
-                Err((
-                    FailedAttempt {
-                        error: transport_error(e),
-                        cause,
-                    },
-                    None,
-                ))
-            }
-        };
+        let (status, outcome) = exchange(request).await;
         let elapsed = started.elapsed();
-        let status = match &outcome {
-            Ok(_) => Some(200),
-            Err((_, status)) => *status,
-        };
         let outcome_label = match &outcome {
             Ok(_) => "ok",
-            Err((failed, _)) => outcome_label(&failed.error),
+            Err(failed) => outcome_label(&failed.error),
         };
         tracing::debug!(
             operation = call.operation,
@@ -776,7 +752,7 @@ impl ConfluenceClient {
             "upstream call"
         );
         record(call.operation, outcome_label, elapsed);
-        outcome.map_err(|(failed, _)| failed)
+        outcome
     }
 
     fn deadline(&self) -> Instant {
@@ -794,6 +770,60 @@ impl ConfluenceClient {
         }
         url
     }
+}
+
+/// Sends one request and reads the whole answer: the status (if one came) and a 2xx body or the
+/// classified failure.
+async fn exchange(request: reqwest::RequestBuilder) -> (Option<u16>, Result<Bytes, FailedAttempt>) {
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(e) => {
+            let cause = if e.is_connect() {
+                Failure::Connect
+            } else {
+                Failure::Lost
+            };
+            return (
+                None,
+                Err(FailedAttempt {
+                    error: transport_error(e),
+                    cause,
+                }),
+            );
+        }
+    };
+    let status = response.status().as_u16();
+    let headers = response.headers();
+    let retry_after = headers
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(error::parse_retry_after);
+    // DC names the user it served; "anonymous" means the credential was ignored, so answers
+    // would silently lack every restricted page.
+    let anonymous = headers
+        .get("x-ausername")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|user| user.eq_ignore_ascii_case("anonymous"));
+    let cause = Failure::Status {
+        status,
+        retry_after,
+    };
+    let outcome = match response.bytes().await {
+        Err(e) => Err(FailedAttempt {
+            error: transport_error(e),
+            cause: Failure::Lost,
+        }),
+        Ok(_) if anonymous => Err(FailedAttempt {
+            error: UpstreamError::CredentialsRejected,
+            cause,
+        }),
+        Ok(body) if (200..300).contains(&status) => Ok(body),
+        Ok(body) => Err(FailedAttempt {
+            error: error::from_response(status, &body, retry_after),
+            cause,
+        }),
+    };
+    (Some(status), outcome)
 }
 
 /// The hook for per-call metrics: every upstream attempt ends here with its operation name
@@ -816,6 +846,15 @@ fn outcome_label(error: &UpstreamError) -> &'static str {
         UpstreamError::Unavailable(_) => "unavailable",
         UpstreamError::Timeout => "timeout",
         UpstreamError::Protocol(_) => "protocol_error",
+    }
+}
+
+/// No page has an empty id; asking Confluence would address a different route.
+fn require_id(id: &str) -> Result<(), UpstreamError> {
+    if id.is_empty() {
+        Err(UpstreamError::NotFound)
+    } else {
+        Ok(())
     }
 }
 
@@ -885,7 +924,8 @@ fn json_body<T: serde::Serialize>(value: &T) -> Result<Bytes, UpstreamError> {
 
 /// A transport failure, described by its cause chain without the URL (it holds titles).
 fn transport_error(error: reqwest::Error) -> UpstreamError {
-    if error.is_timeout() {
+    // Only the connect phase has a timeout of its own; a connect timeout is unavailability.
+    if error.is_timeout() && !error.is_connect() {
         return UpstreamError::Timeout;
     }
     let error = error.without_url();

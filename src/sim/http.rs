@@ -21,12 +21,14 @@ use tokio::sync::watch;
 use super::cql::{self, Candidate};
 use super::store::{MovePosition, NewPage, Page, PageUpdate, StatusFilter, StoreError};
 use super::xhtml;
-use super::{Deployment, InjectedFault, Shared, SimRequest, State};
+use super::{AuthKind, Deployment, InjectedFault, Shared, SimRequest, State};
 
 /// Confluence Cloud refuses request bodies above 5 MiB (CONFLUENCE.md §3.4).
 const MAX_BODY_BYTES: usize = 5_242_880;
 /// Default `limit` of v1 collections and the size of a `children.page` expansion.
 const DEFAULT_LIMIT: usize = 25;
+/// Cloud answers 400 to more sub-expansions than this in one request.
+const CLOUD_MAX_EXPANSIONS: usize = 8;
 /// How long open connections may finish after shutdown.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
@@ -86,7 +88,10 @@ enum Route {
 
 impl Route {
     fn parse(method: &Method, path: &str, context: &str) -> Route {
-        let Some(rest) = path.strip_prefix(context) else {
+        let Some(rest) = path
+            .strip_prefix(context)
+            .filter(|rest| rest.starts_with('/'))
+        else {
             return Route::Unrouted;
         };
         let segments: Vec<String> = rest
@@ -176,6 +181,8 @@ struct Call<'a> {
     method: Method,
     /// Path below the context, e.g. `/rest/api/content`.
     path: String,
+    /// Raw path and query as received, context included.
+    received: String,
     /// Raw query string, for `_links.self`.
     raw_query: String,
     query: Vec<(String, String)>,
@@ -222,18 +229,26 @@ impl Call<'_> {
         format!("{}?{}", self.path, query.join("&"))
     }
 
-    fn expansions(&self, defaults: &[&str]) -> Expansions {
-        let mut paths: Vec<String> = defaults.iter().map(|path| (*path).to_owned()).collect();
-        if let Some(expand) = self.param("expand") {
-            paths.extend(
-                expand
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|path| !path.is_empty())
-                    .map(str::to_owned),
-            );
+    /// The deployment's defaults plus what `expand` asks for. Cloud refuses more than
+    /// [`CLOUD_MAX_EXPANSIONS`] requested expansions (CONFLUENCE.md §2.1).
+    fn expansions(&self, defaults: &[&str]) -> Result<Expansions, Failure> {
+        let requested: Vec<String> = self
+            .param("expand")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|path| !path.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if self.deployment() == Deployment::Cloud && requested.len() > CLOUD_MAX_EXPANSIONS {
+            return Err(Failure::bad_request(format!(
+                "Too many expansions: {} requested, at most {CLOUD_MAX_EXPANSIONS} are allowed",
+                requested.len()
+            )));
         }
-        Expansions(paths)
+        let mut paths: Vec<String> = defaults.iter().map(|path| (*path).to_owned()).collect();
+        paths.extend(requested);
+        Ok(Expansions(paths))
     }
 
     fn status_filter(&self) -> Result<Option<StatusFilter>, Failure> {
@@ -300,16 +315,17 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let raw_query = request.uri().query().unwrap_or("").to_owned();
+    let received = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), ToString::to_string);
     let route = Route::parse(&method, &path, shared.context);
-    let authorized = {
+    let auth_kind = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
             method: method.to_string(),
             route: format!("{method} {}", route.template()),
-            path_and_query: request
-                .uri()
-                .path_and_query()
-                .map_or_else(|| path.clone(), ToString::to_string),
+            path_and_query: received.clone(),
         });
         if let Some(fault) = state.faults.take() {
             return fault_response(shared, fault);
@@ -318,14 +334,11 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             .headers()
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let state: &State = &state;
-                state.credentials.accepts(value)
-            })
+            .and_then(|value| state.credentials.check(value))
     };
-    if !authorized {
+    let Some(auth_kind) = auth_kind else {
         return auth_failure(shared);
-    }
+    };
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
@@ -342,6 +355,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let call = Call {
         shared,
         method,
+        received,
         path: path
             .strip_prefix(shared.context)
             .unwrap_or(&path)
@@ -352,7 +366,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     };
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
-    let outcome = if deprecated && shared.settings.cloud_v1_content_gone {
+    let gone = deprecated && shared.settings.cloud_v1_content_gone && auth_kind == AuthKind::Bearer;
+    let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
             message: "This deprecated endpoint has been removed.".to_owned(),
@@ -398,12 +413,17 @@ fn dispatch(call: &Call<'_>, route: &Route) -> Result<HttpResponse, Failure> {
             _,
         ) => move_page(call, id, position, target),
         (Route::Space(key), _) => read_space(call, key),
-        (Route::Unrouted, _) => Err(Failure::not_found(format!(
-            "null for uri: {}{}",
-            call.shared.base.trim_end_matches(call.shared.context),
-            call.self_link()
-                .trim_start_matches(call.shared.base.as_str())
-        ))),
+        (Route::Unrouted, _) => {
+            let host = call
+                .shared
+                .base
+                .strip_suffix(call.shared.context)
+                .unwrap_or(&call.shared.base);
+            Err(Failure::not_found(format!(
+                "null for uri: {host}{}",
+                call.received
+            )))
+        }
     }
 }
 
@@ -433,7 +453,7 @@ fn title_lookup(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         });
     }
     let (start, limit) = call.paging(call.shared.settings.max_page_limit as usize)?;
-    let expansions = call.expansions(READ_DEFAULTS);
+    let expansions = call.expansions(READ_DEFAULTS)?;
     let filter = call.status_filter()?;
     let state = call.shared.lock();
     let pages_only = call.param("type").is_none_or(|kind| kind == "page");
@@ -460,7 +480,7 @@ fn read_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
     let filter = call
         .status_filter()?
         .ok_or_else(|| Failure::no_content(id))?;
-    let expansions = call.expansions(READ_DEFAULTS);
+    let expansions = call.expansions(READ_DEFAULTS)?;
     let state = call.shared.lock();
     let page = state
         .store
@@ -478,7 +498,7 @@ fn read_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
 fn list_children(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
     let numeric = parse_id(id)?;
     let (start, limit) = call.paging(call.shared.settings.max_page_limit as usize)?;
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     let state = call.shared.lock();
     state
         .store
@@ -512,7 +532,7 @@ fn list_descendants(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> 
             _ => return Err(Failure::bad_request(format!("Invalid depth: {raw}"))),
         },
     };
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     let state = call.shared.lock();
     state
         .store
@@ -541,7 +561,7 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         return Err(Failure::bad_request("CQL query parameter is required"));
     }
     let query = cql::parse(raw_cql).map_err(|error| Failure::bad_request(error.0))?;
-    let expansions = call.expansions(&[]);
+    let expansions = call.expansions(&[])?;
     // DC KB caps: 50 with a body expansion, 200 with other expansions, 1000 without.
     let cap = match (
         call.deployment(),
@@ -564,10 +584,14 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
             }
         },
     };
+    let indexed_before = SystemTime::now()
+        .checked_sub(call.shared.settings.cql_index_lag)
+        .unwrap_or(UNIX_EPOCH);
     let state = call.shared.lock();
     let ids: Vec<u64> = state
         .store
         .current_pages()
+        .filter(|page| page.last_write <= indexed_before)
         .filter(|page| {
             let ancestors = state.store.ancestors(page.id);
             query.matches(&Candidate {
@@ -686,7 +710,7 @@ fn create_page(call: &Call<'_>) -> Result<HttpResponse, Failure> {
     let title = request.get("title").and_then(Value::as_str).unwrap_or("");
     let parent_id = requested_parent(&request)?;
     let body = storage_body(&request)?.unwrap_or_default();
-    let expansions = call.expansions(write_defaults(call.deployment()));
+    let expansions = call.expansions(write_defaults(call.deployment()))?;
     let mut state = call.shared.lock();
     let new_page = NewPage {
         space_key,
@@ -746,7 +770,7 @@ fn update_page(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .unwrap_or("");
     let new_parent = requested_parent(&request)?;
     let body = storage_body(&request)?;
-    let expansions = call.expansions(write_defaults(call.deployment()));
+    let expansions = call.expansions(write_defaults(call.deployment()))?;
     let mut state = call.shared.lock();
     let update = PageUpdate {
         version,
@@ -1157,7 +1181,7 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
         Deployment::DataCenter => json!({
             "statusCode": status.as_u16(),
             "data": {
-                "authorized": status != StatusCode::FORBIDDEN,
+                "authorized": !matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
                 "valid": true,
                 "allowedInReadOnlyMode": true,
                 "errors": [],
@@ -1184,7 +1208,7 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
             json!({
                 "statusCode": status.as_u16(),
                 "data": {
-                    "authorized": status != StatusCode::FORBIDDEN,
+                    "authorized": !matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
                     "valid": true,
                     "errors": [],
                     "successful": false,
@@ -1235,7 +1259,7 @@ fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
             shared,
             &Failure {
                 status,
-                message: format!("Injected fault: {reason}"),
+                message: injected_message(status),
             },
         )
     };
@@ -1268,6 +1292,22 @@ fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
         }
     }
     response
+}
+
+/// The message of an injected JSON fault; a 409 imitates Cloud's transient optimistic-lock failure.
+fn injected_message(status: StatusCode) -> String {
+    match status {
+        StatusCode::CONFLICT => {
+            "javax.persistence.OptimisticLockException: Batch update returned unexpected \
+             row count from update [0]; actual row count: 0; expected: 1"
+                .to_owned()
+        }
+        StatusCode::TOO_MANY_REQUESTS => "Rate limit exceeded".to_owned(),
+        other => format!(
+            "Injected fault: {}",
+            other.canonical_reason().unwrap_or("error")
+        ),
+    }
 }
 
 fn json_ok(body: Value) -> HttpResponse {
@@ -1396,6 +1436,12 @@ mod tests {
             Route::ContentCollection,
         );
         check(Method::GET, "/rest/api/content", "/wiki", Route::Unrouted);
+        check(
+            Method::GET,
+            "/wikiX/rest/api/content",
+            "/wiki",
+            Route::Unrouted,
+        );
         check(Method::GET, "/rest/api/content/search", "", Route::Search);
         check(
             Method::DELETE,

@@ -51,8 +51,12 @@ pub struct SimSettings {
     /// Data Center sites that block the bare `GET /rest/api/content` collection answer it with 403
     /// (CONFLUENCE.md §1, CONFSERVER-57639).
     pub content_collection_blocked: bool,
-    /// Cloud only: answer the removed v1 content CRUD routes with 410 `GoneException` (CONFLUENCE.md §0).
+    /// Cloud only: answer the removed v1 content CRUD routes with 410 `GoneException` to Bearer
+    /// (OAuth) callers, while Basic API-token callers are still served (CONFLUENCE.md §0, CHANGE-2520).
     pub cloud_v1_content_gone: bool,
+    /// How long a write stays invisible to CQL search, imitating the search index (CONFLUENCE.md §3.3).
+    /// Zero (the default) makes writes searchable at once.
+    pub cql_index_lag: Duration,
 }
 
 impl SimSettings {
@@ -67,6 +71,7 @@ impl SimSettings {
             max_page_limit: 200,
             content_collection_blocked: false,
             cloud_v1_content_gone: false,
+            cql_index_lag: Duration::ZERO,
         }
     }
 
@@ -158,18 +163,30 @@ struct Credentials {
     bearer: Vec<String>,
 }
 
+/// How an accepted request authenticated; Cloud treats OAuth-style Bearer callers differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthKind {
+    Basic,
+    Bearer,
+}
+
 impl Credentials {
-    fn accepts(&self, authorization: &str) -> bool {
-        let Some((scheme, credential)) = authorization.trim().split_once(' ') else {
-            return false;
-        };
+    /// The kind of a known credential in an `Authorization` header value, `None` if unknown.
+    fn check(&self, authorization: &str) -> Option<AuthKind> {
+        let (scheme, credential) = authorization.trim().split_once(' ')?;
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("basic") {
-            self.basic.iter().any(|known| known == credential)
+            self.basic
+                .iter()
+                .any(|known| known == credential)
+                .then_some(AuthKind::Basic)
         } else if scheme.eq_ignore_ascii_case("bearer") {
-            self.bearer.iter().any(|known| known == credential)
+            self.bearer
+                .iter()
+                .any(|known| known == credential)
+                .then_some(AuthKind::Bearer)
         } else {
-            false
+            None
         }
     }
 }

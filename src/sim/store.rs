@@ -101,6 +101,8 @@ pub struct Page {
     pub updated: SystemTime,
     /// Message of the current version.
     pub version_message: String,
+    /// When the page last changed in any way (create, update, move); the search index lags behind it.
+    pub last_write: SystemTime,
 }
 
 /// Why the store refused an operation. Each variant maps to one Confluence response.
@@ -288,6 +290,7 @@ impl Store {
                 created: now,
                 updated: now,
                 version_message: String::new(),
+                last_write: now,
             },
         );
         Ok(id)
@@ -340,6 +343,7 @@ impl Store {
         page.title = update.title.to_owned();
         page.status = PageStatus::Current;
         page.updated = now;
+        page.last_write = now;
         page.version_message = update.message.to_owned();
         if let Some(body) = update.body {
             page.body = body.to_owned();
@@ -426,6 +430,11 @@ impl Store {
                     .get_mut(&id)
                     .expect("page existence was checked above");
                 page.parent_id = new_parent;
+            }
+        }
+        for member in self.subtree(id) {
+            if let Some(page) = self.pages.get_mut(&member) {
+                page.last_write = now;
             }
         }
         if self.rules.move_bumps_version {

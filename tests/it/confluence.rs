@@ -60,15 +60,27 @@ fn client(
     auth: UpstreamAuth,
     deadline: Duration,
 ) -> ConfluenceClient {
-    let settings = UpstreamSettings {
-        base_url: sim.base_url(),
+    ConfluenceClient::new(
+        http_client(),
+        settings(&sim.base_url(), deployment, auth, deadline),
+    )
+    .expect("valid settings")
+}
+
+fn settings(
+    base_url: &str,
+    deployment: Deployment,
+    auth: UpstreamAuth,
+    deadline: Duration,
+) -> UpstreamSettings {
+    UpstreamSettings {
+        base_url: base_url.to_owned(),
         deployment,
         auth,
         space_key: SPACE.to_owned(),
         deadline,
         max_concurrent: 8,
-    };
-    ConfluenceClient::new(http_client(), settings).expect("valid settings")
+    }
 }
 
 fn update(id: &str, title: &str, new_version: u64) -> PageUpdate {
@@ -417,6 +429,60 @@ async fn confluence_down_throughout_is_unavailable_within_the_deadline() {
     );
     let attempts = w.sim.total_requests();
     assert!((2..=5).contains(&attempts), "{attempts} attempts");
+}
+
+#[tokio::test]
+async fn an_unreachable_confluence_is_unavailable_within_the_deadline() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let address = listener.local_addr().expect("bound address");
+    drop(listener);
+    let auth = right_credential(Deployment::DataCenter);
+    let deadline = Duration::from_secs(2);
+    let settings = settings(
+        &format!("http://{address}"),
+        Deployment::DataCenter,
+        auth,
+        deadline,
+    );
+    let client = ConfluenceClient::new(http_client(), settings).expect("valid settings");
+    let started = Instant::now();
+    let result = client.page_by_title("Root", false).await;
+    assert!(
+        matches!(&result, Err(UpstreamError::Unavailable(message)) if message.contains("onnect")),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < deadline,
+        "gave up after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_calls_are_capped_per_endpoint() {
+    let w = world(Deployment::DataCenter).await;
+    let mut settings = settings(
+        &w.sim.base_url(),
+        Deployment::DataCenter,
+        right_credential(Deployment::DataCenter),
+        Duration::from_secs(10),
+    );
+    settings.max_concurrent = 2;
+    let capped = ConfluenceClient::new(http_client(), settings).expect("valid settings");
+    w.sim.set_latency(Duration::from_millis(200));
+    let started = Instant::now();
+    let reads = (0..6).map(|_| capped.page_by_id(&w.root, false));
+    let results = futures_util::future::join_all(reads).await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(Some(_)))),
+        "{results:?}"
+    );
+    // Six 200 ms calls, two at a time: three rounds.
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "took only {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
