@@ -1,14 +1,25 @@
 //! A loaded endpoint: its validated config plus the runtime state built from it (upstream client,
 //! rate limiters). Built once per config change, shared by every request through the tenant table.
 
+use std::time::Duration;
+
 use crate::auth::SecretDigest;
 use crate::config::Tenant;
+use crate::confluence::{ClientConfigError, ConfluenceClient, UpstreamSettings, http_client};
 
 /// Process-wide resources that endpoints are built from.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shared {
     /// The one HTTP client (and connection pool) for all upstream calls.
     pub http: reqwest::Client,
+}
+
+impl Default for Shared {
+    fn default() -> Shared {
+        Shared {
+            http: http_client(),
+        }
+    }
 }
 
 /// One endpoint, ready to serve.
@@ -19,6 +30,8 @@ pub struct Endpoint {
     pub source_hash: [u8; 32],
     /// Digests of the accepted secrets, for constant-time checks.
     pub secret_digests: Vec<SecretDigest>,
+    /// The client for this endpoint's Confluence space.
+    pub upstream: ConfluenceClient,
 }
 
 impl Endpoint {
@@ -29,13 +42,30 @@ impl Endpoint {
         source_hash: [u8; 32],
         previous: Option<&Endpoint>,
         shared: &Shared,
-    ) -> Endpoint {
-        let _ = (previous, shared);
+    ) -> Result<Endpoint, ClientConfigError> {
+        let _ = previous;
+        let upstream = ConfluenceClient::new(
+            shared.http.clone(),
+            UpstreamSettings {
+                base_url: tenant.base_url.clone(),
+                deployment: tenant.deployment,
+                auth: tenant.credentials.clone(),
+                space_key: tenant.space_key.clone(),
+                deadline: tenant.upstream_timeout,
+                max_concurrent: tenant.upstream_max_concurrent,
+            },
+        )?;
         let secret_digests = tenant.accepted_secrets().map(SecretDigest::of).collect();
-        Endpoint {
+        Ok(Endpoint {
             tenant,
             source_hash,
             secret_digests,
-        }
+            upstream,
+        })
+    }
+
+    /// How long one request of this endpoint may spend upstream.
+    pub fn upstream_deadline(&self) -> Duration {
+        self.tenant.upstream_timeout
     }
 }

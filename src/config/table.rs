@@ -185,17 +185,33 @@ impl ConfigStore {
             };
             match validated.tenant {
                 Some(tenant) => {
-                    failed_hashes.remove(&file.name);
-                    if !problems.problems.is_empty() {
-                        report.warned.push(problems);
+                    match Endpoint::new(tenant, hash, old.map(Arc::as_ref), &self.shared) {
+                        Ok(endpoint) => {
+                            failed_hashes.remove(&file.name);
+                            if !problems.problems.is_empty() {
+                                report.warned.push(problems);
+                            }
+                            if old.is_some() {
+                                report.changed.push(file.name.clone());
+                            } else {
+                                report.added.push(file.name.clone());
+                            }
+                            endpoints.insert(file.name, Arc::new(endpoint));
+                        }
+                        Err(error) => {
+                            let mut problems = problems;
+                            problems.problems.push(Problem {
+                                line: None,
+                                message: format!("cannot set up the Confluence client: {error}"),
+                                severity: Severity::Error,
+                            });
+                            failed_hashes.insert(file.name.clone(), hash);
+                            report.failed.push(problems);
+                            if let Some(old) = old {
+                                endpoints.insert(file.name, Arc::clone(old));
+                            }
+                        }
                     }
-                    if old.is_some() {
-                        report.changed.push(file.name.clone());
-                    } else {
-                        report.added.push(file.name.clone());
-                    }
-                    let endpoint = Endpoint::new(tenant, hash, old.map(Arc::as_ref), &self.shared);
-                    endpoints.insert(file.name, Arc::new(endpoint));
                 }
                 None => {
                     failed_hashes.insert(file.name.clone(), hash);

@@ -545,10 +545,15 @@ impl ConfluenceClient {
         // Pages whose children are not known yet, with their depth below the root.
         let mut frontier = vec![(root_id.to_owned(), 0u32)];
         while !frontier.is_empty() {
-            let listings: Vec<Vec<Content>> = stream::iter(frontier.iter())
+            // Owned items: a closure over borrowed ones makes the future non-`Send` (its
+            // higher-ranked lifetime cannot be proven), and the gateway runs it on a work-stealing runtime.
+            let listings: Vec<Vec<Content>> = stream::iter(frontier.clone())
                 .map(|(id, depth)| {
                     let with_grandchildren = depth.saturating_add(2) <= max_depth;
-                    self.child_listing("subtree", id, with_grandchildren, deadline)
+                    async move {
+                        self.child_listing("subtree", &id, with_grandchildren, deadline)
+                            .await
+                    }
                 })
                 .buffered(self.inner.max_concurrent)
                 .try_collect()

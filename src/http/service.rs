@@ -22,6 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
+use crate::pages;
 use crate::routes::Operation;
 
 /// Settings of the public service.
@@ -227,6 +228,10 @@ async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Respons
     let _ = state;
     match request.operation {
         Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
-        _ => Err(ApiError::not_implemented()),
+        Operation::OpenApi => Err(ApiError::not_implemented()),
+        _ => {
+            let outcome = pages::run(&request.endpoint.upstream, &request).await?;
+            Ok(envelope::ok(&outcome.message, outcome.data))
+        }
     }
 }

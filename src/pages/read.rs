@@ -31,10 +31,7 @@ impl Pages<'_> {
             .subtree(self.root_id(), None)
             .await
             .map_err(upstream_error)?;
-        let mut paths = Vec::with_capacity(pages.len());
-        depth_first(&pages, self.root_id(), "", &mut |_, path| {
-            paths.push(path.to_owned());
-        });
+        let paths = paths_depth_first(&pages, self.root_id());
         let total = paths.len();
         let shown: Vec<String> = paths.into_iter().skip(offset).take(limit).collect();
         let end = offset.saturating_add(shown.len());
@@ -155,14 +152,10 @@ impl Pages<'_> {
     }
 }
 
-/// Visits the pages below `parent_id` depth-first in listing order, with their paths.
-fn depth_first(
-    pages: &[SubtreePage],
-    parent_id: &str,
-    parent_path: &str,
-    visit: &mut dyn FnMut(&SubtreePage, &str),
-) {
+/// The title paths of the pages below `parent_id`, depth-first in listing order.
+fn paths_depth_first(pages: &[SubtreePage], parent_id: &str) -> Vec<String> {
     let children_of = children_index(pages);
+    let mut paths = Vec::with_capacity(pages.len());
     // An explicit stack instead of recursion: a pathological tree cannot overflow it.
     let mut stack: Vec<(&SubtreePage, String)> = children_of
         .get(parent_id)
@@ -170,18 +163,19 @@ fn depth_first(
             children
                 .iter()
                 .rev()
-                .map(|page| (*page, child_path(parent_path, &page.title)))
+                .map(|page| (*page, page.title.clone()))
                 .collect()
         })
         .unwrap_or_default();
     while let Some((page, path)) = stack.pop() {
-        visit(page, &path);
         if let Some(children) = children_of.get(page.id.as_str()) {
             for child in children.iter().rev() {
                 stack.push((child, child_path(&path, &child.title)));
             }
         }
+        paths.push(path);
     }
+    paths
 }
 
 /// Each parent id's children, in listing order.
