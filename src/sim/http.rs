@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::cql::{self, Candidate};
 use super::store::{MovePosition, NewPage, Page, PageUpdate, StatusFilter, StoreError};
 use super::xhtml;
-use super::{AuthKind, Deployment, InjectedFault, Shared, SimRequest, State};
+use super::{AuthKind, Caller, Deployment, InjectedFault, Shared, SimRequest, State};
 
 /// Confluence Cloud refuses request bodies above 5 MiB (CONFLUENCE.md §3.4).
 const MAX_BODY_BYTES: usize = 5_242_880;
@@ -320,7 +320,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         .path_and_query()
         .map_or_else(|| path.clone(), ToString::to_string);
     let route = Route::parse(&method, &path, shared.context);
-    let auth_kind = {
+    let caller = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
             method: method.to_string(),
@@ -336,7 +336,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| state.credentials.check(value))
     };
-    let Some(auth_kind) = auth_kind else {
+    let Some(caller) = caller else {
         return auth_failure(shared);
     };
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
@@ -366,7 +366,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     };
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
-    let gone = deprecated && shared.settings.cloud_v1_content_gone && auth_kind == AuthKind::Bearer;
+    let gone =
+        deprecated && shared.settings.cloud_v1_content_gone && caller.kind == AuthKind::Bearer;
     let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
@@ -379,6 +380,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         Ok(response) => response,
         Err(failure) => error_response(shared, &failure),
     };
+    if shared.settings.deployment == Deployment::DataCenter {
+        stamp_username(&mut response, &caller);
+    }
     if deprecated {
         // Cloud marks the deprecated v1 content CRUD on every answer (CONFLUENCE.md §0, §6).
         let headers = response.headers_mut();
@@ -1218,6 +1222,13 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
         }
     };
     json_response(status, &body)
+}
+
+/// Data Center names the authenticated user in `X-AUSERNAME` (`anonymous` when credentials were ignored).
+fn stamp_username(response: &mut HttpResponse, caller: &Caller) {
+    if let Ok(value) = HeaderValue::from_str(&caller.username) {
+        response.headers_mut().insert("x-ausername", value);
+    }
 }
 
 /// DC answers bad credentials with a plain-text 401; Cloud v1 with a 403 (CONFLUENCE.md §4).

@@ -158,8 +158,8 @@ impl Faults {
 
 #[derive(Debug, Default)]
 struct Credentials {
-    /// Accepted `Basic` credentials, already base64-encoded as they appear on the wire.
-    basic: Vec<String>,
+    /// Accepted `Basic` credentials as they appear on the wire (base64), with the user they name.
+    basic: Vec<(String, String)>,
     bearer: Vec<String>,
 }
 
@@ -170,21 +170,38 @@ enum AuthKind {
     Bearer,
 }
 
+/// The user behind an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Caller {
+    kind: AuthKind,
+    /// What Data Center reports in `X-AUSERNAME`.
+    username: String,
+}
+
+/// The user name Data Center reports for a personal access token (its owner).
+const TOKEN_OWNER: &str = "token-owner";
+
 impl Credentials {
-    /// The kind of a known credential in an `Authorization` header value, `None` if unknown.
-    fn check(&self, authorization: &str) -> Option<AuthKind> {
+    /// The caller a known credential in an `Authorization` header value names, `None` if unknown.
+    fn check(&self, authorization: &str) -> Option<Caller> {
         let (scheme, credential) = authorization.trim().split_once(' ')?;
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("basic") {
             self.basic
                 .iter()
-                .any(|known| known == credential)
-                .then_some(AuthKind::Basic)
+                .find(|(known, _)| known == credential)
+                .map(|(_, username)| Caller {
+                    kind: AuthKind::Basic,
+                    username: username.clone(),
+                })
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.bearer
                 .iter()
                 .any(|known| known == credential)
-                .then_some(AuthKind::Bearer)
+                .then(|| Caller {
+                    kind: AuthKind::Bearer,
+                    username: TOKEN_OWNER.to_owned(),
+                })
         } else {
             None
         }
@@ -332,7 +349,11 @@ impl Simulator {
     /// Accepts `Authorization: Basic base64(email:token)` from now on.
     pub fn add_basic_user(&self, email: &str, token: &str) {
         let encoded = base64_encode(format!("{email}:{token}").as_bytes());
-        self.shared.lock().credentials.basic.push(encoded);
+        self.shared
+            .lock()
+            .credentials
+            .basic
+            .push((encoded, email.to_owned()));
     }
 
     /// Accepts `Authorization: Bearer token` from now on.
