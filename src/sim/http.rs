@@ -469,13 +469,13 @@ fn title_lookup(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         }
         _ => Vec::new(),
     };
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -509,13 +509,13 @@ fn list_children(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .visible_page(numeric, StatusFilter::Current)
         .map_err(|_| Failure::no_content(id))?;
     let ids = state.store.children(numeric);
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -549,13 +549,13 @@ fn list_descendants(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> 
         .into_iter()
         .filter(|&descendant| state.store.ancestors(descendant).len() - base_depth <= max_depth)
         .collect();
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -607,23 +607,11 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         })
         .map(|page| page.id)
         .collect();
-    let end = ids.len().min(start.saturating_add(limit));
-    let results: Vec<Value> = ids
-        .get(start..end)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|&id| state.store.page(id))
-        .map(|page| content_json(call.shared, &state, page, &expansions, false))
-        .collect();
-    let next = (end < ids.len()).then(|| match call.deployment() {
-        Deployment::DataCenter => {
-            call.link_with(&[("start", end.to_string()), ("limit", limit.to_string())])
-        }
-        Deployment::Cloud => {
-            call.link_with(&[("cursor", encode_cursor(end)), ("limit", limit.to_string())])
-        }
-    });
-    let mut envelope = collection(call, results, start, limit, next);
+    let next_link = match call.deployment() {
+        Deployment::DataCenter => NextLink::Offset,
+        Deployment::Cloud => NextLink::Cursor,
+    };
+    let mut envelope = content_array(call, &state, &ids, (start, limit), &expansions, next_link);
     envelope["totalSize"] = json!(ids.len());
     envelope["cqlQuery"] = json!(raw_cql);
     envelope["searchDuration"] = json!(0);
@@ -904,14 +892,22 @@ fn store_failure(call: &Call<'_>, error: &StoreError) -> Failure {
     }
 }
 
-/// A v1 collection over `ids` paged by offset, with `next` when more remain.
-fn offset_collection(
+/// How a collection's `next` link continues: by offset (`start`) or by Cloud search cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextLink {
+    Offset,
+    Cursor,
+}
+
+/// The `ContentArray` envelope over the window `start..start+limit` of `ids` (CONFLUENCE.md §2.2):
+/// `next` is context-relative and present only when more results remain.
+fn content_array(
     call: &Call<'_>,
     state: &State,
     ids: &[u64],
-    start: usize,
-    limit: usize,
+    (start, limit): (usize, usize),
     expansions: &Expansions,
+    next_link: NextLink,
 ) -> Value {
     let end = ids.len().min(start.saturating_add(limit));
     let results: Vec<Value> = ids
@@ -921,25 +917,19 @@ fn offset_collection(
         .filter_map(|&id| state.store.page(id))
         .map(|page| content_json(call.shared, state, page, expansions, false))
         .collect();
-    let next = (end < ids.len())
-        .then(|| call.link_with(&[("start", end.to_string()), ("limit", limit.to_string())]));
-    collection(call, results, start, limit, next)
-}
-
-/// The `ContentArray` envelope (CONFLUENCE.md §2.2).
-fn collection(
-    call: &Call<'_>,
-    results: Vec<Value>,
-    start: usize,
-    limit: usize,
-    next: Option<String>,
-) -> Value {
     let mut links = Map::new();
     links.insert("base".into(), json!(call.shared.base));
     links.insert("context".into(), json!(call.shared.context));
     links.insert("self".into(), json!(call.self_link()));
-    if let Some(next) = next {
-        links.insert("next".into(), json!(next));
+    if end < ids.len() {
+        let position = match next_link {
+            NextLink::Offset => ("start", end.to_string()),
+            NextLink::Cursor => ("cursor", encode_cursor(end)),
+        };
+        links.insert(
+            "next".into(),
+            json!(call.link_with(&[position, ("limit", limit.to_string())])),
+        );
     }
     json!({
         "results": results,
