@@ -8,6 +8,19 @@
 //!
 //! Codemap: [`store`] is the pure state machine, [`cql`] the query parser, [`xhtml`] the body check,
 //! and `http` the hyper service that turns requests into store operations and JSON.
+//!
+//! Every request must carry a known credential ([`Simulator::add_basic_user`],
+//! [`Simulator::add_bearer_token`]); a request is logged and counted before faults and auth apply.
+//!
+//! Choices where CONFLUENCE.md leaves the behaviour open (marked [I] there):
+//! - requested expansions are added to the deployment's defaults rather than replacing them;
+//! - CQL `title =` and `space =` compare case-insensitively; results come in creation order;
+//! - an XHTML error points at the start of the offending token;
+//! - a PUT that restores a trashed page re-checks title uniqueness and, without `ancestors`,
+//!   restores it as a top-level page;
+//! - the wording for empty or over-long titles and a few validation errors is the simulator's own;
+//! - with `cql_index_lag`, a page written within the lag is missing from search entirely (the real
+//!   index may instead show its previous state).
 
 pub mod cql;
 mod http;
