@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use super::cql::{self, Candidate};
 use super::store::{MovePosition, NewPage, Page, PageUpdate, StatusFilter, StoreError};
 use super::xhtml;
-use super::{AuthKind, Deployment, InjectedFault, Shared, SimRequest, State};
+use super::{AuthKind, Caller, Deployment, InjectedFault, Shared, SimRequest, State};
 
 /// Confluence Cloud refuses request bodies above 5 MiB (CONFLUENCE.md §3.4).
 const MAX_BODY_BYTES: usize = 5_242_880;
@@ -320,7 +320,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         .path_and_query()
         .map_or_else(|| path.clone(), ToString::to_string);
     let route = Route::parse(&method, &path, shared.context);
-    let auth_kind = {
+    let caller = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
             method: method.to_string(),
@@ -336,7 +336,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             .and_then(|value| value.to_str().ok())
             .and_then(|value| state.credentials.check(value))
     };
-    let Some(auth_kind) = auth_kind else {
+    let Some(caller) = caller else {
         return auth_failure(shared);
     };
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
@@ -366,7 +366,8 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     };
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
-    let gone = deprecated && shared.settings.cloud_v1_content_gone && auth_kind == AuthKind::Bearer;
+    let gone =
+        deprecated && shared.settings.cloud_v1_content_gone && caller.kind == AuthKind::Bearer;
     let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
@@ -379,6 +380,9 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         Ok(response) => response,
         Err(failure) => error_response(shared, &failure),
     };
+    if shared.settings.deployment == Deployment::DataCenter {
+        stamp_username(&mut response, &caller);
+    }
     if deprecated {
         // Cloud marks the deprecated v1 content CRUD on every answer (CONFLUENCE.md §0, §6).
         let headers = response.headers_mut();
@@ -465,13 +469,13 @@ fn title_lookup(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         }
         _ => Vec::new(),
     };
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -505,13 +509,13 @@ fn list_children(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .visible_page(numeric, StatusFilter::Current)
         .map_err(|_| Failure::no_content(id))?;
     let ids = state.store.children(numeric);
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -545,13 +549,13 @@ fn list_descendants(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> 
         .into_iter()
         .filter(|&descendant| state.store.ancestors(descendant).len() - base_depth <= max_depth)
         .collect();
-    Ok(json_ok(offset_collection(
+    Ok(json_ok(content_array(
         call,
         &state,
         &ids,
-        start,
-        limit,
+        (start, limit),
         &expansions,
+        NextLink::Offset,
     )))
 }
 
@@ -603,23 +607,11 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         })
         .map(|page| page.id)
         .collect();
-    let end = ids.len().min(start.saturating_add(limit));
-    let results: Vec<Value> = ids
-        .get(start..end)
-        .unwrap_or(&[])
-        .iter()
-        .filter_map(|&id| state.store.page(id))
-        .map(|page| content_json(call.shared, &state, page, &expansions, false))
-        .collect();
-    let next = (end < ids.len()).then(|| match call.deployment() {
-        Deployment::DataCenter => {
-            call.link_with(&[("start", end.to_string()), ("limit", limit.to_string())])
-        }
-        Deployment::Cloud => {
-            call.link_with(&[("cursor", encode_cursor(end)), ("limit", limit.to_string())])
-        }
-    });
-    let mut envelope = collection(call, results, start, limit, next);
+    let next_link = match call.deployment() {
+        Deployment::DataCenter => NextLink::Offset,
+        Deployment::Cloud => NextLink::Cursor,
+    };
+    let mut envelope = content_array(call, &state, &ids, (start, limit), &expansions, next_link);
     envelope["totalSize"] = json!(ids.len());
     envelope["cqlQuery"] = json!(raw_cql);
     envelope["searchDuration"] = json!(0);
@@ -900,14 +892,22 @@ fn store_failure(call: &Call<'_>, error: &StoreError) -> Failure {
     }
 }
 
-/// A v1 collection over `ids` paged by offset, with `next` when more remain.
-fn offset_collection(
+/// How a collection's `next` link continues: by offset (`start`) or by Cloud search cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextLink {
+    Offset,
+    Cursor,
+}
+
+/// The `ContentArray` envelope over the window `start..start+limit` of `ids` (CONFLUENCE.md §2.2):
+/// `next` is context-relative and present only when more results remain.
+fn content_array(
     call: &Call<'_>,
     state: &State,
     ids: &[u64],
-    start: usize,
-    limit: usize,
+    (start, limit): (usize, usize),
     expansions: &Expansions,
+    next_link: NextLink,
 ) -> Value {
     let end = ids.len().min(start.saturating_add(limit));
     let results: Vec<Value> = ids
@@ -917,25 +917,19 @@ fn offset_collection(
         .filter_map(|&id| state.store.page(id))
         .map(|page| content_json(call.shared, state, page, expansions, false))
         .collect();
-    let next = (end < ids.len())
-        .then(|| call.link_with(&[("start", end.to_string()), ("limit", limit.to_string())]));
-    collection(call, results, start, limit, next)
-}
-
-/// The `ContentArray` envelope (CONFLUENCE.md §2.2).
-fn collection(
-    call: &Call<'_>,
-    results: Vec<Value>,
-    start: usize,
-    limit: usize,
-    next: Option<String>,
-) -> Value {
     let mut links = Map::new();
     links.insert("base".into(), json!(call.shared.base));
     links.insert("context".into(), json!(call.shared.context));
     links.insert("self".into(), json!(call.self_link()));
-    if let Some(next) = next {
-        links.insert("next".into(), json!(next));
+    if end < ids.len() {
+        let position = match next_link {
+            NextLink::Offset => ("start", end.to_string()),
+            NextLink::Cursor => ("cursor", encode_cursor(end)),
+        };
+        links.insert(
+            "next".into(),
+            json!(call.link_with(&[position, ("limit", limit.to_string())])),
+        );
     }
     json!({
         "results": results,
@@ -1218,6 +1212,13 @@ fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
         }
     };
     json_response(status, &body)
+}
+
+/// Data Center names the authenticated user in `X-AUSERNAME` (`anonymous` when credentials were ignored).
+fn stamp_username(response: &mut HttpResponse, caller: &Caller) {
+    if let Ok(value) = HeaderValue::from_str(&caller.username) {
+        response.headers_mut().insert("x-ausername", value);
+    }
 }
 
 /// DC answers bad credentials with a plain-text 401; Cloud v1 with a 403 (CONFLUENCE.md §4).

@@ -8,6 +8,19 @@
 //!
 //! Codemap: [`store`] is the pure state machine, [`cql`] the query parser, [`xhtml`] the body check,
 //! and `http` the hyper service that turns requests into store operations and JSON.
+//!
+//! Every request must carry a known credential ([`Simulator::add_basic_user`],
+//! [`Simulator::add_bearer_token`]); a request is logged and counted before faults and auth apply.
+//!
+//! Choices where CONFLUENCE.md leaves the behaviour open (marked [I] there):
+//! - requested expansions are added to the deployment's defaults rather than replacing them;
+//! - CQL `title =` and `space =` compare case-insensitively; results come in creation order;
+//! - an XHTML error points at the start of the offending token;
+//! - a PUT that restores a trashed page re-checks title uniqueness and, without `ancestors`,
+//!   restores it as a top-level page;
+//! - the wording for empty or over-long titles and a few validation errors is the simulator's own;
+//! - with `cql_index_lag`, a page written within the lag is missing from search entirely (the real
+//!   index may instead show its previous state).
 
 pub mod cql;
 mod http;
@@ -158,8 +171,8 @@ impl Faults {
 
 #[derive(Debug, Default)]
 struct Credentials {
-    /// Accepted `Basic` credentials, already base64-encoded as they appear on the wire.
-    basic: Vec<String>,
+    /// Accepted `Basic` credentials as they appear on the wire (base64), with the user they name.
+    basic: Vec<(String, String)>,
     bearer: Vec<String>,
 }
 
@@ -170,21 +183,38 @@ enum AuthKind {
     Bearer,
 }
 
+/// The user behind an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Caller {
+    kind: AuthKind,
+    /// What Data Center reports in `X-AUSERNAME`.
+    username: String,
+}
+
+/// The user name Data Center reports for a personal access token (its owner).
+const TOKEN_OWNER: &str = "token-owner";
+
 impl Credentials {
-    /// The kind of a known credential in an `Authorization` header value, `None` if unknown.
-    fn check(&self, authorization: &str) -> Option<AuthKind> {
+    /// The caller a known credential in an `Authorization` header value names, `None` if unknown.
+    fn check(&self, authorization: &str) -> Option<Caller> {
         let (scheme, credential) = authorization.trim().split_once(' ')?;
         let credential = credential.trim();
         if scheme.eq_ignore_ascii_case("basic") {
             self.basic
                 .iter()
-                .any(|known| known == credential)
-                .then_some(AuthKind::Basic)
+                .find(|(known, _)| known == credential)
+                .map(|(_, username)| Caller {
+                    kind: AuthKind::Basic,
+                    username: username.clone(),
+                })
         } else if scheme.eq_ignore_ascii_case("bearer") {
             self.bearer
                 .iter()
                 .any(|known| known == credential)
-                .then_some(AuthKind::Bearer)
+                .then(|| Caller {
+                    kind: AuthKind::Bearer,
+                    username: TOKEN_OWNER.to_owned(),
+                })
         } else {
             None
         }
@@ -332,7 +362,11 @@ impl Simulator {
     /// Accepts `Authorization: Basic base64(email:token)` from now on.
     pub fn add_basic_user(&self, email: &str, token: &str) {
         let encoded = base64_encode(format!("{email}:{token}").as_bytes());
-        self.shared.lock().credentials.basic.push(encoded);
+        self.shared
+            .lock()
+            .credentials
+            .basic
+            .push((encoded, email.to_owned()));
     }
 
     /// Accepts `Authorization: Bearer token` from now on.

@@ -647,7 +647,10 @@ fn check_title_shape(title: &str) -> Result<(), StoreError> {
 
 /// Title equality under Confluence's uniqueness rule (case-insensitive).
 pub fn same_title(a: &str, b: &str) -> bool {
-    a == b || a.to_lowercase() == b.to_lowercase()
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.to_lowercase() == b.to_lowercase()
 }
 
 #[cfg(test)]
@@ -725,6 +728,18 @@ mod tests {
             now(),
         );
         assert!(other.is_ok(), "another space may reuse the title");
+    }
+
+    #[test]
+    fn titles_compare_ignoring_unicode_case() {
+        for (a, b, expected) in [
+            ("Guide", "gUIDE", true),
+            ("Über", "über", true),
+            ("ΣΟΦΙΑ", "σοφια", true),
+            ("Guide", "Guides", false),
+        ] {
+            assert_eq!(same_title(a, b), expected, "{a} vs {b}");
+        }
     }
 
     #[test]

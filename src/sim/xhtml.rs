@@ -276,5 +276,11 @@ mod tests {
         );
         check_body("<p class=x>a</p>", Err(("", 1, 1)));
         check_body("</p>", Err(("Unexpected close tag </p>", 1, 1)));
+        check_body(
+            "<p>a < b</p>",
+            Err(("Unexpected character in tag name", 1, 6)),
+        );
+        check_body("<p a='1' a='2'/>", Err(("duplicated attribute", 1, 1)));
+        check_body("<p title=\"a & b\"/>", Err(("write it as &amp;", 1, 1)));
     }
 }
