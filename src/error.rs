@@ -204,8 +204,9 @@ impl ApiError {
 
     /// 503 with `Retry-After` when known: Confluence keeps rate-limiting this endpoint.
     pub fn upstream_rate_limited(retry_after_seconds: Option<u64>) -> ApiError {
-        let error =
-            ApiError::upstream_unavailable("Confluence is rate-limiting this endpoint; retry later");
+        let error = ApiError::upstream_unavailable(
+            "Confluence is rate-limiting this endpoint; retry later",
+        );
         match retry_after_seconds {
             Some(seconds) => error.with_header(RETRY_AFTER, HeaderValue::from(seconds)),
             None => error,

@@ -124,7 +124,8 @@ impl Pages<'_> {
         let parents: Vec<&str> = path.parents().iter().map(String::as_str).collect();
         let matches = parents.is_empty()
             || parents == chain
-            || (parents.first() == Some(&resolved.root_title.as_str()) && parents[1..] == chain[..]);
+            || (parents.first() == Some(&resolved.root_title.as_str())
+                && parents[1..] == chain[..]);
         if matches {
             Ok(resolved)
         } else {

@@ -136,7 +136,10 @@ impl Pages<'_> {
             .iter()
             .map(|child| json!({"title": child.title, "path": child_path(&resolved.path, &child.title)}))
             .collect();
-        Ok(Outcome::new(format!("{} children", data.len()), json!(data)))
+        Ok(Outcome::new(
+            format!("{} children", data.len()),
+            json!(data),
+        ))
     }
 
     /// `GET /pages/{title}/parent`: the parent's title and path (the root has path `""`).

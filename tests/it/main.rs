@@ -4,5 +4,7 @@ mod config_reload;
 mod confluence;
 mod http_surface;
 mod markdown;
+mod pages;
 mod sim;
 mod support;
+mod upstream_calls;

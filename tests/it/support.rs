@@ -173,3 +173,164 @@ where
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+impl Gateway {
+    /// Sends `method path` with the endpoint secret and an optional JSON body; returns status and
+    /// the parsed envelope.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(SECRET);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {text}"));
+        (status, json)
+    }
+}
+
+/// A simulator seeded with a space and a sandbox, and a gateway with one endpoint `docs` on it.
+pub struct World {
+    /// The simulated Confluence.
+    pub sim: conflagent::sim::Simulator,
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The id of the endpoint's root page.
+    pub root_id: String,
+}
+
+/// The Data Center PAT the world's endpoint sends upstream.
+pub const UPSTREAM_TOKEN: &str = "upstream-pat-0123456789";
+
+/// The space of the world.
+pub const SPACE: &str = "DOC";
+
+impl World {
+    /// A Data Center world: root "Handbook" with "Guides" (children "Install", "Configure") and
+    /// "Notes"; outside the sandbox, "Outside" with child "Secret Plans".
+    pub async fn start() -> World {
+        World::start_with(conflagent::sim::Deployment::DataCenter, "").await
+    }
+
+    /// A world on `deployment`, with `extra` appended to the endpoint file.
+    pub async fn start_with(deployment: conflagent::sim::Deployment, extra: &str) -> World {
+        World::start_seeded(deployment, extra, |sim, root_id| {
+            let guides = sim.add_page(SPACE, "Guides", Some(root_id), "<p>All guides</p>");
+            sim.add_page(SPACE, "Install", Some(&guides), "<p>Run the installer.</p>");
+            sim.add_page(SPACE, "Configure", Some(&guides), "<p>Edit the file.</p>");
+            sim.add_page(SPACE, "Notes", Some(root_id), "<p>Loose notes</p>");
+        })
+        .await
+    }
+
+    /// A world whose sandbox holds 155 pages: 3 levels of 5 children, titled `P1`, `P1.2`, `P1.2.3`.
+    pub async fn start_tree(deployment: conflagent::sim::Deployment, extra: &str) -> World {
+        World::start_seeded(deployment, extra, |sim, root_id| {
+            for a in 1..=5 {
+                let first = sim.add_page(SPACE, &format!("P{a}"), Some(root_id), "<p>level 1</p>");
+                for b in 1..=5 {
+                    let second =
+                        sim.add_page(SPACE, &format!("P{a}.{b}"), Some(&first), "<p>level 2</p>");
+                    for c in 1..=5 {
+                        sim.add_page(
+                            SPACE,
+                            &format!("P{a}.{b}.{c}"),
+                            Some(&second),
+                            "<p>level 3</p>",
+                        );
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    async fn start_seeded(
+        deployment: conflagent::sim::Deployment,
+        extra: &str,
+        seed: impl FnOnce(&conflagent::sim::Simulator, &str),
+    ) -> World {
+        let sim = conflagent::sim::Simulator::start(conflagent::sim::SimSettings::for_deployment(
+            deployment,
+        ))
+        .await
+        .expect("simulator");
+        sim.add_space(SPACE, "Documentation");
+        let root_id = sim.add_page(SPACE, "Handbook", None, "<p>Welcome</p>");
+        seed(&sim, &root_id);
+        let outside = sim.add_page(SPACE, "Outside", None, "<p>Not for GPTs</p>");
+        sim.add_page(
+            SPACE,
+            "Secret Plans",
+            Some(&outside),
+            "<p>classified-content</p>",
+        );
+        let (auth, credentials) = match deployment {
+            conflagent::sim::Deployment::DataCenter => {
+                sim.add_bearer_token(UPSTREAM_TOKEN);
+                ("bearer", format!("api_token={UPSTREAM_TOKEN}\n"))
+            }
+            conflagent::sim::Deployment::Cloud => {
+                sim.add_basic_user("bot@example.com", UPSTREAM_TOKEN);
+                (
+                    "basic",
+                    format!("email=bot@example.com\napi_token={UPSTREAM_TOKEN}\n"),
+                )
+            }
+        };
+        let deployment_name = match deployment {
+            conflagent::sim::Deployment::DataCenter => "datacenter",
+            conflagent::sim::Deployment::Cloud => "cloud",
+        };
+        let file = format!(
+            "base_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\ngpt_shared_secret={SECRET}\n\
+             auth={auth}\n{credentials}deployment={deployment_name}\nrate_limit_per_minute=0\n{extra}",
+            sim.base_url()
+        );
+        let gateway = Gateway::start(&[("conflagent.docs.properties", &file)]).await;
+        World {
+            sim,
+            gateway,
+            root_id,
+        }
+    }
+
+    /// Calls `method /endpoint/docs{path}`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.gateway
+            .call(method, &format!("/endpoint/docs{path}"), body)
+            .await
+    }
+
+    /// Upstream requests made by `operation` (counted from a reset).
+    pub async fn upstream_calls<F, Fut, T>(&self, operation: F) -> (usize, T)
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = T>,
+    {
+        self.sim.reset_counts();
+        let result = operation().await;
+        (self.sim.total_requests(), result)
+    }
+
+    /// Stops the gateway and the simulator.
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        self.sim.shutdown().await;
+    }
+}
