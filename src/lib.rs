@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod config;
 pub mod confluence;
+pub mod demo;
 pub mod endpoint;
 pub mod error;
 pub mod http;

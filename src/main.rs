@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use conflagent::config::ConfigStore;
 use conflagent::config::table::check_dir;
 use conflagent::config::watch::log_report;
+use conflagent::demo::Demo;
 use conflagent::endpoint::Shared;
 use conflagent::http::server::ServerSettings;
 use conflagent::http::service::ServiceSettings;
@@ -36,6 +37,15 @@ enum Command {
     Check {
         /// The config directory.
         dir: PathBuf,
+    },
+    /// Start a simulated Confluence with a small handbook and the gateway with one endpoint on it.
+    Demo {
+        /// Public listener address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Private listener for /metrics, /healthz and /readyz.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics_listen: SocketAddr,
     },
 }
 
@@ -72,6 +82,10 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check { dir }) => check(&dir),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Demo {
+            listen,
+            metrics_listen,
+        }) => demo(listen, metrics_listen),
         None => serve(cli.serve),
     }
 }
@@ -159,6 +173,29 @@ fn serve(args: ServeArgs) -> ExitCode {
             ..RunSettings::default()
         };
         run(public, private, Arc::new(store), settings, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn demo(listen: SocketAddr, metrics_listen: SocketAddr) -> ExitCode {
+    init_logging(LogFormat::Text);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let demo = match Demo::start(listen, metrics_listen).await {
+            Ok(demo) => demo,
+            Err(error) => {
+                tracing::error!(%error, %listen, %metrics_listen, "cannot start the demo (is the port taken? try --listen 127.0.0.1:0)");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{}", demo.instructions());
+        demo.serve(shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }

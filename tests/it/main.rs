@@ -2,6 +2,7 @@
 
 mod config_reload;
 mod confluence;
+mod demo;
 mod http_surface;
 mod markdown;
 mod pages;

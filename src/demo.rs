@@ -1,0 +1,195 @@
+//! `conflagent demo`: the simulator with a small realistic space, and the gateway with one endpoint
+//! on it, ready to try with `curl`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+use crate::config::ConfigStore;
+use crate::endpoint::Shared;
+use crate::sim::{Deployment, SimSettings, Simulator};
+use crate::{RunSettings, run};
+
+/// The demo's endpoint name.
+pub const ENDPOINT: &str = "demo";
+const SPACE: &str = "TEAM";
+const UPSTREAM_TOKEN: &str = "demo-personal-access-token";
+
+/// A running demo: the simulator, and the gateway's addresses and secret.
+pub struct Demo {
+    /// The simulated Confluence.
+    pub sim: Simulator,
+    /// The gateway's public listener.
+    pub public: TcpListener,
+    /// The gateway's private listener.
+    pub private: TcpListener,
+    /// The loaded config (a temporary directory holding one endpoint file).
+    pub store: Arc<ConfigStore>,
+    /// The endpoint's Bearer secret.
+    pub secret: String,
+    /// Keeps the temporary config directory alive.
+    config_dir: TempDir,
+}
+
+impl Demo {
+    /// Starts the simulator, seeds it, writes the endpoint file and binds both listeners.
+    pub async fn start(listen: SocketAddr, metrics_listen: SocketAddr) -> std::io::Result<Demo> {
+        let sim = Simulator::start(SimSettings::for_deployment(Deployment::DataCenter)).await?;
+        sim.add_bearer_token(UPSTREAM_TOKEN);
+        let root_id = seed(&sim);
+        let secret = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let config_dir = tempfile::Builder::new()
+            .prefix("conflagent-demo-")
+            .tempdir()?;
+        let file = format!(
+            "# Written by `conflagent demo`.\nbase_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\n\
+             gpt_shared_secret={secret}\nauth=bearer\napi_token={UPSTREAM_TOKEN}\n\
+             description=A demo team handbook served by the built-in Confluence simulator.\n",
+            sim.base_url()
+        );
+        std::fs::write(
+            config_dir
+                .path()
+                .join(format!("conflagent.{ENDPOINT}.properties")),
+            file,
+        )?;
+        let (store, _report) = ConfigStore::load(config_dir.path(), Shared::default())?;
+        let public = TcpListener::bind(listen).await?;
+        let private = TcpListener::bind(metrics_listen).await?;
+        Ok(Demo {
+            sim,
+            public,
+            private,
+            store: Arc::new(store),
+            secret,
+            config_dir,
+        })
+    }
+
+    /// The endpoint's base URL.
+    pub fn endpoint_url(&self) -> String {
+        let addr = self
+            .public
+            .local_addr()
+            .map_or_else(|_| "127.0.0.1:8080".to_owned(), |addr| addr.to_string());
+        format!("http://{addr}/endpoint/{ENDPOINT}")
+    }
+
+    /// What the demo prints: where to go and what to try.
+    pub fn instructions(&self) -> String {
+        let base = self.endpoint_url();
+        let secret = &self.secret;
+        let metrics = self
+            .private
+            .local_addr()
+            .map_or_else(|_| "127.0.0.1:9464".to_owned(), |addr| addr.to_string());
+        format!(
+            "Conflagent demo: a simulated Confluence with a small team handbook, and one endpoint.\n\n\
+             Endpoint:  {base}\n\
+             Secret:    {secret}\n\
+             OpenAPI:   {base}/openapi.json\n\
+             Metrics:   http://{metrics}/metrics\n\
+             Config:    {config}\n\n\
+             Try:\n\
+             \x20 curl -s -H 'Authorization: Bearer {secret}' {base}/pages\n\
+             \x20 curl -s -H 'Authorization: Bearer {secret}' '{base}/pages/Engineering/Release%20Process?format=markdown'\n\
+             \x20 curl -s -X POST -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n\
+             \x20      -d '{{\"title\":\"Retro notes\",\"parentTitle\":\"Meeting Notes\",\"body\":\"# Retro\\n\\n- [x] ship it\\n\\nSee [[Release Process]].\"}}' {base}/pages\n\n\
+             Press Ctrl-C to stop.\n",
+            config = self.config_dir.path().display(),
+        )
+    }
+
+    /// Serves until `shutdown` completes, then stops the gateway and the simulator.
+    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+        let Demo {
+            sim,
+            public,
+            private,
+            store,
+            config_dir,
+            ..
+        } = self;
+        run(public, private, store, RunSettings::default(), shutdown).await;
+        sim.shutdown().await;
+        drop(config_dir);
+    }
+}
+
+/// Seeds the space; returns the root page's id.
+fn seed(sim: &Simulator) -> String {
+    sim.add_space(SPACE, "Team");
+    let root = sim.add_page(
+        SPACE,
+        "Team Handbook",
+        None,
+        "<p>How we work. Start with <ac:link><ri:page ri:content-title=\"First Week\"/></ac:link>.</p>",
+    );
+    let onboarding = sim.add_page(
+        SPACE,
+        "Onboarding",
+        Some(&root),
+        "<h1>Onboarding</h1><p>Everything a new team member needs.</p>",
+    );
+    sim.add_page(
+        SPACE,
+        "First Week",
+        Some(&onboarding),
+        "<h2>Day one</h2><ul><li><p>Get your laptop</p></li><li><p>Read the \
+         <ac:link><ri:page ri:content-title=\"On-call Runbook\"/>\
+         <ac:plain-text-link-body><![CDATA[runbook]]></ac:plain-text-link-body></ac:link></p></li></ul>",
+    );
+    sim.add_page(
+        SPACE,
+        "Accounts & Access",
+        Some(&onboarding),
+        "<ac:structured-macro ac:name=\"info\"><ac:rich-text-body><p>Request access in the \
+         service desk.</p></ac:rich-text-body></ac:structured-macro>",
+    );
+    let engineering = sim.add_page(
+        SPACE,
+        "Engineering",
+        Some(&root),
+        "<p>Architecture, releases and operations.</p>",
+    );
+    sim.add_page(
+        SPACE,
+        "Architecture",
+        Some(&engineering),
+        "<table><tbody><tr><th><p>Service</p></th><th><p>Owner</p></th></tr>\
+         <tr><td><p>gateway</p></td><td><p>Platform</p></td></tr></tbody></table>",
+    );
+    sim.add_page(
+        SPACE,
+        "Release Process",
+        Some(&engineering),
+        "<ol><li><p>Tag the release</p></li><li><p>Run the pipeline</p></li></ol>\
+         <ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">bash</ac:parameter>\
+         <ac:plain-text-body><![CDATA[git tag -s v1.2.0 && git push --tags]]></ac:plain-text-body>\
+         </ac:structured-macro>",
+    );
+    sim.add_page(
+        SPACE,
+        "On-call Runbook",
+        Some(&engineering),
+        "<p>Page the secondary after 15 minutes.</p>",
+    );
+    let meetings = sim.add_page(SPACE, "Meeting Notes", Some(&root), "<p>Weekly notes.</p>");
+    sim.add_page(
+        SPACE,
+        "2026-11-23 Weekly",
+        Some(&meetings),
+        "<ac:task-list><ac:task><ac:task-id>1</ac:task-id><ac:task-status>complete</ac:task-status>\
+         <ac:task-body>Ship 1.2</ac:task-body></ac:task></ac:task-list>",
+    );
+    // Outside the sandbox: the demo endpoint can never see it.
+    sim.add_page(
+        SPACE,
+        "HR Confidential",
+        None,
+        "<p>Salaries. Not reachable through the demo endpoint.</p>",
+    );
+    root
+}
