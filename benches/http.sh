@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Requests per second for GET /endpoint/<name>/health with 64 connections, next to a minimal hyper
+# hello-world built the same way (the ceiling). Needs wrk (Debian: apt-get install -y wrk).
+# Usage: bash benches/http.sh [seconds]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+duration="${1:-10}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+cargo build --release --quiet --bin conflagent
+hello="$(cargo bench --bench hello_hyper --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "hello_hyper" and m.get("executable"):
+        print(m["executable"])')"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+mkdir "$work/config.d"
+cat > "$work/config.d/conflagent.bench.properties" <<PROPS
+base_url=http://127.0.0.1:9
+space_key=DOC
+root_page_id=1
+gpt_shared_secret=bench-secret-0123456789abcdef
+api_token=unused
+PROPS
+
+RUST_LOG=warn target/release/conflagent serve --config-dir "$work/config.d" \
+    --listen 127.0.0.1:18080 --metrics-listen 127.0.0.1:19464 &
+pids+=($!)
+HELLO_LISTEN=127.0.0.1:18081 "$hello" &
+pids+=($!)
+for port in 18080 18081; do
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+done
+
+rate() { wrk -t2 -c64 -d"${duration}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
+echo "conflagent GET /endpoint/bench/health, 64 connections: $(rate http://127.0.0.1:18080/endpoint/bench/health) req/s"
+echo "hyper hello-world ceiling,             64 connections: $(rate http://127.0.0.1:18081/health) req/s"
