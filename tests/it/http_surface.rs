@@ -256,3 +256,38 @@ async fn an_in_flight_request_finishes_during_graceful_shutdown() {
     assert!(envelope["code"].is_string(), "{envelope}");
     stopped.await.expect("run returns");
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_until_one_closes() {
+    let gateway = Gateway::start_with(
+        &[],
+        Options {
+            server: ServerSettings {
+                max_connections: 1,
+                ..ServerSettings::default()
+            },
+            ..Options::default()
+        },
+    )
+    .await;
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = TcpStream::connect(gateway.addr).await.expect("connect");
+    first.write_all(request).await.expect("write");
+    let mut buffer = [0u8; 512];
+    let read = first.read(&mut buffer).await.expect("first answered");
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+
+    // The first connection stays open (keep-alive), so the second is not served yet.
+    let mut second = TcpStream::connect(gateway.addr).await.expect("connect");
+    second.write_all(request).await.expect("write");
+    let waiting = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buffer)).await;
+    assert!(waiting.is_err(), "second connection served beyond the cap");
+
+    drop(first);
+    let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buffer))
+        .await
+        .expect("second connection served once the first closed")
+        .expect("read");
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    gateway.stop().await;
+}

@@ -1,5 +1,6 @@
 //! The upstream call budget of every operation on a 155-page tree (3 levels × 5 children), counted
-//! by the simulator. The ceilings are the product's; each test names the operation it protects.
+//! by the simulator on both deployments. The ceilings are the product's; each test names the
+//! operation it protects.
 
 use conflagent::sim::Deployment;
 use reqwest::Method;
@@ -7,135 +8,113 @@ use serde_json::{Value, json};
 
 use crate::support::World;
 
-/// Runs one gateway call and returns how many upstream requests it made, asserting it succeeded.
-async fn calls(world: &World, method: Method, path: &str, body: Option<Value>) -> usize {
-    let (count, (status, response)) = world
-        .upstream_calls(|| world.call(method.clone(), path, body.clone()))
-        .await;
-    assert_eq!(status, 200, "{method} {path}: {response}");
-    count
-}
-
-/// Pages with children in the tree (the root, 5 and 25), plus one: the list ceiling.
+/// Pages with children in the tree (the root, 5 and 25), plus one: the listing ceiling.
 const LIST_CEILING: usize = 1 + 5 + 25 + 1;
 
-async fn check_every_operation(deployment: Deployment) -> Vec<(&'static str, usize, usize)> {
-    let world = World::start_tree(deployment, "").await;
-    let mut table = Vec::new();
-    let mut record = |name: &'static str, measured: usize, ceiling: usize| {
+/// Runs `setup` (not counted), then the operation; asserts it succeeds within `ceiling` upstream
+/// calls on Data Center and on Cloud, and returns the counts `[dc, cloud]`.
+async fn check(
+    setup: &[(Method, &str, Option<Value>)],
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    ceiling: usize,
+) -> [usize; 2] {
+    let mut counts = [0; 2];
+    for (slot, deployment) in [Deployment::DataCenter, Deployment::Cloud]
+        .into_iter()
+        .enumerate()
+    {
+        let world = World::start_tree(deployment, "").await;
+        for (setup_method, setup_path, setup_body) in setup {
+            let (status, response) = world
+                .call(setup_method.clone(), setup_path, setup_body.clone())
+                .await;
+            assert_eq!(status, 200, "setup {setup_path}: {response}");
+        }
+        let (count, (status, response)) = world
+            .upstream_calls(|| world.call(method.clone(), path, body.clone()))
+            .await;
+        assert_eq!(status, 200, "{deployment:?} {method} {path}: {response}");
         assert!(
-            measured <= ceiling,
-            "{deployment:?} {name}: {measured} upstream calls, ceiling {ceiling}"
+            count <= ceiling,
+            "{deployment:?} {method} {path}: {count} upstream calls, ceiling {ceiling}"
         );
-        table.push((name, measured, ceiling));
-    };
-    record(
-        "read by title",
-        calls(&world, Method::GET, "/pages/P1.2.3", None).await,
-        1,
-    );
-    record(
-        "read by title path",
-        calls(&world, Method::GET, "/pages/P1/P1.2/P1.2.3", None).await,
-        1,
-    );
-    record(
-        "parent",
-        calls(&world, Method::GET, "/pages/P1.2.3/parent", None).await,
-        1,
-    );
-    record(
-        "children",
-        calls(&world, Method::GET, "/pages/P1.2/children", None).await,
-        2,
-    );
-    record(
-        "list (155 pages)",
-        calls(&world, Method::GET, "/pages", None).await,
-        LIST_CEILING,
-    );
-    record(
-        "tree depth 3",
-        calls(&world, Method::GET, "/pages/tree?depth=3", None).await,
-        LIST_CEILING,
-    );
-    record(
-        "create under the root",
-        calls(
-            &world,
-            Method::POST,
-            "/pages",
-            Some(json!({"title": "New A", "body": "x"})),
-        )
-        .await,
-        1,
-    );
-    record(
-        "create under parentTitle",
-        calls(
-            &world,
-            Method::POST,
-            "/pages",
-            Some(json!({"title": "New B", "body": "x", "parentTitle": "P2.3"})),
-        )
-        .await,
-        2,
-    );
-    record(
-        "update",
-        calls(
-            &world,
-            Method::PUT,
-            "/pages/P3.1",
-            Some(json!({"body": "<p>y</p>"})),
-        )
-        .await,
-        2,
-    );
-    record(
-        "rename",
-        calls(
-            &world,
-            Method::POST,
-            "/pages/rename",
-            Some(json!({"old_title": "New A", "new_title": "New C"})),
-        )
-        .await,
-        2,
-    );
-    record(
-        "move",
-        calls(
-            &world,
-            Method::POST,
-            "/pages/New%20C/move",
-            Some(json!({"newParentTitle": "P4"})),
-        )
-        .await,
-        3,
-    );
-    record(
-        "delete",
-        calls(&world, Method::DELETE, "/pages/New%20B", None).await,
-        2,
-    );
-    world.stop().await;
-    table
+        counts[slot] = count;
+        world.stop().await;
+    }
+    counts
 }
 
 #[tokio::test]
-async fn every_operation_stays_within_its_upstream_call_ceiling_on_data_center() {
-    let table = check_every_operation(Deployment::DataCenter).await;
-    println!("Data Center upstream calls: {table:?}");
+async fn read_by_title_costs_one_call() {
+    check(&[], Method::GET, "/pages/P1.2.3", None, 1).await;
 }
 
 #[tokio::test]
-async fn every_operation_stays_within_its_upstream_call_ceiling_on_cloud() {
-    let table = check_every_operation(Deployment::Cloud).await;
-    // Cloud lists a subtree in one paged sweep: 155 pages fit one page of 200.
-    assert!(
-        table.contains(&("list (155 pages)", 1, LIST_CEILING)),
-        "{table:?}"
-    );
-    println!("Cloud upstream calls: {table:?}");
+async fn read_by_title_path_costs_one_call() {
+    check(&[], Method::GET, "/pages/P1/P1.2/P1.2.3", None, 1).await;
+}
+
+#[tokio::test]
+async fn parent_costs_one_call() {
+    check(&[], Method::GET, "/pages/P1.2.3/parent", None, 1).await;
+}
+
+#[tokio::test]
+async fn children_cost_two_calls() {
+    check(&[], Method::GET, "/pages/P1.2/children", None, 2).await;
+}
+
+#[tokio::test]
+async fn listing_never_costs_a_call_per_leaf() {
+    let [dc, cloud] = check(&[], Method::GET, "/pages", None, LIST_CEILING).await;
+    // Data Center: the root and the 25 second-level pages; Cloud: one paged descendant sweep.
+    assert_eq!([dc, cloud], [26, 1]);
+}
+
+#[tokio::test]
+async fn tree_never_costs_a_call_per_leaf() {
+    let [dc, cloud] = check(&[], Method::GET, "/pages/tree?depth=3", None, LIST_CEILING).await;
+    assert_eq!([dc, cloud], [26, 1]);
+}
+
+#[tokio::test]
+async fn create_under_the_root_costs_one_call() {
+    let body = json!({"title": "New page", "body": "x"});
+    check(&[], Method::POST, "/pages", Some(body), 1).await;
+}
+
+#[tokio::test]
+async fn create_under_a_parent_title_costs_two_calls() {
+    let body = json!({"title": "New page", "body": "x", "parentTitle": "P2.3"});
+    check(&[], Method::POST, "/pages", Some(body), 2).await;
+}
+
+#[tokio::test]
+async fn update_costs_two_calls() {
+    let body = json!({"body": "<p>y</p>", "expectedVersion": 1});
+    check(&[], Method::PUT, "/pages/P3.1", Some(body), 2).await;
+}
+
+#[tokio::test]
+async fn rename_costs_two_calls() {
+    let body = json!({"old_title": "P3.1", "new_title": "Renamed"});
+    check(&[], Method::POST, "/pages/rename", Some(body), 2).await;
+}
+
+#[tokio::test]
+async fn move_costs_three_calls() {
+    let body = json!({"newParentTitle": "P4"});
+    check(&[], Method::POST, "/pages/P1.1/move", Some(body), 3).await;
+}
+
+#[tokio::test]
+async fn delete_costs_two_calls() {
+    let setup = [(
+        Method::POST,
+        "/pages",
+        Some(json!({"title": "Doomed", "body": "x"})),
+    )];
+    check(&setup, Method::DELETE, "/pages/Doomed", None, 2).await;
 }
