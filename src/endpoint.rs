@@ -3,6 +3,7 @@
 
 use crate::auth::SecretDigest;
 use crate::config::Tenant;
+use crate::openapi::DocumentCache;
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone, Default)]
@@ -19,6 +20,8 @@ pub struct Endpoint {
     pub source_hash: [u8; 32],
     /// Digests of the accepted secrets, for constant-time checks.
     pub secret_digests: Vec<SecretDigest>,
+    /// This endpoint's rendered OpenAPI documents; new with every config change.
+    pub openapi: DocumentCache,
 }
 
 impl Endpoint {
@@ -36,6 +39,7 @@ impl Endpoint {
             tenant,
             source_hash,
             secret_digests,
+            openapi: DocumentCache::default(),
         }
     }
 }

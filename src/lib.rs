@@ -14,6 +14,7 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod markdown;
+pub mod openapi;
 pub mod routes;
 pub mod secret;
 pub mod sim;

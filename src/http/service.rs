@@ -22,7 +22,11 @@ use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
+use crate::openapi::{self, DocumentCache};
 use crate::routes::Operation;
+
+/// The rendered top-level template, which depends only on the build and the server URL.
+static TEMPLATE_CACHE: DocumentCache = DocumentCache::new();
 
 /// Settings of the public service.
 #[derive(Debug, Clone)]
@@ -150,7 +154,17 @@ async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Bo
                 ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
             }
         }
-        Target::OpenApiTemplate => ApiError::not_implemented().into_response(),
+        Target::OpenApiTemplate => {
+            if request.method() == Method::GET {
+                openapi::serve_template(
+                    &TEMPLATE_CACHE,
+                    state.settings.public_url.as_deref(),
+                    request.headers(),
+                )
+            } else {
+                ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
+            }
+        }
         Target::Unknown => ApiError::not_found().into_response(),
         Target::Endpoint { name, rest } => {
             // The table is loaded once: the whole request runs on the config it started with.
@@ -227,6 +241,12 @@ async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Respons
     let _ = state;
     match request.operation {
         Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
+        Operation::OpenApi => Ok(openapi::serve_endpoint(
+            &request.endpoint.tenant,
+            &request.endpoint.openapi,
+            state.settings.public_url.as_deref(),
+            &request.headers,
+        )),
         _ => Err(ApiError::not_implemented()),
     }
 }
