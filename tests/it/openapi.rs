@@ -14,6 +14,12 @@ use crate::support::{Gateway, Options, SECRET, endpoint_file, eventually};
 
 const BASE: &str = "http://127.0.0.1:9";
 
+/// Which access classes a document should publish.
+type AccessFilter = fn(Access) -> bool;
+
+/// Extra request headers.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// The flavors of the test endpoints; each endpoint is named after its flavor.
 const FLAVORS: [&str; 3] = ["default", "read", "upload"];
 
@@ -115,7 +121,7 @@ fn routed_operations(include: impl Fn(Operation) -> bool) -> BTreeSet<String> {
 #[tokio::test]
 async fn route_table_and_documents_list_the_same_operations_per_flavor() {
     let gateway = flavors_gateway(Options::default()).await;
-    let cases: [(&str, fn(Access) -> bool); 4] = [
+    let cases: [(&str, AccessFilter); 4] = [
         ("/endpoint/default/openapi.json", |_| true),
         ("/openapi.json", |_| true),
         ("/endpoint/read/openapi.json", |access| {
@@ -486,12 +492,12 @@ async fn servers_url_comes_from_public_url_then_forwarded_headers_then_host() {
         ("conflagent.plain.properties", &plain),
     ])
     .await;
-    let forwarded: &[(&str, &str)] = &[
+    let forwarded: Headers = &[
         ("x-forwarded-proto", "https"),
         ("x-forwarded-host", "proxy.example.org"),
     ];
     let host = gateway.addr;
-    let cases: [(&str, &[(&str, &str)], String); 4] = [
+    let cases: [(&str, Headers, String); 4] = [
         (
             "/endpoint/pinned/openapi.json",
             forwarded,
