@@ -3,6 +3,7 @@
 //! (raw JSON, `servers` URL, ETag/304, rebuilt on reload).
 
 use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -346,10 +347,13 @@ fn find_checker(program: &str, install: &str) -> Option<String> {
         !required,
         "{program} is missing and CONFLAGENT_REQUIRE_CHECKERS=1; install it with `{install}`"
     );
-    eprintln!(
+    // Written to the real stderr: the test harness captures `eprintln!` of passing tests, and a
+    // skipped check must not pass silently.
+    let notice = format!(
         "\n!!!!! NOTICE: {program} is not installed; this check was SKIPPED. \
          Install it with `{install}`. !!!!!\n"
     );
+    let _ = std::io::stderr().write_all(notice.as_bytes());
     None
 }
 
