@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::Tenant;
+use crate::endpoint::Endpoint;
 use crate::http::envelope::Body;
 use crate::routes::{Access, Operation};
 
@@ -843,29 +844,33 @@ fn if_none_match_matches(value: &str, etag: &str) -> bool {
 
 /// Serves an endpoint's document, from its cache when already rendered for this server URL.
 pub fn serve_endpoint(
-    tenant: &Tenant,
-    cache: &DocumentCache,
+    endpoint: &Endpoint,
     global_public_url: Option<&str>,
     request_headers: &HeaderMap,
 ) -> Response<Body> {
+    let tenant = &endpoint.tenant;
     let base = public_base_url(
         tenant.public_url.as_deref(),
         global_public_url,
         request_headers,
     );
     let server_url = endpoint_server_url(&base, &tenant.name);
-    let document = cache.get_or_render(&server_url, || endpoint_document(tenant, &server_url));
+    let document = endpoint
+        .openapi
+        .get_or_render(&server_url, || endpoint_document(tenant, &server_url));
     respond(&document, request_headers)
 }
 
-/// Serves the tenant-free template from `cache`.
+/// The rendered top-level template, which depends only on the build and the base URL.
+static TEMPLATE_CACHE: DocumentCache = DocumentCache::new();
+
+/// Serves the tenant-free template, rendered once per base URL for the life of the process.
 pub fn serve_template(
-    cache: &DocumentCache,
     global_public_url: Option<&str>,
     request_headers: &HeaderMap,
 ) -> Response<Body> {
     let base = public_base_url(None, global_public_url, request_headers);
-    let document = cache.get_or_render(&base, || template_document(&base));
+    let document = TEMPLATE_CACHE.get_or_render(&base, || template_document(&base));
     respond(&document, request_headers)
 }
 

@@ -22,11 +22,8 @@ use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
-use crate::openapi::{self, DocumentCache};
+use crate::openapi;
 use crate::routes::Operation;
-
-/// The rendered top-level template, which depends only on the build and the server URL.
-static TEMPLATE_CACHE: DocumentCache = DocumentCache::new();
 
 /// Settings of the public service.
 #[derive(Debug, Clone)]
@@ -156,11 +153,7 @@ async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Bo
         }
         Target::OpenApiTemplate => {
             if request.method() == Method::GET {
-                openapi::serve_template(
-                    &TEMPLATE_CACHE,
-                    state.settings.public_url.as_deref(),
-                    request.headers(),
-                )
+                openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
             } else {
                 ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
             }
@@ -242,8 +235,7 @@ async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Respons
     match request.operation {
         Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
         Operation::OpenApi => Ok(openapi::serve_endpoint(
-            &request.endpoint.tenant,
-            &request.endpoint.openapi,
+            &request.endpoint,
             state.settings.public_url.as_deref(),
             &request.headers,
         )),
