@@ -40,6 +40,8 @@ export CONFLAGENT_SECRET="$secret"
 cat >"$work_dir/schemathesis.toml" <<'TOML'
 headers = { Authorization = "Bearer ${CONFLAGENT_SECRET}" }
 TOML
+# schemathesis keeps a cache in the working directory; keep it out of the repository.
+cd "$work_dir"
 
 # Positive and negative data; the examples, coverage and fuzzing phases (the document declares no
 # links, so a stateful phase would have nothing to follow). One worker keeps the simulator's page
