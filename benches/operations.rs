@@ -87,7 +87,7 @@ async fn measure(deployment: Deployment) {
     println!("\n{deployment:?}, 20 ms per upstream request, median of {ROUNDS}:");
     println!("| operation | upstream calls | wall time |");
     println!("|---|---|---|");
-    let mut time = |name: &str, calls: usize, samples: Vec<Duration>| {
+    let time = |name: &str, calls: usize, samples: Vec<Duration>| {
         let mut samples = samples;
         samples.sort();
         println!(

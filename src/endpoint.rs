@@ -1,11 +1,10 @@
 //! A loaded endpoint: its validated config plus the runtime state built from it (upstream client,
 //! rate limiters). Built once per config change, shared by every request through the tenant table.
 
-use std::time::Duration;
-
 use crate::auth::SecretDigest;
 use crate::config::Tenant;
 use crate::confluence::{ClientConfigError, ConfluenceClient, UpstreamSettings, http_client};
+use crate::openapi::DocumentCache;
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone)]
@@ -32,6 +31,8 @@ pub struct Endpoint {
     pub secret_digests: Vec<SecretDigest>,
     /// The client for this endpoint's Confluence space.
     pub upstream: ConfluenceClient,
+    /// This endpoint's rendered OpenAPI documents; new with every config change.
+    pub openapi: DocumentCache,
 }
 
 impl Endpoint {
@@ -61,11 +62,7 @@ impl Endpoint {
             source_hash,
             secret_digests,
             upstream,
+            openapi: DocumentCache::default(),
         })
-    }
-
-    /// How long one request of this endpoint may spend upstream.
-    pub fn upstream_deadline(&self) -> Duration {
-        self.tenant.upstream_timeout
     }
 }

@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod markdown;
+pub mod openapi;
 pub mod pages;
 pub mod routes;
 pub mod secret;

@@ -22,6 +22,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
+use crate::openapi;
 use crate::pages;
 use crate::routes::Operation;
 
@@ -151,7 +152,13 @@ async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Bo
                 ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
             }
         }
-        Target::OpenApiTemplate => ApiError::not_implemented().into_response(),
+        Target::OpenApiTemplate => {
+            if request.method() == Method::GET {
+                openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
+            } else {
+                ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
+            }
+        }
         Target::Unknown => ApiError::not_found().into_response(),
         Target::Endpoint { name, rest } => {
             // The table is loaded once: the whole request runs on the config it started with.
@@ -225,10 +232,13 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
 }
 
 async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Response<Body>, ApiError> {
-    let _ = state;
     match request.operation {
         Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
-        Operation::OpenApi => Err(ApiError::not_implemented()),
+        Operation::OpenApi => Ok(openapi::serve_endpoint(
+            &request.endpoint,
+            state.settings.public_url.as_deref(),
+            &request.headers,
+        )),
         _ => {
             let outcome = pages::run(&request.endpoint.upstream, &request).await?;
             Ok(envelope::ok(&outcome.message, outcome.data))

@@ -48,6 +48,8 @@ pub struct Options {
     pub server: ServerSettings,
     /// Request body limit, when not the default.
     pub body_limit: Option<usize>,
+    /// The global `--public-url`.
+    pub public_url: Option<String>,
 }
 
 impl Gateway {
@@ -79,6 +81,7 @@ impl Gateway {
         if let Some(limit) = options.body_limit {
             settings.service.body_limit = limit;
         }
+        settings.service.public_url = options.public_url;
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(run(
             public,

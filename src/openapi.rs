@@ -1,0 +1,1025 @@
+//! The OpenAPI 3.1 documents: one per endpoint (filtered by its flavor) and the tenant-free template,
+//! generated from the route table so the document and the routes cannot drift, cached per config
+//! version and served raw with an `ETag`.
+//!
+//! The documents stay inside what the GPT Action importer accepts: inline parameters, no
+//! `oneOf`/`anyOf`/`allOf`, no type arrays, no `nullable`, every object schema with `properties`,
+//! operation descriptions of at most [`MAX_OPERATION_DESCRIPTION`] characters and parameter
+//! descriptions of at most [`MAX_PARAMETER_DESCRIPTION`].
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, HOST, HeaderValue, IF_NONE_MATCH};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::Tenant;
+use crate::endpoint::Endpoint;
+use crate::http::envelope::Body;
+use crate::routes::{Access, Operation};
+
+/// The OpenAPI version the documents declare.
+pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// The longest operation `description` the GPT Action importer accepts, in characters.
+pub const MAX_OPERATION_DESCRIPTION: usize = 300;
+
+/// The longest parameter `description` the GPT Action importer accepts, in characters.
+pub const MAX_PARAMETER_DESCRIPTION: usize = 700;
+
+/// The last path segment of the template's `servers` URL, which a builder replaces with the endpoint
+/// name.
+pub const TEMPLATE_ENDPOINT_PLACEHOLDER: &str = "<endpoint_name>";
+
+/// The name of the Bearer security scheme in `components.securitySchemes`.
+const SECURITY_SCHEME: &str = "bearerAuth";
+
+/// How many server URLs one cache keeps. A gateway is normally reached under one or two names; the
+/// bound stops forged `Host` headers from growing the cache without limit.
+const MAX_CACHED_SERVERS: usize = 8;
+
+/// The `servers` URL of endpoint `name` below `base` (a scheme and host, maybe with a path prefix).
+pub fn endpoint_server_url(base: &str, name: &str) -> String {
+    format!("{}/endpoint/{name}", base.trim_end_matches('/'))
+}
+
+/// The public base URL to advertise: the endpoint's `public_url`, else the global `--public-url`,
+/// else the origin the request came through (`X-Forwarded-Proto` and `X-Forwarded-Host`, then
+/// `Host`; plain `http` and `localhost` when nothing usable is sent).
+pub fn public_base_url(
+    endpoint_public_url: Option<&str>,
+    global_public_url: Option<&str>,
+    headers: &HeaderMap,
+) -> String {
+    if let Some(configured) = endpoint_public_url.or(global_public_url) {
+        return configured.trim_end_matches('/').to_owned();
+    }
+    let scheme = first_header_value(headers, "x-forwarded-proto")
+        .map(str::to_ascii_lowercase)
+        .filter(|scheme| scheme == "https" || scheme == "http")
+        .unwrap_or_else(|| "http".to_owned());
+    let host = first_header_value(headers, "x-forwarded-host")
+        .filter(|host| is_plausible_host(host))
+        .or_else(|| {
+            headers
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .map(str::trim)
+                .filter(|host| is_plausible_host(host))
+        })
+        .unwrap_or("localhost");
+    format!("{scheme}://{host}")
+}
+
+/// The first comma-separated value of header `name` (proxies append to forwarded headers).
+fn first_header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
+/// A host, optionally with a port or as a bracketed IPv6 literal; anything else is ignored rather
+/// than advertised.
+fn is_plausible_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b".-_:[]".contains(&byte))
+}
+
+/// The document of one endpoint: the operations its tenant allows, its `servers` entry, and its
+/// optional description appended to `info.description`.
+pub fn endpoint_document(tenant: &Tenant, server_url: &str) -> Value {
+    let operations: Vec<Operation> = Operation::ALL
+        .into_iter()
+        .filter(|operation| tenant.allows(*operation))
+        .collect();
+    let title = format!("Conflagent: {}", tenant.name);
+    document(
+        &title,
+        &operations,
+        server_url,
+        tenant.description.as_deref(),
+    )
+}
+
+/// The tenant-free template served at the top level: every operation, with a `servers` URL ending in
+/// [`TEMPLATE_ENDPOINT_PLACEHOLDER`].
+pub fn template_document(base_url: &str) -> Value {
+    let server_url = endpoint_server_url(base_url, TEMPLATE_ENDPOINT_PLACEHOLDER);
+    let note = format!(
+        "This is a template: replace `{TEMPLATE_ENDPOINT_PLACEHOLDER}` in the server URL with \
+         the name of your endpoint, or import `/endpoint/<name>/openapi.json` instead."
+    );
+    document("Conflagent", &Operation::ALL, &server_url, Some(&note))
+}
+
+/// Builds a document listing `operations` (in [`Operation::ALL`] order) served at `server_url`.
+pub fn document(
+    title: &str,
+    operations: &[Operation],
+    server_url: &str,
+    extra_description: Option<&str>,
+) -> Value {
+    let mut paths = Map::new();
+    for operation in Operation::ALL {
+        if !operations.contains(&operation) {
+            continue;
+        }
+        let route = operation.route();
+        let method = route.method.as_str().to_ascii_lowercase();
+        let path_item = paths
+            .entry(route.template)
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(path_item) = path_item {
+            path_item.insert(method, operation_object(operation));
+        }
+    }
+    let mut description = info_description(operations);
+    if let Some(extra) = extra_description
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+    {
+        description.push_str("\n\n");
+        description.push_str(extra);
+    }
+    json!({
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": title,
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": description,
+        },
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "schemas": component_schemas(),
+            "securitySchemes": {
+                SECURITY_SCHEME: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The endpoint's shared secret, sent as `Authorization: Bearer <secret>`.",
+                },
+            },
+        },
+    })
+}
+
+/// The API-wide guidance. Parts about writing appear only when the document has write operations.
+fn info_description(operations: &[Operation]) -> String {
+    let has = |operation: Operation| operations.contains(&operation);
+    let mut text = String::from(
+        "Read and edit Confluence pages inside one sandbox: the root page configured for this \
+         endpoint and every page below it. Pages outside the sandbox do not exist for this API.\n\n\
+         Pages are addressed by title, never by id. `{title}` is a page title or a title path from \
+         the root down (`Guides/Install`); a `/` that is part of one title is sent as `%2F` \
+         (`CI%2FCD`). A page titled like a route word (`tree`, `rename`) is reached by encoding one \
+         letter (`%74ree`). Titles are unique in the whole space.\n\n\
+         Every response is an envelope `{success, code, message, data, timestamp}`: use `data` on \
+         success and read `message` on failure.",
+    );
+    if has(Operation::ReadPage) {
+        text.push_str(
+            "\n\nRead with `format=markdown` to get Markdown. Long bodies come in slices: while \
+             `truncated` is true, read again with `offset` advanced by the characters received.",
+        );
+    }
+    if has(Operation::CreatePage) || has(Operation::UpdatePage) {
+        text.push_str(
+            "\n\nBodies you write are Markdown (CommonMark with GFM tables, task lists and \
+             strikethrough; fenced code; `[[Page Title]]`, `[[Page Title|label]]` and \
+             `[[Page Title#Heading|label]]` link to other pages; `> [!NOTE]` alerts become \
+             panels) or Confluence storage XHTML. Blocks fenced as `confluence-storage` carry \
+             content Markdown cannot express: keep them unchanged.",
+        );
+    }
+    if has(Operation::UpdatePage) {
+        text.push_str(
+            "\n\nAn update replaces the whole body: read the page (`format=markdown`), edit it, and \
+             send the complete new body with `expectedVersion` set to the version you read. Never \
+             send only the changed part.",
+        );
+    }
+    text.push_str(
+        "\n\nError codes and what to do:\n\
+         - INVALID_INPUT: fix the request as the message says.\n\
+         - UNAUTHORIZED: the secret is wrong (401) or the operation is not enabled for this \
+         endpoint (403); do not retry.\n\
+         - NOT_FOUND: no such page in the sandbox; find the exact title with listSubpages or \
+         getPageTree.\n\
+         - VERSION_CONFLICT: the page changed since you read it; read it again, merge your change \
+         into the new body, and retry with the new version.\n\
+         - INVALID_OPERATION: the title is already taken (choose another), or the change is not \
+         allowed (the sandbox root, a move under the page itself).\n\
+         - RATE_LIMITED: wait the seconds given in `Retry-After`, then retry.\n\
+         - UPSTREAM_ERROR: Confluence failed or is slow; retry once a little later.\n\
+         - INTERNAL_ERROR: a gateway bug; tell the user instead of retrying.",
+    );
+    text
+}
+
+/// Static text of one operation.
+struct OperationText {
+    summary: &'static str,
+    description: &'static str,
+}
+
+fn operation_text(operation: Operation) -> OperationText {
+    let (summary, description) = match operation {
+        Operation::ListPages => (
+            "List all pages as title paths",
+            "Lists every page in the sandbox as a title path (`Guides/Install`), depth-first in \
+             tree order. Results come in slices: pass `offset` and `limit`; the message says when \
+             more remain. Use a path from this list as `{title}` in other calls.",
+        ),
+        Operation::PageTree => (
+            "Get the page tree",
+            "Returns nested nodes `{title, path, children}` from the root or from `startTitle`, \
+             `depth` levels deep (1-10, default 2). Children are empty at the depth limit: ask \
+             again deeper or from a lower `startTitle`.",
+        ),
+        Operation::ReadPage => (
+            "Read a page",
+            "Reads one page: title, path, version and body. Pass `format=markdown` to get \
+             Markdown, best for editing. While `truncated` is true, read the rest with `offset` \
+             advanced by the characters received. Keep `version` for expectedVersion.",
+        ),
+        Operation::ListChildren => (
+            "List the direct children of a page",
+            "Lists the pages directly below a page as `{title, path}`.",
+        ),
+        Operation::GetParent => (
+            "Get the parent of a page",
+            "Returns the parent of a page as `{title, path}`. For a top-level page this is the \
+             sandbox root, whose path is empty.",
+        ),
+        Operation::CreatePage => (
+            "Create a page",
+            "Creates a page under `parentTitle` (default: the sandbox root). `body` is Markdown, \
+             with `[[Page Title]]` links to other pages, or storage XHTML. Titles are unique in \
+             the space: INVALID_OPERATION (409) means choose another title.",
+        ),
+        Operation::UpdatePage => (
+            "Replace the whole body of a page",
+            "Replaces the whole body: send the complete new text, never a fragment. Read the page \
+             first (format=markdown) and pass its `version` as `expectedVersion`. On \
+             VERSION_CONFLICT read it again, merge your change, and retry.",
+        ),
+        Operation::RenamePage => (
+            "Rename a page",
+            "Renames a page; its place, body and children stay. INVALID_OPERATION (409) means the \
+             new title is taken in the space. The sandbox root cannot be renamed.",
+        ),
+        Operation::MovePage => (
+            "Move a page under another parent",
+            "Moves a page and its subtree under `newParentTitle`; the sandbox root's own title \
+             makes it top-level. Moving a page under itself or its descendants, or moving the \
+             root, is refused with INVALID_OPERATION.",
+        ),
+        Operation::DeletePage => (
+            "Delete a page",
+            "Deletes a page: it goes to Confluence's trash, where a space admin can restore it. \
+             The sandbox root cannot be deleted. Ask the user to confirm before deleting.",
+        ),
+        Operation::OpenApi => (
+            "Get this OpenAPI document",
+            "Returns this OpenAPI document itself, not wrapped in the envelope. Needs no secret.",
+        ),
+        Operation::Health => (
+            "Check that the endpoint is served",
+            "Tells whether this endpoint is served. Needs no secret and does not contact \
+             Confluence.",
+        ),
+    };
+    OperationText {
+        summary,
+        description,
+    }
+}
+
+fn operation_object(operation: Operation) -> Value {
+    let text = operation_text(operation);
+    let mut object = Map::new();
+    object.insert("operationId".into(), operation.operation_id().into());
+    object.insert("summary".into(), text.summary.into());
+    object.insert("description".into(), text.description.into());
+    let parameters = parameters(operation);
+    if !parameters.is_empty() {
+        object.insert("parameters".into(), Value::Array(parameters));
+    }
+    if let Some(body) = request_body(operation) {
+        object.insert("requestBody".into(), body);
+    }
+    object.insert("responses".into(), responses(operation));
+    if operation.requires_auth() {
+        object.insert("security".into(), json!([{ SECURITY_SCHEME: [] }]));
+    }
+    let consequential = matches!(operation.access(), Access::Create | Access::Modify);
+    object.insert("x-openai-isConsequential".into(), consequential.into());
+    Value::Object(object)
+}
+
+const TITLE_PARAMETER: &str = "The page title, or a title path from the sandbox root down with \
+    `/` between titles (`Guides/Install`). A `/` that is part of one title is sent as `%2F` \
+    (`CI%2FCD`). Titles match exactly, case included; take them from listSubpages or getPageTree. A \
+    page whose title is a route word such as `tree` is reached by encoding one letter (`%74ree`).";
+
+fn title_parameter() -> Value {
+    json!({
+        "name": "title",
+        "in": "path",
+        "required": true,
+        "description": TITLE_PARAMETER,
+        "schema": {"type": "string", "minLength": 1},
+    })
+}
+
+fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
+    json!({
+        "name": name,
+        "in": "query",
+        "required": false,
+        "description": description,
+        "schema": schema,
+    })
+}
+
+fn parameters(operation: Operation) -> Vec<Value> {
+    let mut parameters = Vec::new();
+    if operation.route().template.contains("{title}") {
+        parameters.push(title_parameter());
+    }
+    match operation {
+        Operation::ListPages => {
+            parameters.push(query_parameter(
+                "offset",
+                "How many title paths to skip; pass the previous offset plus the number received \
+                 to get the next slice.",
+                json!({"type": "integer", "minimum": 0, "default": 0}),
+            ));
+            parameters.push(query_parameter(
+                "limit",
+                "How many title paths to return at most (1-2000, default 500).",
+                json!({"type": "integer", "minimum": 1, "maximum": 2000, "default": 500}),
+            ));
+        }
+        Operation::PageTree => {
+            parameters.push(query_parameter(
+                "depth",
+                "How many levels below the start page to include (1-10, default 2).",
+                json!({"type": "integer", "minimum": 1, "maximum": 10, "default": 2}),
+            ));
+            parameters.push(query_parameter(
+                "startTitle",
+                "The page to start from, as a title or title path; the sandbox root when omitted.",
+                json!({"type": "string", "minLength": 1}),
+            ));
+        }
+        Operation::ReadPage => {
+            parameters.push(query_parameter(
+                "format",
+                "`markdown` returns the body as Markdown, best for reading and editing; constructs \
+                 Markdown cannot express come as fenced `confluence-storage` blocks that must be \
+                 kept when writing back. `storage` (default) returns Confluence storage XHTML.",
+                json!({"type": "string", "enum": ["storage", "markdown"], "default": "storage"}),
+            ));
+            parameters.push(query_parameter(
+                "offset",
+                "The first character of the body to return (default 0). To read a truncated body, \
+                 pass the previous offset plus the length of the body received.",
+                json!({"type": "integer", "minimum": 0, "default": 0}),
+            ));
+            parameters.push(query_parameter(
+                "maxChars",
+                "How many characters of the body to return at most (1-90000, default 90000).",
+                json!({"type": "integer", "minimum": 1, "maximum": 90000, "default": 90000}),
+            ));
+        }
+        _ => {}
+    }
+    parameters
+}
+
+const BODY_FIELD: &str = "Markdown (CommonMark with GFM tables, task lists, strikethrough; \
+    `[[Page Title]]`, `[[Page Title|label]]` or `[[Page Title#Heading|label]]` link to other pages; \
+    `> [!NOTE]` alerts become panels) or Confluence storage XHTML.";
+
+const FORMAT_FIELD: &str = "How to read `body`; detected when omitted (a body that starts with an \
+    XML element and parses as XHTML is storage).";
+
+fn request_body(operation: Operation) -> Option<Value> {
+    let format =
+        json!({"type": "string", "enum": ["markdown", "storage"], "description": FORMAT_FIELD});
+    let schema = match operation {
+        Operation::CreatePage => json!({
+            "type": "object",
+            "required": ["title", "body"],
+            "properties": {
+                "title": {"type": "string", "minLength": 1, "maxLength": 255,
+                    "description": "The new page's title; unique in the whole space. A `/` here is part of the title."},
+                "body": {"type": "string", "description": format!("The page content, may be empty. {BODY_FIELD}")},
+                "parentTitle": {"type": "string", "minLength": 1,
+                    "description": "The parent page, as a title or title path; the sandbox root when omitted."},
+                "format": format,
+            },
+        }),
+        Operation::UpdatePage => json!({
+            "type": "object",
+            "required": ["body"],
+            "properties": {
+                "body": {"type": "string",
+                    "description": format!("The whole new body, replacing the old one entirely. {BODY_FIELD}")},
+                "expectedVersion": {"type": "integer", "minimum": 1,
+                    "description": "The version you read; the update is refused with VERSION_CONFLICT when the page changed since."},
+                "format": format,
+            },
+        }),
+        Operation::RenamePage => json!({
+            "type": "object",
+            "required": ["old_title", "new_title"],
+            "properties": {
+                "old_title": {"type": "string", "minLength": 1,
+                    "description": "The page to rename, as a title or title path (`oldTitle` is accepted too)."},
+                "new_title": {"type": "string", "minLength": 1, "maxLength": 255,
+                    "description": "The new title; unique in the whole space (`newTitle` is accepted too)."},
+            },
+        }),
+        Operation::MovePage => json!({
+            "type": "object",
+            "required": ["newParentTitle"],
+            "properties": {
+                "newParentTitle": {"type": "string", "minLength": 1,
+                    "description": "The new parent, as a title or title path; the sandbox root's own title makes the page top-level."},
+            },
+        }),
+        _ => return None,
+    };
+    Some(json!({
+        "required": true,
+        "content": {"application/json": {"schema": schema}},
+    }))
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// The data of a successful response of `operation`; `None` for the raw OpenAPI document.
+fn data_schema(operation: Operation) -> Option<Value> {
+    let schema = match operation {
+        Operation::ListPages => json!({
+            "type": "array",
+            "description": "Title paths, depth-first in page-tree order.",
+            "items": {"type": "string"},
+        }),
+        Operation::PageTree => json!({"type": "array", "items": schema_ref("TreeNode")}),
+        Operation::ReadPage => schema_ref("Page"),
+        Operation::ListChildren => json!({"type": "array", "items": schema_ref("PageRef")}),
+        Operation::GetParent => schema_ref("PageRef"),
+        Operation::CreatePage => schema_ref("CreatedPage"),
+        Operation::UpdatePage => schema_ref("UpdatedPage"),
+        Operation::RenamePage => schema_ref("RenamedPage"),
+        Operation::MovePage => schema_ref("MovedPage"),
+        Operation::DeletePage => schema_ref("DeletedPage"),
+        Operation::Health => schema_ref("Health"),
+        Operation::OpenApi => return None,
+    };
+    Some(schema)
+}
+
+/// Every envelope `code`.
+const ERROR_CODES: [&str; 8] = [
+    "INVALID_INPUT",
+    "UNAUTHORIZED",
+    "NOT_FOUND",
+    "VERSION_CONFLICT",
+    "INVALID_OPERATION",
+    "RATE_LIMITED",
+    "UPSTREAM_ERROR",
+    "INTERNAL_ERROR",
+];
+
+fn success_envelope(data: Value) -> Value {
+    json!({
+        "type": "object",
+        "required": ["success", "code", "message", "data", "timestamp"],
+        "properties": {
+            "success": {"type": "boolean", "description": "Always true on success."},
+            "code": {"type": "string", "enum": ["OK"]},
+            "message": {"type": "string", "description": "A short human-readable summary."},
+            "data": data,
+            "timestamp": {"type": "string", "format": "date-time"},
+        },
+    })
+}
+
+fn json_content(schema: Value) -> Value {
+    json!({"application/json": {"schema": schema}})
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": json_content(schema_ref("ErrorEnvelope"))})
+}
+
+fn responses(operation: Operation) -> Value {
+    let mut responses = Map::new();
+    match data_schema(operation) {
+        Some(data) => {
+            responses.insert(
+                "200".into(),
+                json!({"description": "OK: the result is in `data`.", "content": json_content(success_envelope(data))}),
+            );
+        }
+        None => {
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": "The OpenAPI document itself, not wrapped in the envelope.",
+                    "headers": {"ETag": {"description": "Send it back in `If-None-Match` to get 304 while the document is unchanged.", "schema": {"type": "string"}}},
+                    "content": json_content(json!({
+                        "type": "object",
+                        "required": ["openapi", "info", "paths"],
+                        "properties": {
+                            "openapi": {"type": "string"},
+                            "info": {"type": "object", "properties": {"title": {"type": "string"}}},
+                            "paths": {"type": "object", "properties": {}},
+                        },
+                    })),
+                }),
+            );
+            responses.insert(
+                "304".into(),
+                json!({"description": "The document is unchanged since the `ETag` sent in `If-None-Match`."}),
+            );
+        }
+    }
+    for (status, description) in error_statuses(operation) {
+        let mut response = error_response(description);
+        if status == "429" {
+            response["headers"] = json!({"Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 0},
+            }});
+        }
+        responses.insert(status.into(), response);
+    }
+    responses.insert(
+        "default".into(),
+        error_response("An error: `success` is false and `data` is null; `code` and `message` say what went wrong."),
+    );
+    Value::Object(responses)
+}
+
+/// The error statuses `operation` may answer, each with what to do about it.
+fn error_statuses(operation: Operation) -> Vec<(&'static str, &'static str)> {
+    if !operation.requires_auth() {
+        return vec![("404", "NOT_FOUND: there is no such endpoint.")];
+    }
+    let mut statuses = vec![
+        (
+            "400",
+            "INVALID_INPUT: a parameter or field is missing or malformed (bodies: the line and column of bad XHTML). Fix it as the message says.",
+        ),
+        (
+            "401",
+            "UNAUTHORIZED: the Bearer secret is missing or wrong. Do not retry: the Action's API key must be fixed.",
+        ),
+        (
+            "403",
+            "UNAUTHORIZED: this operation is not enabled for this endpoint. Do not retry.",
+        ),
+        (
+            "404",
+            "NOT_FOUND: no such page in the sandbox. Find the exact title with listSubpages or getPageTree.",
+        ),
+    ];
+    let writes = matches!(operation.access(), Access::Create | Access::Modify);
+    match operation {
+        Operation::CreatePage => statuses.push(("409", "INVALID_OPERATION: a page with this title already exists in the space. Choose another title.")),
+        Operation::RenamePage => statuses.push(("409", "INVALID_OPERATION: the new title is already taken in the space. Choose another title.")),
+        Operation::UpdatePage => statuses.push(("409", "VERSION_CONFLICT: the page changed since you read it; the message gives the current version. Read it again, merge your change, and retry.")),
+        _ => {}
+    }
+    if writes {
+        statuses.push(("413", "INVALID_INPUT: the request body is too large."));
+        statuses.push((
+            "415",
+            "INVALID_INPUT: send the body as JSON with `Content-Type: application/json`.",
+        ));
+    }
+    if matches!(
+        operation,
+        Operation::RenamePage | Operation::MovePage | Operation::DeletePage
+    ) {
+        statuses.push(("422", "INVALID_OPERATION: not allowed on the sandbox root page, or a move under the page itself or one of its descendants."));
+    }
+    statuses.extend([
+        (
+            "429",
+            "RATE_LIMITED: too many requests. Wait the seconds in `Retry-After`, then retry.",
+        ),
+        (
+            "500",
+            "INTERNAL_ERROR: a gateway bug. Tell the user instead of retrying.",
+        ),
+        (
+            "502",
+            "UPSTREAM_ERROR: Confluence failed. Retry once a little later.",
+        ),
+        (
+            "503",
+            "UPSTREAM_ERROR: Confluence is unavailable. Retry once a little later.",
+        ),
+        (
+            "504",
+            "UPSTREAM_ERROR: Confluence did not answer in time. Retry once a little later.",
+        ),
+    ]);
+    statuses
+}
+
+fn component_schemas() -> Value {
+    let title = json!({"type": "string", "description": "The page title."});
+    let path = json!({"type": "string", "description": "The title path from the sandbox root (`Guides/Install`); empty for the root itself."});
+    let version = json!({"type": "integer", "description": "The page version; pass it as `expectedVersion` when updating."});
+    json!({
+        "ErrorEnvelope": {
+            "type": "object",
+            "description": "A failed request: `code` says what kind of failure, `message` what to fix.",
+            "required": ["success", "code", "message", "timestamp"],
+            "properties": {
+                "success": {"type": "boolean", "description": "Always false on errors."},
+                "code": {"type": "string", "enum": ERROR_CODES},
+                "message": {"type": "string", "description": "What went wrong, safe to show the user."},
+                "data": {"description": "Always null on errors."},
+                "timestamp": {"type": "string", "format": "date-time"},
+            },
+        },
+        "PageRef": {
+            "type": "object",
+            "required": ["title", "path"],
+            "properties": {"title": title, "path": path},
+        },
+        "TreeNode": {
+            "type": "object",
+            "required": ["title", "path", "children"],
+            "properties": {
+                "title": title,
+                "path": path,
+                "children": {
+                    "type": "array",
+                    "description": "Child nodes; empty at the depth limit even when the page has children.",
+                    "items": schema_ref("TreeNode"),
+                },
+            },
+        },
+        "Page": {
+            "type": "object",
+            "required": ["title", "path", "version", "format", "body", "bodyLength", "offset", "truncated"],
+            "properties": {
+                "title": title,
+                "path": path,
+                "version": version,
+                "format": {"type": "string", "enum": ["storage", "markdown"], "description": "The format of `body`."},
+                "body": {"type": "string", "description": "The body, or the slice starting at `offset`."},
+                "bodyLength": {"type": "integer", "description": "The length of the whole body, in characters."},
+                "offset": {"type": "integer", "description": "Where `body` starts in the whole body, in characters."},
+                "truncated": {"type": "boolean", "description": "True when more of the body follows: read again with a larger `offset`."},
+            },
+        },
+        "CreatedPage": {
+            "type": "object",
+            "required": ["id", "title", "version", "path"],
+            "properties": {
+                "id": {"type": "string", "description": "The Confluence page id."},
+                "title": title,
+                "version": version,
+                "path": path,
+            },
+        },
+        "UpdatedPage": {
+            "type": "object",
+            "required": ["title", "version", "path"],
+            "properties": {"title": title, "version": version, "path": path},
+        },
+        "RenamedPage": {
+            "type": "object",
+            "required": ["oldTitle", "newTitle", "version"],
+            "properties": {
+                "oldTitle": {"type": "string"},
+                "newTitle": {"type": "string"},
+                "version": version,
+            },
+        },
+        "MovedPage": {
+            "type": "object",
+            "required": ["title", "oldParentTitle", "newParentTitle"],
+            "properties": {
+                "title": title,
+                "oldParentTitle": {"type": "string"},
+                "newParentTitle": {"type": "string"},
+            },
+        },
+        "DeletedPage": {
+            "type": "object",
+            "required": ["deletedTitle"],
+            "properties": {"deletedTitle": {"type": "string"}},
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "enum": ["ok"]}},
+        },
+    })
+}
+
+/// A document rendered to bytes, with its entity tag.
+#[derive(Debug)]
+pub struct RenderedDocument {
+    /// The JSON text.
+    pub body: Bytes,
+    /// The strong `ETag`, quoted.
+    pub etag: String,
+}
+
+impl RenderedDocument {
+    /// Renders `document`.
+    pub fn new(document: &Value) -> RenderedDocument {
+        let body = serde_json::to_vec(document)
+            .expect("a Value with string keys always serialises to JSON");
+        let digest = Sha256::digest(&body);
+        let hex: String = digest[..16]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        RenderedDocument {
+            body: Bytes::from(body),
+            etag: format!("\"{hex}\""),
+        }
+    }
+}
+
+/// Rendered documents keyed by server URL. One lives in each endpoint, which is rebuilt on every
+/// config change, so an entry is valid for exactly one config version.
+#[derive(Debug, Default)]
+pub struct DocumentCache {
+    entries: Mutex<Vec<(String, Arc<RenderedDocument>)>>,
+}
+
+impl DocumentCache {
+    /// An empty cache (usable in a `static`).
+    pub const fn new() -> DocumentCache {
+        DocumentCache {
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The document for `server_url`, rendering it with `build` on first use.
+    pub fn get_or_render(
+        &self,
+        server_url: &str,
+        build: impl FnOnce() -> Value,
+    ) -> Arc<RenderedDocument> {
+        if let Some(found) = self.find(server_url) {
+            return found;
+        }
+        let rendered = Arc::new(RenderedDocument::new(&build()));
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, found)) = entries.iter().find(|(url, _)| url == server_url) {
+            return Arc::clone(found);
+        }
+        if entries.len() >= MAX_CACHED_SERVERS {
+            entries.remove(0);
+        }
+        entries.push((server_url.to_owned(), Arc::clone(&rendered)));
+        rendered
+    }
+
+    fn find(&self, server_url: &str) -> Option<Arc<RenderedDocument>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .iter()
+            .find(|(url, _)| url == server_url)
+            .map(|(_, rendered)| Arc::clone(rendered))
+    }
+}
+
+/// The response for a rendered document: 304 when `If-None-Match` names its `ETag`, else 200 with
+/// the raw JSON (deliberately not wrapped in the envelope: importers need the document itself).
+pub fn respond(document: &RenderedDocument, request_headers: &HeaderMap) -> Response<Body> {
+    let not_modified = request_headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| if_none_match_matches(value, &document.etag));
+    let (status, body) = if not_modified {
+        (StatusCode::NOT_MODIFIED, Bytes::new())
+    } else {
+        (StatusCode::OK, document.body.clone())
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(etag) = HeaderValue::from_str(&document.etag) {
+        headers.insert(ETAG, etag);
+    }
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if !not_modified {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+/// Whether an `If-None-Match` value (`*` or a list of tags, weak or strong) names `etag`; weak
+/// comparison, as RFC 9110 asks for `If-None-Match`.
+fn if_none_match_matches(value: &str, etag: &str) -> bool {
+    value.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == etag
+    })
+}
+
+/// Serves an endpoint's document, from its cache when already rendered for this server URL.
+pub fn serve_endpoint(
+    endpoint: &Endpoint,
+    global_public_url: Option<&str>,
+    request_headers: &HeaderMap,
+) -> Response<Body> {
+    let tenant = &endpoint.tenant;
+    let base = public_base_url(
+        tenant.public_url.as_deref(),
+        global_public_url,
+        request_headers,
+    );
+    let server_url = endpoint_server_url(&base, &tenant.name);
+    let document = endpoint
+        .openapi
+        .get_or_render(&server_url, || endpoint_document(tenant, &server_url));
+    respond(&document, request_headers)
+}
+
+/// The rendered top-level template, which depends only on the build and the base URL.
+static TEMPLATE_CACHE: DocumentCache = DocumentCache::new();
+
+/// Serves the tenant-free template, rendered once per base URL for the life of the process.
+pub fn serve_template(
+    global_public_url: Option<&str>,
+    request_headers: &HeaderMap,
+) -> Response<Body> {
+    let base = public_base_url(None, global_public_url, request_headers);
+    let document = TEMPLATE_CACHE.get_or_render(&base, || template_document(&base));
+    respond(&document, request_headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    fn check_base(
+        endpoint: Option<&str>,
+        global: Option<&str>,
+        pairs: &[(&'static str, &'static str)],
+        expected: &str,
+    ) {
+        assert_eq!(
+            public_base_url(endpoint, global, &headers(pairs)),
+            expected,
+            "{endpoint:?} {global:?} {pairs:?}"
+        );
+    }
+
+    #[test]
+    fn base_url_prefers_endpoint_then_global_then_forwarded_then_host() {
+        let forwarded = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "gpt.example.com"),
+            ("host", "10.0.0.5:8080"),
+        ];
+        check_base(
+            Some("https://a.example"),
+            Some("https://b.example/"),
+            &forwarded,
+            "https://a.example",
+        );
+        check_base(
+            None,
+            Some("https://b.example/"),
+            &forwarded,
+            "https://b.example",
+        );
+        check_base(None, None, &forwarded, "https://gpt.example.com");
+        check_base(
+            None,
+            None,
+            &[("host", "10.0.0.5:8080")],
+            "http://10.0.0.5:8080",
+        );
+        check_base(None, None, &[], "http://localhost");
+    }
+
+    #[test]
+    fn forwarded_headers_take_the_first_hop_and_ignore_junk() {
+        check_base(
+            None,
+            None,
+            &[
+                ("x-forwarded-proto", "https, http"),
+                ("x-forwarded-host", "a.example, b.example"),
+            ],
+            "https://a.example",
+        );
+        check_base(
+            None,
+            None,
+            &[
+                ("x-forwarded-proto", "gopher"),
+                ("x-forwarded-host", "evil\"/x"),
+                ("host", "[::1]:3000"),
+            ],
+            "http://[::1]:3000",
+        );
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = "\"abc\"";
+        for (value, expected) in [
+            ("\"abc\"", true),
+            ("W/\"abc\"", true),
+            ("\"x\", \"abc\"", true),
+            ("*", true),
+            ("\"abd\"", false),
+            ("abc", false),
+        ] {
+            assert_eq!(if_none_match_matches(value, etag), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn cache_renders_once_per_server_url_and_stays_bounded() {
+        let cache = DocumentCache::default();
+        let mut builds = 0;
+        for _ in 0..3 {
+            cache.get_or_render("https://a/endpoint/x", || {
+                builds += 1;
+                json!({"n": 1})
+            });
+        }
+        assert_eq!(builds, 1);
+        for index in 0..(MAX_CACHED_SERVERS * 2) {
+            cache.get_or_render(&format!("https://h{index}"), || json!({}));
+        }
+        assert_eq!(
+            cache
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+            MAX_CACHED_SERVERS
+        );
+    }
+
+    #[test]
+    fn template_lists_every_route_and_a_placeholder_server() {
+        let document = template_document("https://gpt.example.com");
+        assert_eq!(
+            document["servers"],
+            json!([{"url": "https://gpt.example.com/endpoint/<endpoint_name>"}])
+        );
+        let mut listed = Vec::new();
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                listed.push(format!(
+                    "{} {path} {}",
+                    method.to_ascii_uppercase(),
+                    operation["operationId"].as_str().expect("operationId")
+                ));
+            }
+        }
+        listed.sort();
+        let mut routes: Vec<String> = crate::routes::ROUTES
+            .iter()
+            .map(|route| {
+                format!(
+                    "{} {} {}",
+                    route.method,
+                    route.template,
+                    route.operation.operation_id()
+                )
+            })
+            .collect();
+        routes.sort();
+        assert_eq!(listed, routes);
+    }
+}
