@@ -181,9 +181,10 @@ impl Pages<'_> {
     ) -> Result<Outcome, ApiError> {
         let body: MoveBody = request.json()?;
         let target = TitlePath::parse_body(&body.new_parent_title)?;
-        let resolved = self.resolve(title, false).await?;
+        // The two lookups are independent: one round trip instead of two.
+        let (resolved, new_parent) =
+            tokio::try_join!(self.resolve(title, false), self.resolve(&target, false))?;
         refuse_root(&resolved, "moved")?;
-        let new_parent = self.resolve(&target, false).await?;
         let circular = new_parent.page.id == resolved.page.id
             || new_parent
                 .page
