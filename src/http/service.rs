@@ -72,22 +72,25 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
-        Box::pin(async move {
-            let response = AssertUnwindSafe(handle(state, request))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let detail = panic
-                        .downcast_ref::<&str>()
-                        .map(|text| (*text).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_default();
-                    tracing::error!(panic = %detail, "request handler panicked");
-                    ApiError::internal().into_response()
-                });
-            Ok(response)
-        })
+        Box::pin(async move { Ok(panic_guard(handle(state, request)).await) })
     }
+}
+
+/// Runs a request handler; a panic becomes a 500 envelope with a generic message, the detail goes
+/// to the log only.
+async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<Body> {
+    AssertUnwindSafe(handler)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| {
+            let detail = panic
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %detail, "request handler panicked");
+            ApiError::internal().into_response()
+        })
 }
 
 /// A request for one endpoint operation, after routing, authentication and body reading.
@@ -243,5 +246,29 @@ async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Respons
             let outcome = pages::run(&request.endpoint.upstream, &request).await?;
             Ok(envelope::ok(&outcome.message, outcome.data))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_generic_500_envelope() {
+        let response = panic_guard(async {
+            panic!("secret detail that must not reach the client");
+        })
+        .await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let envelope: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(envelope["code"], "INTERNAL_ERROR");
+        assert_eq!(envelope["message"], "internal error");
+        assert!(!String::from_utf8_lossy(&body).contains("secret detail"));
     }
 }
