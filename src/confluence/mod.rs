@@ -215,6 +215,7 @@ mod route {
     pub const CONTENT_ID: &str = "/rest/api/content/{id}";
     pub const CHILD_PAGE: &str = "/rest/api/content/{id}/child/page";
     pub const DESCENDANT_PAGE: &str = "/rest/api/content/{id}/descendant/page";
+    pub const CONTENT_SEARCH: &str = "/rest/api/content/search";
 }
 
 /// One upstream request, described well enough to be sent again.
@@ -310,6 +311,47 @@ impl ConfluenceClient {
             .position(|content| content.title == title)
             .unwrap_or(0);
         page_from(results.swap_remove(exact), with_body).map(Some)
+    }
+
+    /// The current page whose title equals `title` ignoring case, or `None`. One CQL request
+    /// (`/rest/api/content/search`), for after an exact lookup missed: the v1 title lookup is
+    /// case-sensitive on some sites while titles are unique ignoring case. CQL is index-backed and
+    /// can lag behind writes, so it is never the first lookup.
+    pub async fn page_by_title_ignoring_case(
+        &self,
+        title: &str,
+        with_body: bool,
+    ) -> Result<Option<Page>, UpstreamError> {
+        const OPERATION: &str = "page_by_title_ignoring_case";
+        if title.is_empty() {
+            return Ok(None);
+        }
+        let cql = format!(
+            "space = \"{}\" and type = page and title = \"{}\"",
+            cql_escape(&self.inner.space_key),
+            cql_escape(title)
+        );
+        let url = self.url(
+            &["content", "search"],
+            &[
+                ("cql", cql.as_str()),
+                ("limit", "10"),
+                ("expand", page_expansions(with_body)),
+            ],
+        );
+        let deadline = self.deadline();
+        let found: ContentArray<Content> = within(
+            deadline,
+            self.get_json(OPERATION, route::CONTENT_SEARCH, url, deadline),
+        )
+        .await?;
+        let wanted = title.to_lowercase();
+        found
+            .results
+            .into_iter()
+            .find(|content| content.title.to_lowercase() == wanted)
+            .map(|content| page_from(content, with_body))
+            .transpose()
     }
 
     /// The current page with this id, or `None` if it does not exist (or cannot be seen). One request.
@@ -871,6 +913,11 @@ async fn within<T>(
     tokio::time::timeout_at(deadline, operation)
         .await
         .unwrap_or(Err(UpstreamError::Timeout))
+}
+
+/// Quotes-safe CQL string content: backslashes first, then double quotes.
+fn cql_escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 fn page_expansions(with_body: bool) -> &'static str {

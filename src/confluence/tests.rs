@@ -232,3 +232,16 @@ fn a_child_expansion_is_complete_only_below_its_limit_and_without_next() {
     );
     check(r#"{"results":[{"id":"1","title":"a"}]}"#, true);
 }
+
+#[test]
+fn cql_strings_escape_backslashes_before_quotes() {
+    let check = |raw: &str, expected: &str| assert_eq!(super::cql_escape(raw), expected, "{raw}");
+    check("plain", "plain");
+    check(r#"a "quoted" b"#, r#"a \"quoted\" b"#);
+    check(r"back\slash", r"back\\slash");
+    check(r#"\""#, r#"\\\""#);
+    check(
+        r#"x" or type = page or title = "y"#,
+        r#"x\" or type = page or title = \"y"#,
+    );
+}

@@ -113,18 +113,35 @@ impl Pages<'_> {
     }
 
     async fn resolve_exact(&self, path: &TitlePath, with_body: bool) -> Result<Resolved, ApiError> {
-        let page = self
+        let leaf = path.leaf();
+        let exact = self
             .client
-            .page_by_title(path.leaf(), with_body)
+            .page_by_title(leaf, with_body)
             .await
-            .map_err(upstream_error)?
-            .ok_or_else(ApiError::not_found)?;
+            .map_err(upstream_error)?;
+        let page = match exact {
+            Some(page) => page,
+            // Titles are unique ignoring case, but some sites' title lookup is case-sensitive.
+            None if leaf.to_lowercase() != leaf.to_uppercase() => self
+                .client
+                .page_by_title_ignoring_case(leaf, with_body)
+                .await
+                .map_err(upstream_error)?
+                .ok_or_else(ApiError::not_found)?,
+            None => return Err(ApiError::not_found()),
+        };
         let resolved = self.place(page).ok_or_else(ApiError::not_found)?;
         let chain = self.chain_titles(&resolved);
-        let parents: Vec<&str> = path.parents().iter().map(String::as_str).collect();
+        // Compared ignoring case, as Confluence compares titles.
+        let parents: Vec<String> = path
+            .parents()
+            .iter()
+            .map(|title| title.to_lowercase())
+            .collect();
+        let chain: Vec<String> = chain.iter().map(|title| title.to_lowercase()).collect();
         let matches = parents.is_empty()
             || parents == chain
-            || (parents.first() == Some(&resolved.root_title.as_str())
+            || (parents.first() == Some(&resolved.root_title.to_lowercase())
                 && parents[1..] == chain[..]);
         if matches {
             Ok(resolved)

@@ -603,3 +603,22 @@ async fn cloud_endpoints_work_too() {
     assert_ok(status, &body);
     world.stop().await;
 }
+
+#[tokio::test]
+async fn titles_are_found_ignoring_case_as_confluence_compares_them() {
+    // The simulated Data Center title lookup is case-sensitive, as real ones were reported to be.
+    let world = World::start().await;
+    for path in ["/pages/install", "/pages/GUIDES/iNsTaLl"] {
+        let (count, (status, body)) = world
+            .upstream_calls(|| world.call(Method::GET, path, None))
+            .await;
+        assert_ok(status, &body);
+        assert_eq!(body["data"]["title"], "Install", "{path}");
+        assert_eq!(body["data"]["path"], "Guides/Install");
+        assert_eq!(count, 2, "exact lookup, then the case-insensitive one");
+    }
+    // Outside the sandbox stays outside, whatever the case.
+    let (status, body) = world.call(Method::GET, "/pages/secret%20plans", None).await;
+    assert_error(status, &body, 404, "NOT_FOUND");
+    world.stop().await;
+}
