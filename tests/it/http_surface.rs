@@ -291,3 +291,33 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_served_on_the_same_port() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let gateway = docs_gateway().await;
+    let stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2c handshake");
+    tokio::spawn(connection);
+    let request = http::Request::get(format!("http://{}/endpoint/docs/health", gateway.addr))
+        .body(Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let envelope: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_envelope(&envelope, true, "OK");
+    drop(sender);
+    gateway.stop().await;
+}
