@@ -3,6 +3,8 @@
 
 use crate::auth::SecretDigest;
 use crate::config::Tenant;
+use crate::ratelimit::EndpointLimits;
+use crate::secret::Secret;
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone, Default)]
@@ -19,6 +21,8 @@ pub struct Endpoint {
     pub source_hash: [u8; 32],
     /// Digests of the accepted secrets, for constant-time checks.
     pub secret_digests: Vec<SecretDigest>,
+    /// Request budgets, carried over from the endpoint this one replaced while its quota is unchanged.
+    pub limits: EndpointLimits,
 }
 
 impl Endpoint {
@@ -30,12 +34,22 @@ impl Endpoint {
         previous: Option<&Endpoint>,
         shared: &Shared,
     ) -> Endpoint {
-        let _ = (previous, shared);
+        let _ = shared;
         let secret_digests = tenant.accepted_secrets().map(SecretDigest::of).collect();
+        let same_secrets = previous.is_some_and(|previous| {
+            let old = previous.tenant.accepted_secrets().map(Secret::expose);
+            old.eq(tenant.accepted_secrets().map(Secret::expose))
+        });
+        let limits = EndpointLimits::new(
+            tenant.rate_limit,
+            previous.map(|previous| &previous.limits),
+            same_secrets,
+        );
         Endpoint {
             tenant,
             source_hash,
             secret_digests,
+            limits,
         }
     }
 }
