@@ -368,6 +368,51 @@ pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::table::FileProblems;
+
+    fn bad_file() -> FileProblems {
+        FileProblems {
+            path: "conflagent.bad.properties".into(),
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reloads_count_changes_and_newly_rejected_files_only() {
+        let recorder = builder().expect("builder").build_recorder();
+        let handle = recorder.handle();
+        ::metrics::with_local_recorder(&recorder, || {
+            config_reloaded(&ReloadReport {
+                added: vec!["docs".to_owned()],
+                loaded: 1,
+                ..ReloadReport::default()
+            });
+            config_reloaded(&ReloadReport {
+                failed: vec![bad_file()],
+                loaded: 1,
+                ..ReloadReport::default()
+            });
+            // A periodic rescan of the same bad content reports nothing new.
+            config_reloaded(&ReloadReport {
+                loaded: 1,
+                ..ReloadReport::default()
+            });
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("conflagent_config_reloads_total{result=\"success\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("conflagent_config_reloads_total{result=\"failure\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("conflagent_endpoints_loaded 1"), "{text}");
+        assert!(
+            text.contains("conflagent_config_last_reload_success_timestamp_seconds "),
+            "{text}"
+        );
+    }
 
     #[test]
     fn endpoint_label_is_read_from_any_position() {

@@ -2,4 +2,5 @@
 
 mod config_reload;
 mod http_surface;
+mod observability;
 mod support;
