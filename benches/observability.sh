@@ -90,6 +90,12 @@ printf '%-58s %10s\n' "this build, auth route, limiter off" "$(rps "/endpoint/un
 printf '%-58s %10s\n' "this build, health, limiter off" "$(rps /endpoint/unlimited/health)"
 echo "  (requests refused by a limiter during these runs: $(refused))"
 stop
+# The same without the request log line (RUST_LOG=warn): what the metrics and the limiter cost alone.
+RUST_LOG=warn start "$BIN" "$WORK/rps"
+printf '%-58s %10s\n' "this build, RUST_LOG=warn, auth route, limiter on" \
+    "$(rps "/endpoint/limited$AUTH_ROUTE")"
+printf '%-58s %10s\n' "this build, RUST_LOG=warn, health, limiter off" "$(rps /endpoint/unlimited/health)"
+stop
 if [ -n "${BASELINE_BIN:-}" ]; then
     start "$BASELINE_BIN" "$WORK/rps"
     rps /endpoint/unlimited/health >/dev/null
