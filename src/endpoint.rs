@@ -5,6 +5,7 @@ use crate::auth::SecretDigest;
 use crate::config::Tenant;
 use crate::confluence::{ClientConfigError, ConfluenceClient, UpstreamSettings, http_client};
 use crate::openapi::DocumentCache;
+use crate::ratelimit::EndpointLimits;
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone)]
@@ -33,6 +34,8 @@ pub struct Endpoint {
     pub upstream: ConfluenceClient,
     /// This endpoint's rendered OpenAPI documents; new with every config change.
     pub openapi: DocumentCache,
+    /// Request budgets, carried over from the endpoint this one replaced while its quota is unchanged.
+    pub limits: EndpointLimits,
 }
 
 impl Endpoint {
@@ -44,7 +47,6 @@ impl Endpoint {
         previous: Option<&Endpoint>,
         shared: &Shared,
     ) -> Result<Endpoint, ClientConfigError> {
-        let _ = previous;
         let upstream = ConfluenceClient::new(
             shared.http.clone(),
             UpstreamSettings {
@@ -57,12 +59,24 @@ impl Endpoint {
             },
         )?;
         let secret_digests = tenant.accepted_secrets().map(SecretDigest::of).collect();
+        let same_secrets = previous.is_some_and(|previous| {
+            previous
+                .tenant
+                .accepted_secrets()
+                .eq(tenant.accepted_secrets())
+        });
+        let limits = EndpointLimits::new(
+            tenant.rate_limit,
+            previous.map(|previous| &previous.limits),
+            same_secrets,
+        );
         Ok(Endpoint {
             tenant,
             source_hash,
             secret_digests,
             upstream,
             openapi: DocumentCache::default(),
+            limits,
         })
     }
 }

@@ -15,8 +15,10 @@ pub mod endpoint;
 pub mod error;
 pub mod http;
 pub mod markdown;
+pub mod metrics;
 pub mod openapi;
 pub mod pages;
+pub mod ratelimit;
 pub mod routes;
 pub mod secret;
 pub mod sim;
@@ -59,6 +61,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let readiness = Arc::new(Readiness::default());
     readiness.set(true);
+    let render_metrics: Arc<dyn Fn() -> String + Send + Sync> =
+        match settings.render_metrics.clone() {
+            Some(render) => metrics::scrape(Arc::clone(&store), render),
+            None => Arc::new(String::new),
+        };
 
     let watcher = tokio::spawn({
         let store = Arc::clone(&store);
@@ -75,10 +82,6 @@ pub async fn run(
         settings.server,
         stop_rx.clone(),
     ));
-    let render_metrics = settings
-        .render_metrics
-        .clone()
-        .unwrap_or_else(|| Arc::new(String::new));
     let (private_stop_tx, private_stop_rx) = watch::channel(false);
     let private_server = tokio::spawn(serve(
         private,

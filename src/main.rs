@@ -133,6 +133,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
+        let metrics = match conflagent::metrics::install() {
+            Ok(handle) => handle,
+            Err(error) => {
+                tracing::error!(%error, "cannot install the metrics recorder");
+                return ExitCode::FAILURE;
+            }
+        };
+        let upkeep = metrics.clone();
+        tokio::spawn(async move {
+            // Histogram samples are folded in at scrape time; upkeep bounds them between scrapes.
+            let mut interval = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                interval.tick().await;
+                upkeep.run_upkeep();
+            }
+        });
         // Config is loaded and validated completely before any port is bound.
         let shared = Shared::default();
         let (store, report) = match ConfigStore::load(&args.config_dir, shared) {
@@ -143,6 +159,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         log_report(&args.config_dir, &report);
+        conflagent::metrics::config_reloaded(&report);
+        conflagent::metrics::mark_reload_success();
         if report.loaded == 0 {
             tracing::warn!(dir = %args.config_dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
         }
@@ -170,6 +188,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 grace_period: Duration::from_secs(args.shutdown_grace),
                 ..ServerSettings::default()
             },
+            render_metrics: Some(Arc::new(move || metrics.render())),
             ..RunSettings::default()
         };
         run(public, private, Arc::new(store), settings, shutdown_signal()).await;

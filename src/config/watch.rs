@@ -87,7 +87,10 @@ fn start_debouncer(
 pub async fn rescan(store: &Arc<ConfigStore>) {
     let task_store = Arc::clone(store);
     match tokio::task::spawn_blocking(move || task_store.rescan()).await {
-        Ok(Ok(report)) => log_report(store.dir(), &report),
+        Ok(Ok(report)) => {
+            log_report(store.dir(), &report);
+            crate::metrics::config_reloaded(&report);
+        }
         Ok(Err(error)) => {
             tracing::error!(dir = %store.dir().display(), %error, "config directory unreadable; keeping the current endpoints");
         }

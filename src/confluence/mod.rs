@@ -752,7 +752,12 @@ impl ConfluenceClient {
         } else {
             Idempotency::Write
         };
+        let mut attempts = 0u32;
         retry::run(&self.inner.retry, idempotency, deadline, || {
+            attempts += 1;
+            if attempts > 1 {
+                crate::metrics::upstream_retry(call.operation);
+            }
             self.attempt(call)
         })
         .await
@@ -877,7 +882,7 @@ async fn exchange(request: reqwest::RequestBuilder) -> (Option<u16>, Result<Byte
 /// (`page_by_title`, `page_by_id`, `children`, `subtree`, `create_page`, `update_page`,
 /// `delete_page`), an outcome label and its duration.
 fn record(operation: &'static str, outcome: &'static str, elapsed: Duration) {
-    let _ = (operation, outcome, elapsed);
+    crate::metrics::upstream_request(operation, outcome, elapsed);
 }
 
 fn outcome_label(error: &UpstreamError) -> &'static str {

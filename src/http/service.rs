@@ -10,7 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
@@ -24,6 +24,8 @@ use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
 use crate::openapi;
 use crate::pages;
+use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
+use crate::ratelimit::LimitKind;
 use crate::routes::Operation;
 
 /// Settings of the public service.
@@ -72,7 +74,66 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let state = Arc::clone(&self.state);
-        Box::pin(async move { Ok(panic_guard(handle(state, request)).await) })
+        Box::pin(async move { Ok(observed(state, request).await) })
+    }
+}
+
+/// Serves one request inside its request context, then counts it, logs one line about it and tags
+/// the response with its request id.
+async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
+    let started = tokio::time::Instant::now();
+    let labels = RequestLabels::of(&state.store.table(), request.method(), request.uri().path());
+    let request_id = request_id(request.headers());
+    let context = Arc::new(RequestContext::new(&labels.endpoint));
+    let in_flight = InFlight::start(&labels);
+    let mut response = metrics::scope(Arc::clone(&context), panic_guard(handle(state, request))).await;
+    drop(in_flight);
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics::request_answered(&labels, status, elapsed);
+    macro_rules! log_request {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                request_id = %request_id,
+                endpoint = %labels.endpoint,
+                route = labels.route,
+                method = labels.method,
+                status,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                upstream_calls = context.upstream_calls(),
+                "request"
+            )
+        };
+    }
+    match status {
+        500 => log_request!(tracing::Level::ERROR),
+        501.. => log_request!(tracing::Level::WARN),
+        _ => log_request!(tracing::Level::INFO),
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
+const X_REQUEST_ID: &str = "x-request-id";
+
+/// The client's `X-Request-Id` when it is sane (1 to 64 characters of `[A-Za-z0-9._-]`), else a
+/// fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    let sane = headers
+        .get(X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+        });
+    match sane {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", fastrand::u64(..)),
     }
 }
 
@@ -185,11 +246,16 @@ async fn endpoint_request(
     rest: &str,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let matched = router::match_route(request.method(), rest)?;
+    let matched = match router::match_route(request.method(), rest) {
+        Ok(matched) => matched,
+        Err(miss) => {
+            // A route miss costs like a public route, so misses cannot flood the log either.
+            endpoint.limits.spend(LimitKind::Public)?;
+            return Err(miss);
+        }
+    };
     let operation = matched.operation;
-    if operation.requires_auth() {
-        auth::check_bearer(request.headers(), &endpoint.secret_digests)?;
-    }
+    spend_budget(&endpoint, operation, request.headers())?;
     if !endpoint.tenant.allows(operation) {
         return Err(ApiError::outside_flavor(endpoint.tenant.flavor.name()));
     }
@@ -213,6 +279,24 @@ async fn endpoint_request(
         body,
     };
     dispatch(state, request).await
+}
+
+/// Checks the secret and spends the matching budget. The secret is compared first, so a correct
+/// one is never refused for a stranger's failures; failures spend their own strict budget, and
+/// once that is spent they are answered 429 instead of 401.
+fn spend_budget(
+    endpoint: &Endpoint,
+    operation: Operation,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    if !operation.requires_auth() {
+        return endpoint.limits.spend(LimitKind::Public);
+    }
+    if let Err(unauthorized) = auth::check_bearer(headers, &endpoint.secret_digests) {
+        endpoint.limits.spend(LimitKind::Auth)?;
+        return Err(unauthorized);
+    }
+    endpoint.limits.spend(LimitKind::Quota)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the

@@ -5,6 +5,7 @@ mod confluence;
 mod demo;
 mod http_surface;
 mod markdown;
+mod observability;
 mod openapi;
 mod pages;
 mod sim;

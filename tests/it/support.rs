@@ -70,7 +70,10 @@ impl Gateway {
         let private = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = public.local_addr().expect("addr");
         let private_addr = private.local_addr().expect("addr");
+        // One recorder per test process: tests assert on labels of their own endpoints.
+        let metrics = conflagent::metrics::install().expect("install the metrics recorder");
         let mut settings = RunSettings {
+            render_metrics: Some(Arc::new(move || metrics.render())),
             server: options.server,
             watch: WatchSettings {
                 debounce: Duration::from_millis(100),
@@ -130,6 +133,18 @@ impl Gateway {
         let status = response.status().as_u16();
         let body = response.json().await.expect("json body");
         (status, body)
+    }
+
+    /// The private listener's `/metrics` scrape.
+    pub async fn scrape(&self) -> String {
+        let response = self
+            .http
+            .get(format!("http://{}/metrics", self.private_addr))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("scrape text")
     }
 
     /// Starts graceful shutdown and waits for `run` to return.
