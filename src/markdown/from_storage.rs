@@ -206,7 +206,11 @@ impl Renderer<'_> {
     }
 
     fn verbatim_inline(&self, node: &Node) -> String {
-        let content: String = self.source[node.span()]
+        self.verbatim_span(node.span())
+    }
+
+    fn verbatim_span(&self, span: std::ops::Range<usize>) -> String {
+        let content: String = self.source[span]
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();
@@ -585,19 +589,45 @@ impl Renderer<'_> {
         if is_break(significant.first()) || is_break(significant.last()) {
             return None;
         }
-        for node in nodes {
-            match node {
+        // Where the previous non-text piece starts in `out` and in the source.
+        let mut previous_piece: Option<(usize, usize)> = None;
+        for (index, node) in nodes.iter().enumerate() {
+            let rendered = match node {
                 Node::Text(text, _) => {
                     escape_inline_text(&mut out, text);
+                    previous_piece = None;
+                    continue;
                 }
-                Node::CData(..) | Node::Other(_) => out.push_str(&self.verbatim_inline(node)),
+                Node::CData(..) | Node::Other(_) => self.verbatim_inline(node),
                 Node::Element(element) => {
                     if BLOCK_ELEMENTS.contains(&element.name.as_str()) {
                         return None;
                     }
-                    let rendered = self
-                        .inline_element(element, context)
-                        .unwrap_or_else(|| self.verbatim_inline(node));
+                    let next = match nodes.get(index + 1) {
+                        Some(Node::Text(text, _)) => text.chars().next().or(Some(' ')),
+                        Some(_) => Some('['),
+                        None => None,
+                    };
+                    self.inline_element(element, context)
+                        .filter(|rendered| {
+                            !is_emphasis(&element.name)
+                                || emphasis_fits(rendered, out.chars().last(), next)
+                        })
+                        .unwrap_or_else(|| self.verbatim_inline(node))
+                }
+            };
+            // Delimiter runs that touch (`a``b`, `**a***b*`) would fuse: copy both pieces as one.
+            let touching = rendered
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '`' | '*' | '_' | '~'));
+            match previous_piece {
+                Some((out_start, source_start)) if touching.is_some_and(|c| out.ends_with(c)) => {
+                    out.truncate(out_start);
+                    out.push_str(&self.verbatim_span(source_start..node.span().end));
+                }
+                _ => {
+                    previous_piece = Some((out.len(), node.span().start));
                     out.push_str(&rendered);
                 }
             }
@@ -619,11 +649,7 @@ impl Renderer<'_> {
             "strong" | "b" if plain => self.delimited(element, "**", context),
             "em" | "i" if plain => {
                 let inner = self.inline(&element.children, context)?;
-                let delimiter = if inner.starts_with('*') || inner.ends_with('*') {
-                    "_"
-                } else {
-                    "*"
-                };
+                let delimiter = if has_unescaped(&inner, '*') { "_" } else { "*" };
                 wrap(&inner, delimiter)
             }
             "del" | "s" if plain => self.delimited(element, "~~", context),
@@ -833,6 +859,51 @@ fn is_footnote_label(label: &str) -> bool {
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// True when `text` holds `wanted` not preceded by a backslash escape.
+fn has_unescaped(text: &str, wanted: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == wanted && !escaped {
+            return true;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    false
+}
+
+fn is_emphasis(name: &str) -> bool {
+    matches!(name, "strong" | "b" | "em" | "i" | "del" | "s")
+}
+
+/// Whether rendered emphasis opens and closes where it stands, by CommonMark's flanking rules:
+/// a delimiter next to punctuation inside needs whitespace or punctuation (or nothing) outside.
+fn emphasis_fits(rendered: &str, before: Option<char>, after: Option<char>) -> bool {
+    let is_punctuation = |c: char| !c.is_alphanumeric() && !c.is_whitespace();
+    let outside_ok = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || is_punctuation(c));
+    let before = if rendered.starts_with(' ') {
+        Some(' ')
+    } else {
+        before
+    };
+    let after = if rendered.ends_with(' ') {
+        Some(' ')
+    } else {
+        after
+    };
+    let trimmed = rendered.trim();
+    let Some(delimiter) = trimmed.chars().next() else {
+        return false;
+    };
+    let inner = trimmed.trim_matches(delimiter);
+    let (Some(first), Some(last)) = (inner.chars().next(), inner.chars().last()) else {
+        return false;
+    };
+    let opens = !is_punctuation(first) || outside_ok(before);
+    let closes = !is_punctuation(last) || outside_ok(after);
+    let underscore_ok = delimiter != '_' || (outside_ok(before) && outside_ok(after));
+    opens && closes && underscore_ok
+}
+
 /// Wraps inline Markdown in emphasis delimiters, keeping edge whitespace outside them.
 fn wrap(inner: &str, delimiter: &str) -> Option<String> {
     let trimmed = inner.trim();
@@ -938,15 +1009,7 @@ fn escape_inline_text(out: &mut String, text: &str) {
                 out.push(c);
             }
             '&' => {
-                let rest: String = chars[index + 1..].iter().take(40).collect();
-                let looks_like_entity = rest.split_once(';').is_some_and(|(name, _)| {
-                    !name.is_empty()
-                        && name
-                            .trim_start_matches('#')
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric())
-                });
-                if looks_like_entity {
+                if starts_entity(&chars[index + 1..]) {
                     out.push('\\');
                 }
                 out.push(c);
@@ -954,6 +1017,31 @@ fn escape_inline_text(out: &mut String, text: &str) {
             _ => out.push(c),
         }
     }
+}
+
+/// True when the characters after an `&` would make Markdown read an entity reference.
+fn starts_entity(after: &[char]) -> bool {
+    let name: String = after.iter().take(40).take_while(|c| **c != ';').collect();
+    let closed = after.get(name.chars().count()) == Some(&';');
+    closed
+        && !name.is_empty()
+        && name
+            .trim_start_matches('#')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Backslash-escapes every `&` that would read as an entity reference.
+fn escape_entities(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (index, &c) in chars.iter().enumerate() {
+        if c == '&' && starts_entity(&chars[index + 1..]) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Escapes what would start a block if it began a line.
@@ -983,14 +1071,15 @@ fn link_destination(url: &str) -> String {
             .replace('\\', "\\\\")
             .replace('<', "\\<")
             .replace('>', "\\>");
-        format!("<{escaped}>")
+        format!("<{}>", escape_entities(&escaped))
     } else {
-        url.replace('\\', "\\\\")
+        escape_entities(&url.replace('\\', "\\\\"))
     }
 }
 
 fn link_title(title: &str) -> String {
-    format!(" \"{}\"", title.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = title.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(" \"{}\"", escape_entities(&escaped))
 }
 
 /// Prefixes every line; blank lines get `blank_prefix` so no trailing whitespace is left.

@@ -368,6 +368,11 @@ mod properties {
         }
 
         #[test]
+        fn writer_output_survives_a_trip_through_markdown(markdown in markdownish()) {
+            assert_storage_round_trip(&markdown_to_storage(&markdown))?;
+        }
+
+        #[test]
         fn any_string_converts_without_panicking(markdown in any::<String>()) {
             let storage = markdown_to_storage(&markdown);
             prop_assert!(check_storage(&storage).is_ok(), "storage: {}", storage);
