@@ -205,8 +205,13 @@ impl Renderer<'_> {
         format!("{fence}{VERBATIM_BLOCK_INFO}\n{content}\n{fence}")
     }
 
-    fn verbatim_inline(&self, node: &Node) -> String {
-        self.verbatim_span(node.span())
+    /// An inline verbatim span; in a table cell its pipes are escaped so they do not end the cell.
+    fn verbatim_in(&self, span: std::ops::Range<usize>, context: InlineContext) -> String {
+        let verbatim = self.verbatim_span(span);
+        match context {
+            InlineContext::TableCell => verbatim.replace('|', "\\|"),
+            InlineContext::Flow => verbatim,
+        }
     }
 
     fn verbatim_span(&self, span: std::ops::Range<usize>) -> String {
@@ -511,7 +516,7 @@ impl Renderer<'_> {
                 _ => return None,
             }
         }
-        let (header, body) = rows.split_first()?;
+        let header = rows.first()?;
         let columns = header.child_elements().count();
         if columns == 0 {
             return None;
@@ -556,7 +561,6 @@ impl Renderer<'_> {
                 lines.push(format!("| {} |", delimiters.join(" | ")));
             }
         }
-        let _ = body;
         Some(lines.join("\n"))
     }
 
@@ -598,7 +602,7 @@ impl Renderer<'_> {
                     previous_piece = None;
                     continue;
                 }
-                Node::CData(..) | Node::Other(_) => self.verbatim_inline(node),
+                Node::CData(..) | Node::Other(_) => self.verbatim_in(node.span(), context),
                 Node::Element(element) => {
                     if BLOCK_ELEMENTS.contains(&element.name.as_str()) {
                         return None;
@@ -613,7 +617,7 @@ impl Renderer<'_> {
                             !is_emphasis(&element.name)
                                 || emphasis_fits(rendered, out.chars().last(), next)
                         })
-                        .unwrap_or_else(|| self.verbatim_inline(node))
+                        .unwrap_or_else(|| self.verbatim_in(node.span(), context))
                 }
             };
             // Delimiter runs that touch (`a``b`, `**a***b*`) would fuse: copy both pieces as one.
@@ -624,7 +628,7 @@ impl Renderer<'_> {
             match previous_piece {
                 Some((out_start, source_start)) if touching.is_some_and(|c| out.ends_with(c)) => {
                     out.truncate(out_start);
-                    out.push_str(&self.verbatim_span(source_start..node.span().end));
+                    out.push_str(&self.verbatim_in(source_start..node.span().end, context));
                 }
                 _ => {
                     previous_piece = Some((out.len(), node.span().start));

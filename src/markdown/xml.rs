@@ -142,13 +142,12 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                 element.span.end = end;
                 push(&mut stack, &mut roots, Node::Element(element));
             }
-            Event::Text(text) => {
+            Event::Text(_) => {
                 let raw = &source[start..end];
                 if let Some(offset) = raw.find(['&', '<']) {
                     return Err(error_at(source, start + offset, "unescaped '&' or '<'"));
                 }
                 check_characters(source, start, raw)?;
-                let _ = text;
                 push_text(&mut stack, &mut roots, raw, start..end);
             }
             Event::GeneralRef(reference) => {
@@ -173,10 +172,9 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                     start..end,
                 );
             }
-            Event::CData(data) => {
+            Event::CData(_) => {
                 let raw = &source[start + 9..end.saturating_sub(3).max(start + 9)];
                 check_characters(source, start + 9, raw)?;
-                let _ = data;
                 let siblings = match stack.last_mut() {
                     Some(parent) => &mut parent.children,
                     None => &mut roots,
