@@ -7,10 +7,11 @@
 use super::xml::{Element, Node};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX};
 
-/// Attributes Confluence adds on its own; losing them loses nothing.
+/// Attributes Confluence adds on its own or that restate a default; losing them loses nothing.
 pub(crate) fn is_insignificant_attribute(name: &str, value: &str) -> bool {
     matches!(name, "ac:macro-id" | "ac:schema-version" | "ac:local-id")
         || (name == "data-layout" && value == "default")
+        || (name == "start" && value.trim() == "1")
 }
 
 /// Elements that are rendered as inline content when they sit in a paragraph-like container.

@@ -2,10 +2,11 @@
 //!
 //! Two bodies are equivalent when their canonical forms are equal. The canonical form ignores what
 //! Confluence itself changes or what carries no meaning: attribute order, `<x/>` versus `<x></x>`,
-//! entity versus character, CDATA versus escaped text, runs of whitespace and whitespace next to
-//! blocks, macro ids and schema versions, `ac:local-id`, `data-layout="default"`, task ids, comments,
-//! the HTML synonyms `b`/`i`/`s` of `strong`/`em`/`del`, and a lone `<p>` wrapping the content of a
-//! list item, table cell or task body.
+//! entity versus character, CDATA versus escaped text, line-ending style, runs of whitespace (except
+//! in code bodies and `pre`) and whitespace next to blocks, spacing inside `style` values, macro ids
+//! and schema versions, `ac:local-id`, `data-layout="default"`, `start="1"`, task ids, comments, the
+//! HTML synonyms `b`/`i`/`s` of `strong`/`em`/`del`, and a lone `<p>` wrapping the content of a list
+//! item, table cell or task body.
 
 use super::XhtmlError;
 use super::from_storage::is_insignificant_attribute;

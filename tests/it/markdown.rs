@@ -140,6 +140,15 @@ fn markdown_constructs_become_the_documented_storage() {
            <ac:image><ri:attachment ri:filename="x.png"/></ac:image></p>"#,
     );
     check_storage_output("a  \nb\n\n***", "<p>a<br/>b</p><hr/>");
+    check_storage_output(
+        "```confluence-storage\n<ac:emoticon ac:name=\"smile\"/>\n```\n\nx `confluence-storage:<u>y</u>`",
+        r#"<ac:emoticon ac:name="smile"/><p>x <u>y</u></p>"#,
+    );
+    check_storage_output(
+        "```confluence-storage\n<p>unclosed\n```",
+        r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">confluence-storage</ac:parameter>
+           <ac:plain-text-body><![CDATA[<p>unclosed]]></ac:plain-text-body></ac:structured-macro>"#,
+    );
     check_storage_output("Tom & Jerry <3", "<p>Tom &amp; Jerry &lt;3</p>");
 }
 
