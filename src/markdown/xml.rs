@@ -251,7 +251,9 @@ fn open_element(
     start: usize,
     declared_prefixes: &mut Vec<String>,
 ) -> Result<Element, XhtmlError> {
-    let name = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
+    let name = std::str::from_utf8(tag.name().as_ref())
+        .map_err(|_| error_at(source, start, "element name is not utf-8"))?
+        .to_owned();
     if !is_valid_name(&name) {
         return Err(error_at(
             source,
@@ -263,7 +265,9 @@ fn open_element(
     for attribute in tag.attributes() {
         let attribute = attribute
             .map_err(|error| error_at(source, start, &format!("bad attribute: {error}")))?;
-        let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
+        let key = std::str::from_utf8(attribute.key.as_ref())
+            .map_err(|_| error_at(source, start, "attribute name is not utf-8"))?
+            .to_owned();
         if !is_valid_name(&key) {
             return Err(error_at(
                 source,
@@ -274,8 +278,9 @@ fn open_element(
         if let Some(prefix) = key.strip_prefix("xmlns:") {
             declared_prefixes.push(prefix.to_owned());
         }
-        let raw = String::from_utf8_lossy(&attribute.value).into_owned();
-        let value = unescape_attribute(&raw)
+        let raw = std::str::from_utf8(&attribute.value)
+            .map_err(|_| error_at(source, start, "attribute value is not utf-8"))?;
+        let value = unescape_attribute(raw)
             .map_err(|message| error_at(source, start, &format!("attribute '{key}': {message}")))?;
         attributes.push((key, value));
     }
@@ -313,6 +318,12 @@ fn is_valid_name(name: &str) -> bool {
 
 /// Resolves references in a raw attribute value; `<` and a bare `&` are errors.
 fn unescape_attribute(raw: &str) -> Result<String, String> {
+    if !raw.contains(['&', '<']) {
+        if let Some(bad) = raw.chars().find(|c| !is_xml_char(*c)) {
+            return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
+        }
+        return Ok(raw.to_owned());
+    }
     let mut value = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(index) = rest.find(['&', '<']) {
@@ -351,6 +362,12 @@ fn resolve_reference(name: &str) -> Option<char> {
 }
 
 fn check_characters(source: &str, start: usize, raw: &str) -> Result<(), XhtmlError> {
+    if raw
+        .bytes()
+        .all(|b| b != 0xEF && (b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')))
+    {
+        return Ok(());
+    }
     match raw.char_indices().find(|(_, c)| !is_xml_char(*c)) {
         Some((offset, bad)) => Err(error_at(
             source,
@@ -383,8 +400,19 @@ pub(crate) fn error_at(source: &str, offset: usize, message: &str) -> XhtmlError
     }
 }
 
+/// True when every byte of `text` can be copied as is into element content or a CDATA section.
+fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| {
+        !matches!(b, b'&' | b'<' | b'>' | b'"' | 0xEF) && (b >= 0x20 || matches!(b, b'\t' | b'\n'))
+    })
+}
+
 /// Appends text escaped for element content; characters XML forbids become U+FFFD.
 pub(crate) fn escape_text_into(out: &mut String, text: &str) {
+    if is_plain(text) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -398,6 +426,10 @@ pub(crate) fn escape_text_into(out: &mut String, text: &str) {
 
 /// Appends text escaped for a double-quoted attribute value.
 pub(crate) fn escape_attribute_into(out: &mut String, text: &str) {
+    if is_plain(text) && !text.contains(['\n', '\t']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -416,6 +448,11 @@ pub(crate) fn escape_attribute_into(out: &mut String, text: &str) {
 /// Appends a CDATA section holding `text`, splitting it wherever the text contains `]]>`.
 pub(crate) fn cdata_into(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
+    if is_plain(text) {
+        out.push_str(text);
+        out.push_str("]]>");
+        return;
+    }
     for c in text.chars() {
         if c == '>' && out.ends_with("]]") {
             out.push_str("]]><![CDATA[>");
