@@ -114,9 +114,10 @@ enum ListKind {
 }
 
 fn has_only_significant(element: &Element, allowed: &[&str]) -> bool {
-    element.attributes.iter().all(|(name, value)| {
-        allowed.contains(&name.as_str()) || is_insignificant_attribute(name, value)
-    })
+    element
+        .attributes
+        .iter()
+        .all(|(name, value)| allowed.contains(&name) || is_insignificant_attribute(name, value))
 }
 
 fn is_blank(node: &Node) -> bool {
@@ -125,7 +126,7 @@ fn is_blank(node: &Node) -> bool {
 
 fn is_block(node: &Node) -> bool {
     match node {
-        Node::Element(element) => !INLINE_ELEMENTS.contains(&element.name.as_str()),
+        Node::Element(element) => !INLINE_ELEMENTS.contains(&element.name),
         _ => false,
     }
 }
@@ -158,7 +159,7 @@ impl Renderer<'_> {
             let Node::Element(element) = node else {
                 continue;
             };
-            let list_kind = match element.name.as_str() {
+            let list_kind = match element.name {
                 "ul" => Some(ListKind::Bullet),
                 "ol" => Some(ListKind::Ordered),
                 "ac:task-list" => Some(ListKind::Task),
@@ -177,7 +178,7 @@ impl Renderer<'_> {
                 Some(kind) => self.list(element, kind, alternate),
                 None => self.block(element),
             };
-            let kind = match (&rendered, element.name.as_str()) {
+            let kind = match (&rendered, element.name) {
                 (Some(_), "p") => BlockKind::Paragraph,
                 (Some(_), "table" | "hr") => BlockKind::NeedsBlankLine,
                 _ => BlockKind::Other,
@@ -225,7 +226,7 @@ impl Renderer<'_> {
 
     /// Renders one block element, or `None` when it must be carried verbatim.
     fn block(&self, element: &Element) -> Option<String> {
-        match element.name.as_str() {
+        match element.name {
             "p" if has_only_significant(element, &[]) => self.paragraph(element),
             name @ ("h1" | "h2" | "h3" | "h4" | "h5" | "h6")
                 if has_only_significant(element, &[]) =>
@@ -340,7 +341,7 @@ impl Renderer<'_> {
         let mut language = None;
         let mut body = None;
         for child in element.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ac:parameter"
                     if child.attribute("ac:name") == Some("language") && language.is_none() =>
                 {
@@ -479,7 +480,7 @@ impl Renderer<'_> {
         let mut status = None;
         let mut body = None;
         for child in task.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ac:task-id" | "ac:task-uuid" => {}
                 "ac:task-status" if status.is_none() => {
                     status = Some(match child.text_content().trim() {
@@ -503,7 +504,7 @@ impl Renderer<'_> {
         }
         let mut rows: Vec<&Element> = Vec::new();
         for child in table.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "colgroup"
                     if child.attributes.is_empty()
                         && child.only_elements()
@@ -605,7 +606,7 @@ impl Renderer<'_> {
                 }
                 Node::CData(..) | Node::Other(_) => self.verbatim_in(node.span(), context),
                 Node::Element(element) => {
-                    if BLOCK_ELEMENTS.contains(&element.name.as_str()) {
+                    if BLOCK_ELEMENTS.contains(&element.name) {
                         return None;
                     }
                     let next = match nodes.get(index + 1) {
@@ -650,7 +651,7 @@ impl Renderer<'_> {
 
     fn inline_element(&self, element: &Element, context: InlineContext) -> Option<String> {
         let plain = has_only_significant(element, &[]);
-        match element.name.as_str() {
+        match element.name {
             "strong" | "b" if plain => self.delimited(element, "**", context),
             "em" | "i" if plain => {
                 let inner = self.inline(&element.children, context)?;
@@ -716,7 +717,7 @@ impl Renderer<'_> {
         let mut title = None;
         let mut label = None;
         for child in link.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ri:page"
                     if title.is_none() && has_only_significant(child, &["ri:content-title"]) =>
                 {
@@ -780,7 +781,7 @@ impl Renderer<'_> {
         if children.next().is_some() {
             return None;
         }
-        let destination = match target.name.as_str() {
+        let destination = match target.name {
             "ri:url" if has_only_significant(target, &["ri:value"]) => {
                 let url = target.attribute("ri:value")?;
                 if !super::to_storage::is_absolute_url(url) {
@@ -836,7 +837,7 @@ impl Renderer<'_> {
 }
 
 /// The anchor name of `<ac:structured-macro ac:name="anchor">` with only its default parameter.
-fn anchor_macro_name(element: &Element) -> Option<&str> {
+fn anchor_macro_name<'e>(element: &'e Element<'_>) -> Option<&'e str> {
     if element.name != "ac:structured-macro"
         || element.attribute("ac:name") != Some("anchor")
         || !has_only_significant(element, &["ac:name"])
@@ -852,7 +853,7 @@ fn anchor_macro_name(element: &Element) -> Option<&str> {
         return None;
     }
     match parameter.children.as_slice() {
-        [Node::Text(text, _)] => Some(text.as_str()),
+        [Node::Text(text, _)] => Some(text.as_ref()),
         _ => None,
     }
 }

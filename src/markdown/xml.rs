@@ -1,5 +1,6 @@
 //! The storage-format XML fragment: a strict well-formedness parser into a small tree, and escaping.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::Reader;
@@ -10,26 +11,26 @@ use super::entities;
 
 /// One node of a parsed storage fragment; every node remembers where it sits in the source.
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Element(Element),
+pub(crate) enum Node<'s> {
+    Element(Element<'s>),
     /// Character data with entities resolved.
-    Text(String, Range<usize>),
+    Text(Cow<'s, str>, Range<usize>),
     /// The content of a CDATA section (after joining split sections, see `Element::children`).
-    CData(String, Range<usize>),
+    CData(Cow<'s, str>, Range<usize>),
     /// Comments, processing instructions: kept only so they can be carried verbatim.
     Other(Range<usize>),
 }
 
 /// An element with its attributes (values unescaped) and children.
 #[derive(Debug, Clone)]
-pub(crate) struct Element {
-    pub(crate) name: String,
-    pub(crate) attributes: Vec<(String, String)>,
-    pub(crate) children: Vec<Node>,
+pub(crate) struct Element<'s> {
+    pub(crate) name: &'s str,
+    pub(crate) attributes: Vec<(&'s str, Cow<'s, str>)>,
+    pub(crate) children: Vec<Node<'s>>,
     pub(crate) span: Range<usize>,
 }
 
-impl Node {
+impl Node<'_> {
     pub(crate) fn span(&self) -> Range<usize> {
         match self {
             Node::Element(element) => element.span.clone(),
@@ -38,16 +39,16 @@ impl Node {
     }
 }
 
-impl Element {
+impl<'s> Element<'s> {
     pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_ref())
     }
 
     /// Child elements, skipping whitespace-only text.
-    pub(crate) fn child_elements(&self) -> impl Iterator<Item = &Element> {
+    pub(crate) fn child_elements(&self) -> impl Iterator<Item = &Element<'s>> {
         self.children.iter().filter_map(|child| match child {
             Node::Element(element) => Some(element),
             _ => None,
@@ -80,7 +81,7 @@ const KNOWN_PREFIXES: &[&str] = &["ac", "ri", "xml", "xmlns", "at"];
 
 /// Parses a storage fragment (several roots, top-level text allowed), rejecting anything that is not
 /// well-formed with the line and column of the problem.
-pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
+pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> {
     let mut reader = Reader::from_str(source);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -90,17 +91,22 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
 
     let mut declared_prefixes: Vec<String> = Vec::new();
     // Open elements; the root list is the bottom of the stack.
-    let mut stack: Vec<Element> = Vec::new();
-    let mut roots: Vec<Node> = Vec::new();
+    let mut stack: Vec<Element<'_>> = Vec::new();
+    let mut roots: Vec<Node<'_>> = Vec::new();
 
-    fn push(stack: &mut [Element], roots: &mut Vec<Node>, node: Node) {
+    fn push<'s>(stack: &mut [Element<'s>], roots: &mut Vec<Node<'s>>, node: Node<'s>) {
         match stack.last_mut() {
             Some(parent) => parent.children.push(node),
             None => roots.push(node),
         }
     }
     // Appends text to the previous text node when adjacent (entities split text into events).
-    fn push_text(stack: &mut [Element], roots: &mut Vec<Node>, text: &str, span: Range<usize>) {
+    fn push_text<'s>(
+        stack: &mut [Element<'s>],
+        roots: &mut Vec<Node<'s>>,
+        text: Cow<'s, str>,
+        span: Range<usize>,
+    ) {
         let siblings = match stack.last_mut() {
             Some(parent) => &mut parent.children,
             None => roots,
@@ -108,11 +114,11 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
         if let Some(Node::Text(previous, previous_span)) = siblings.last_mut()
             && previous_span.end == span.start
         {
-            previous.push_str(text);
+            previous.to_mut().push_str(&text);
             previous_span.end = span.end;
             return;
         }
-        siblings.push(Node::Text(text.to_owned(), span));
+        siblings.push(Node::Text(text, span));
     }
 
     loop {
@@ -148,7 +154,7 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                     return Err(error_at(source, start + offset, "unescaped '&' or '<'"));
                 }
                 check_characters(source, start, raw)?;
-                push_text(&mut stack, &mut roots, raw, start..end);
+                push_text(&mut stack, &mut roots, Cow::Borrowed(raw), start..end);
             }
             Event::GeneralRef(reference) => {
                 let name = std::str::from_utf8(&reference).unwrap_or_default();
@@ -164,11 +170,10 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                         &format!("unknown entity '&{name};'"),
                     ));
                 };
-                let mut buffer = [0u8; 4];
                 push_text(
                     &mut stack,
                     &mut roots,
-                    character.encode_utf8(&mut buffer),
+                    Cow::Owned(character.to_string()),
                     start..end,
                 );
             }
@@ -183,10 +188,10 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                 if let Some(Node::CData(previous, previous_span)) = siblings.last_mut()
                     && previous_span.end == start
                 {
-                    previous.push_str(raw);
+                    previous.to_mut().push_str(raw);
                     previous_span.end = end;
                 } else {
-                    siblings.push(Node::CData(raw.to_owned(), start..end));
+                    siblings.push(Node::CData(Cow::Borrowed(raw), start..end));
                 }
             }
             Event::Comment(_) | Event::PI(_) => {
@@ -219,6 +224,14 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
     Ok(roots)
 }
 
+/// The part of `source` that `bytes` (a slice the reader took from it) covers.
+fn source_slice<'s>(source: &'s str, bytes: &[u8]) -> &'s str {
+    let offset = (bytes.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+    source
+        .get(offset..offset + bytes.len())
+        .expect("the reader only hands out slices of the source at character boundaries")
+}
+
 fn position(offset: u64) -> usize {
     usize::try_from(offset).unwrap_or(usize::MAX)
 }
@@ -245,15 +258,14 @@ fn describe(error: &quick_xml::Error) -> String {
     }
 }
 
-fn open_element(
-    source: &str,
+fn open_element<'s>(
+    source: &'s str,
     tag: &BytesStart<'_>,
     start: usize,
     declared_prefixes: &mut Vec<String>,
-) -> Result<Element, XhtmlError> {
-    let name = std::str::from_utf8(tag.name().as_ref())
-        .map_err(|_| error_at(source, start, "element name is not utf-8"))?
-        .to_owned();
+) -> Result<Element<'s>, XhtmlError> {
+    // Names and values are slices of the source, so they can borrow from it.
+    let name = source_slice(source, tag.name().as_ref());
     if !is_valid_name(&name) {
         return Err(error_at(
             source,
@@ -265,9 +277,7 @@ fn open_element(
     for attribute in tag.attributes() {
         let attribute = attribute
             .map_err(|error| error_at(source, start, &format!("bad attribute: {error}")))?;
-        let key = std::str::from_utf8(attribute.key.as_ref())
-            .map_err(|_| error_at(source, start, "attribute name is not utf-8"))?
-            .to_owned();
+        let key = source_slice(source, attribute.key.as_ref());
         if !is_valid_name(&key) {
             return Err(error_at(
                 source,
@@ -278,15 +288,12 @@ fn open_element(
         if let Some(prefix) = key.strip_prefix("xmlns:") {
             declared_prefixes.push(prefix.to_owned());
         }
-        let raw = std::str::from_utf8(&attribute.value)
-            .map_err(|_| error_at(source, start, "attribute value is not utf-8"))?;
+        let raw = source_slice(source, &attribute.value);
         let value = unescape_attribute(raw)
             .map_err(|message| error_at(source, start, &format!("attribute '{key}': {message}")))?;
         attributes.push((key, value));
     }
-    for qualified in
-        std::iter::once(name.as_str()).chain(attributes.iter().map(|(k, _)| k.as_str()))
-    {
+    for qualified in std::iter::once(name).chain(attributes.iter().map(|(k, _)| *k)) {
         if let Some((prefix, _)) = qualified.split_once(':')
             && !KNOWN_PREFIXES.contains(&prefix)
             && !declared_prefixes.iter().any(|declared| declared == prefix)
@@ -317,12 +324,12 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 /// Resolves references in a raw attribute value; `<` and a bare `&` are errors.
-fn unescape_attribute(raw: &str) -> Result<String, String> {
+fn unescape_attribute(raw: &str) -> Result<Cow<'_, str>, String> {
     if !raw.contains(['&', '<']) {
         if let Some(bad) = raw.chars().find(|c| !is_xml_char(*c)) {
             return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
         }
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
     let mut value = String::with_capacity(raw.len());
     let mut rest = raw;
@@ -345,7 +352,7 @@ fn unescape_attribute(raw: &str) -> Result<String, String> {
     if let Some(bad) = value.chars().find(|c| !is_xml_char(*c)) {
         return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
     }
-    Ok(value)
+    Ok(Cow::Owned(value))
 }
 
 fn resolve_reference(name: &str) -> Option<char> {
