@@ -117,7 +117,7 @@ fn has_only_significant(element: &Element, allowed: &[&str]) -> bool {
     element
         .attributes
         .iter()
-        .all(|(name, value)| allowed.contains(&name) || is_insignificant_attribute(name, value))
+        .all(|(name, value)| allowed.contains(name) || is_insignificant_attribute(name, value))
 }
 
 fn is_blank(node: &Node) -> bool {
@@ -616,7 +616,7 @@ impl Renderer<'_> {
                     };
                     self.inline_element(element, context)
                         .filter(|rendered| {
-                            !is_emphasis(&element.name)
+                            !is_emphasis(element.name)
                                 || emphasis_fits(rendered, out.chars().last(), next)
                         })
                         .unwrap_or_else(|| self.verbatim_in(node.span(), context))

@@ -266,7 +266,7 @@ fn open_element<'s>(
 ) -> Result<Element<'s>, XhtmlError> {
     // Names and values are slices of the source, so they can borrow from it.
     let name = source_slice(source, tag.name().as_ref());
-    if !is_valid_name(&name) {
+    if !is_valid_name(name) {
         return Err(error_at(
             source,
             start,
@@ -278,7 +278,7 @@ fn open_element<'s>(
         let attribute = attribute
             .map_err(|error| error_at(source, start, &format!("bad attribute: {error}")))?;
         let key = source_slice(source, attribute.key.as_ref());
-        if !is_valid_name(&key) {
+        if !is_valid_name(key) {
             return Err(error_at(
                 source,
                 start,
