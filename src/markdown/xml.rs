@@ -82,7 +82,12 @@ const KNOWN_PREFIXES: &[&str] = &["ac", "ri", "xml", "xmlns", "at"];
 /// Parses a storage fragment (several roots, top-level text allowed), rejecting anything that is not
 /// well-formed with the line and column of the problem.
 pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> {
-    let mut reader = Reader::from_str(source);
+    // The reader drops a leading byte order mark without counting it; keep it as text instead.
+    let (base, body) = match source.strip_prefix('\u{feff}') {
+        Some(rest) => (source.len() - rest.len(), rest),
+        None => (0, source),
+    };
+    let mut reader = Reader::from_str(body);
     let config = reader.config_mut();
     config.check_end_names = true;
     config.check_comments = true;
@@ -93,6 +98,9 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> 
     // Open elements; the root list is the bottom of the stack.
     let mut stack: Vec<Element<'_>> = Vec::new();
     let mut roots: Vec<Node<'_>> = Vec::new();
+    if base > 0 {
+        roots.push(Node::Text(Cow::Borrowed(&source[..base]), 0..base));
+    }
 
     fn push<'s>(stack: &mut [Element<'s>], roots: &mut Vec<Node<'s>>, node: Node<'s>) {
         match stack.last_mut() {
@@ -122,15 +130,15 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> 
     }
 
     loop {
-        let start = position(reader.buffer_position());
+        let start = base + position(reader.buffer_position());
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(error) => {
-                let at = position(reader.error_position());
+                let at = base + position(reader.error_position());
                 return Err(error_at(source, at, &describe(&error)));
             }
         };
-        let end = position(reader.buffer_position());
+        let end = base + position(reader.buffer_position());
         match event {
             Event::Start(tag) => {
                 let element = open_element(source, &tag, start, &mut declared_prefixes)?;

@@ -222,6 +222,19 @@ fn malformed_storage_is_rejected_with_line_and_column() {
 }
 
 #[test]
+fn leading_byte_order_mark_does_not_break_parsing() {
+    assert_eq!(check_storage("\u{feff}<p>x</p>"), Ok(()));
+    assert_eq!(
+        check_storage("\u{feff}<p>x</b>").map_err(|error| (error.line, error.column)),
+        Err((1, 6))
+    );
+    let storage = markdown_to_storage("\u{feff}\n<br/>text");
+    assert_eq!(check_storage(&storage), Ok(()));
+    let markdown = storage_to_markdown("\u{feff}<p>x</p>").expect("well-formed");
+    assert_eq!(check_storage(&markdown_to_storage(&markdown)), Ok(()));
+}
+
+#[test]
 fn prepare_body_rejects_malformed_explicit_storage() {
     let error = prepare_body(
         "<p>a</b>",
