@@ -14,7 +14,8 @@ pub(crate) fn is_insignificant_attribute(name: &str, value: &str) -> bool {
         || (name == "start" && value.trim() == "1")
 }
 
-/// Elements that are rendered as inline content when they sit in a paragraph-like container.
+/// Elements that are rendered as inline content when they sit in a paragraph-like container
+/// (sorted, for binary search).
 const INLINE_ELEMENTS: &[&str] = &[
     "a",
     "abbr",
@@ -47,7 +48,7 @@ const INLINE_ELEMENTS: &[&str] = &[
     "var",
 ];
 
-/// Elements that can never sit inside inline Markdown.
+/// Elements that can never sit inside inline Markdown (sorted, for binary search).
 const BLOCK_ELEMENTS: &[&str] = &[
     "ac:layout",
     "ac:layout-cell",
@@ -126,7 +127,7 @@ fn is_blank(node: &Node) -> bool {
 
 fn is_block(node: &Node) -> bool {
     match node {
-        Node::Element(element) => !INLINE_ELEMENTS.contains(&element.name),
+        Node::Element(element) => !INLINE_ELEMENTS.binary_search(&element.name).is_ok(),
         _ => false,
     }
 }
@@ -606,7 +607,7 @@ impl Renderer<'_> {
                 }
                 Node::CData(..) | Node::Other(_) => self.verbatim_in(node.span(), context),
                 Node::Element(element) => {
-                    if BLOCK_ELEMENTS.contains(&element.name) {
+                    if BLOCK_ELEMENTS.binary_search(&element.name).is_ok() {
                         return None;
                     }
                     let next = match nodes.get(index + 1) {
@@ -639,13 +640,13 @@ impl Renderer<'_> {
             }
         }
         let trimmed = out.trim();
-        let mut lines: Vec<String> = trimmed
+        if !trimmed.contains('\n') {
+            return Some(escape_line_start(trimmed));
+        }
+        let lines: Vec<String> = trimmed
             .split('\n')
             .map(|line| escape_line_start(line.trim_start()))
             .collect();
-        if lines.len() == 1 {
-            return lines.pop();
-        }
         Some(lines.join("\n"))
     }
 
@@ -983,6 +984,32 @@ fn collapse_whitespace(text: &str) -> String {
 
 /// Escapes text for inline Markdown: whitespace collapses, syntax characters get a backslash.
 fn escape_inline_text(out: &mut String, text: &str) {
+    let plain = !text.contains("  ")
+        && !text.bytes().any(|b| {
+            matches!(
+                b,
+                b'\\'
+                    | b'`'
+                    | b'*'
+                    | b'['
+                    | b']'
+                    | b'<'
+                    | b'>'
+                    | b'~'
+                    | b'|'
+                    | b'!'
+                    | b'_'
+                    | b'&'
+                    | b'#'
+                    | b'\t'
+                    | b'\n'
+                    | b'\r'
+            )
+        });
+    if plain {
+        out.push_str(text);
+        return;
+    }
     let collapsed = collapse_whitespace(text);
     let chars: Vec<char> = collapsed.chars().collect();
     for (index, &c) in chars.iter().enumerate() {
@@ -1100,4 +1127,15 @@ fn prefix_lines(text: &str, prefix: &str, blank_prefix: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BLOCK_ELEMENTS, INLINE_ELEMENTS};
+
+    #[test]
+    fn element_tables_are_sorted_for_binary_search() {
+        assert!(INLINE_ELEMENTS.is_sorted());
+        assert!(BLOCK_ELEMENTS.is_sorted());
+    }
 }

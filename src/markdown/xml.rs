@@ -322,6 +322,18 @@ fn open_element<'s>(
 }
 
 fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    let mut n_colons = 0;
+    let ascii_ok = bytes.iter().all(|&b| {
+        n_colons += usize::from(b == b':');
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.')
+    });
+    if ascii_ok {
+        return (first.is_ascii_alphabetic() || first == b'_' || first == b':') && n_colons <= 1;
+    }
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;
