@@ -127,7 +127,7 @@ fn is_blank(node: &Node) -> bool {
 
 fn is_block(node: &Node) -> bool {
     match node {
-        Node::Element(element) => !INLINE_ELEMENTS.binary_search(&element.name).is_ok(),
+        Node::Element(element) => INLINE_ELEMENTS.binary_search(&element.name).is_err(),
         _ => false,
     }
 }
