@@ -355,7 +355,9 @@ impl Renderer<'_> {
         let body = body?;
         let language = language.unwrap_or_default();
         if language.is_empty() && element.child_elements().count() == 2
-            || language.chars().any(|c| c.is_whitespace() || c == '`')
+            || language
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '`' | '&' | '\\'))
             || language == VERBATIM_BLOCK_INFO
         {
             return None;
