@@ -887,8 +887,12 @@ fn is_emphasis(name: &str) -> bool {
 /// Whether rendered emphasis opens and closes where it stands, by CommonMark's flanking rules:
 /// a delimiter next to punctuation inside needs whitespace or punctuation (or nothing) outside.
 fn emphasis_fits(rendered: &str, before: Option<char>, after: Option<char>) -> bool {
+    // Inside, anything that might count as punctuation; outside, only what surely counts as
+    // whitespace or punctuation. Doubtful cases are carried verbatim rather than misread.
     let is_punctuation = |c: char| !c.is_alphanumeric() && !c.is_whitespace();
-    let outside_ok = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || is_punctuation(c));
+    let outside_ok = |c: Option<char>| {
+        c.is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_punctuation() || c == '\u{a0}')
+    };
     let before = if rendered.starts_with(' ') {
         Some(' ')
     } else {
