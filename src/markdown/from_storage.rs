@@ -685,6 +685,14 @@ impl Renderer<'_> {
             "br" if plain && element.children.is_empty() => Some("\\\n".to_owned()),
             "a" if has_only_significant(element, &["href", "title"]) => {
                 let href = element.attribute("href")?;
+                // A destination cannot span lines.
+                if href.contains(['\n', '\r'])
+                    || element
+                        .attribute("title")
+                        .is_some_and(|title| title.contains(['\n', '\r']))
+                {
+                    return None;
+                }
                 let label = self.inline(&element.children, context)?;
                 if label.is_empty() || label.contains('\n') {
                     return None;
@@ -801,6 +809,13 @@ impl Renderer<'_> {
             }
             _ => return None,
         };
+        if destination.contains(['\n', '\r'])
+            || image
+                .attribute("ac:title")
+                .is_some_and(|title| title.contains(['\n', '\r']))
+        {
+            return None;
+        }
         let alt = image.attribute("ac:alt").unwrap_or_default();
         if alt.contains('\n') || alt != collapse_whitespace(alt).trim() {
             return None;
