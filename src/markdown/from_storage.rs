@@ -717,6 +717,10 @@ impl Renderer<'_> {
         context: InlineContext,
     ) -> Option<String> {
         let inner = self.inline(&element.children, context)?;
+        // The same delimiter nested inside would pair up with the wrong partner.
+        if contains_unescaped(&inner, delimiter) {
+            return None;
+        }
         wrap(&inner, delimiter)
     }
 
@@ -881,6 +885,18 @@ fn is_footnote_label(label: &str) -> bool {
         && label
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// True when `text` holds `pattern` at a position not preceded by a backslash escape.
+fn contains_unescaped(text: &str, pattern: &str) -> bool {
+    let mut escaped = false;
+    for (index, c) in text.char_indices() {
+        if !escaped && text[index..].starts_with(pattern) {
+            return true;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    false
 }
 
 /// True when `text` holds `wanted` not preceded by a backslash escape.
