@@ -46,6 +46,7 @@ impl Demo {
         let file = format!(
             "# Written by `conflagent demo`.\nbase_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\n\
              gpt_shared_secret={secret}\nauth=bearer\napi_token={UPSTREAM_TOKEN}\n\
+             rate_limit_per_minute=600\nrate_limit_burst=100\n\
              description=A demo team handbook served by the built-in Confluence simulator.\n",
             sim.base_url()
         );

@@ -22,9 +22,9 @@ use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
+use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
 use crate::openapi;
 use crate::pages;
-use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
 use crate::ratelimit::LimitKind;
 use crate::routes::Operation;
 
@@ -86,7 +86,8 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     let request_id = request_id(request.headers());
     let context = Arc::new(RequestContext::new(&labels.endpoint));
     let in_flight = InFlight::start(&labels);
-    let mut response = metrics::scope(Arc::clone(&context), panic_guard(handle(state, request))).await;
+    let mut response =
+        metrics::scope(Arc::clone(&context), panic_guard(handle(state, request))).await;
     drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();

@@ -7,13 +7,15 @@
 use super::xml::{Element, Node};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX};
 
-/// Attributes Confluence adds on its own; losing them loses nothing.
+/// Attributes Confluence adds on its own or that restate a default; losing them loses nothing.
 pub(crate) fn is_insignificant_attribute(name: &str, value: &str) -> bool {
     matches!(name, "ac:macro-id" | "ac:schema-version" | "ac:local-id")
         || (name == "data-layout" && value == "default")
+        || (name == "start" && value.trim() == "1")
 }
 
-/// Elements that are rendered as inline content when they sit in a paragraph-like container.
+/// Elements that are rendered as inline content when they sit in a paragraph-like container
+/// (sorted, for binary search).
 const INLINE_ELEMENTS: &[&str] = &[
     "a",
     "abbr",
@@ -46,7 +48,7 @@ const INLINE_ELEMENTS: &[&str] = &[
     "var",
 ];
 
-/// Elements that can never sit inside inline Markdown.
+/// Elements that can never sit inside inline Markdown (sorted, for binary search).
 const BLOCK_ELEMENTS: &[&str] = &[
     "ac:layout",
     "ac:layout-cell",
@@ -113,9 +115,10 @@ enum ListKind {
 }
 
 fn has_only_significant(element: &Element, allowed: &[&str]) -> bool {
-    element.attributes.iter().all(|(name, value)| {
-        allowed.contains(&name.as_str()) || is_insignificant_attribute(name, value)
-    })
+    element
+        .attributes
+        .iter()
+        .all(|(name, value)| allowed.contains(name) || is_insignificant_attribute(name, value))
 }
 
 fn is_blank(node: &Node) -> bool {
@@ -124,7 +127,7 @@ fn is_blank(node: &Node) -> bool {
 
 fn is_block(node: &Node) -> bool {
     match node {
-        Node::Element(element) => !INLINE_ELEMENTS.contains(&element.name.as_str()),
+        Node::Element(element) => INLINE_ELEMENTS.binary_search(&element.name).is_err(),
         _ => false,
     }
 }
@@ -157,7 +160,7 @@ impl Renderer<'_> {
             let Node::Element(element) = node else {
                 continue;
             };
-            let list_kind = match element.name.as_str() {
+            let list_kind = match element.name {
                 "ul" => Some(ListKind::Bullet),
                 "ol" => Some(ListKind::Ordered),
                 "ac:task-list" => Some(ListKind::Task),
@@ -176,7 +179,7 @@ impl Renderer<'_> {
                 Some(kind) => self.list(element, kind, alternate),
                 None => self.block(element),
             };
-            let kind = match (&rendered, element.name.as_str()) {
+            let kind = match (&rendered, element.name) {
                 (Some(_), "p") => BlockKind::Paragraph,
                 (Some(_), "table" | "hr") => BlockKind::NeedsBlankLine,
                 _ => BlockKind::Other,
@@ -205,8 +208,17 @@ impl Renderer<'_> {
         format!("{fence}{VERBATIM_BLOCK_INFO}\n{content}\n{fence}")
     }
 
-    fn verbatim_inline(&self, node: &Node) -> String {
-        let content: String = self.source[node.span()]
+    /// An inline verbatim span; in a table cell its pipes are escaped so they do not end the cell.
+    fn verbatim_in(&self, span: std::ops::Range<usize>, context: InlineContext) -> String {
+        let verbatim = self.verbatim_span(span);
+        match context {
+            InlineContext::TableCell => verbatim.replace('|', "\\|"),
+            InlineContext::Flow => verbatim,
+        }
+    }
+
+    fn verbatim_span(&self, span: std::ops::Range<usize>) -> String {
+        let content: String = self.source[span]
             .chars()
             .map(|c| if c == '\n' || c == '\r' { ' ' } else { c })
             .collect();
@@ -215,7 +227,7 @@ impl Renderer<'_> {
 
     /// Renders one block element, or `None` when it must be carried verbatim.
     fn block(&self, element: &Element) -> Option<String> {
-        match element.name.as_str() {
+        match element.name {
             "p" if has_only_significant(element, &[]) => self.paragraph(element),
             name @ ("h1" | "h2" | "h3" | "h4" | "h5" | "h6")
                 if has_only_significant(element, &[]) =>
@@ -330,7 +342,7 @@ impl Renderer<'_> {
         let mut language = None;
         let mut body = None;
         for child in element.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ac:parameter"
                     if child.attribute("ac:name") == Some("language") && language.is_none() =>
                 {
@@ -343,7 +355,9 @@ impl Renderer<'_> {
         let body = body?;
         let language = language.unwrap_or_default();
         if language.is_empty() && element.child_elements().count() == 2
-            || language.chars().any(|c| c.is_whitespace() || c == '`')
+            || language
+                .chars()
+                .any(|c| c.is_whitespace() || matches!(c, '`' | '&' | '\\'))
             || language == VERBATIM_BLOCK_INFO
         {
             return None;
@@ -469,7 +483,7 @@ impl Renderer<'_> {
         let mut status = None;
         let mut body = None;
         for child in task.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ac:task-id" | "ac:task-uuid" => {}
                 "ac:task-status" if status.is_none() => {
                     status = Some(match child.text_content().trim() {
@@ -493,7 +507,7 @@ impl Renderer<'_> {
         }
         let mut rows: Vec<&Element> = Vec::new();
         for child in table.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "colgroup"
                     if child.attributes.is_empty()
                         && child.only_elements()
@@ -507,7 +521,7 @@ impl Renderer<'_> {
                 _ => return None,
             }
         }
-        let (header, body) = rows.split_first()?;
+        let header = rows.first()?;
         let columns = header.child_elements().count();
         if columns == 0 {
             return None;
@@ -552,7 +566,6 @@ impl Renderer<'_> {
                 lines.push(format!("| {} |", delimiters.join(" | ")));
             }
         }
-        let _ = body;
         Some(lines.join("\n"))
     }
 
@@ -585,45 +598,67 @@ impl Renderer<'_> {
         if is_break(significant.first()) || is_break(significant.last()) {
             return None;
         }
-        for node in nodes {
-            match node {
+        // Where the previous non-text piece starts in `out` and in the source.
+        let mut previous_piece: Option<(usize, usize)> = None;
+        for (index, node) in nodes.iter().enumerate() {
+            let rendered = match node {
                 Node::Text(text, _) => {
                     escape_inline_text(&mut out, text);
+                    previous_piece = None;
+                    continue;
                 }
-                Node::CData(..) | Node::Other(_) => out.push_str(&self.verbatim_inline(node)),
+                Node::CData(..) | Node::Other(_) => self.verbatim_in(node.span(), context),
                 Node::Element(element) => {
-                    if BLOCK_ELEMENTS.contains(&element.name.as_str()) {
+                    if BLOCK_ELEMENTS.binary_search(&element.name).is_ok() {
                         return None;
                     }
-                    let rendered = self
-                        .inline_element(element, context)
-                        .unwrap_or_else(|| self.verbatim_inline(node));
+                    let next = match nodes.get(index + 1) {
+                        Some(Node::Text(text, _)) => text.chars().next().or(Some(' ')),
+                        Some(_) => Some('['),
+                        None => None,
+                    };
+                    self.inline_element(element, context)
+                        .filter(|rendered| {
+                            !is_emphasis(element.name)
+                                || emphasis_fits(rendered, out.chars().last(), next)
+                        })
+                        .unwrap_or_else(|| self.verbatim_in(node.span(), context))
+                }
+            };
+            // Delimiter runs that touch (`a``b`, `**a***b*`) would fuse: copy both pieces as one.
+            let touching = rendered
+                .chars()
+                .next()
+                .filter(|c| matches!(c, '`' | '*' | '_' | '~'));
+            match previous_piece {
+                Some((out_start, source_start)) if touching.is_some_and(|c| out.ends_with(c)) => {
+                    out.truncate(out_start);
+                    out.push_str(&self.verbatim_in(source_start..node.span().end, context));
+                }
+                _ => {
+                    previous_piece = Some((out.len(), node.span().start));
                     out.push_str(&rendered);
                 }
             }
         }
         let trimmed = out.trim();
-        let mut lines: Vec<String> = trimmed
+        if !trimmed.contains('\n') {
+            return Some(escape_line_start(trimmed));
+        }
+        let lines: Vec<String> = trimmed
             .split('\n')
             .map(|line| escape_line_start(line.trim_start()))
             .collect();
-        if lines.len() == 1 {
-            return lines.pop();
-        }
         Some(lines.join("\n"))
     }
 
     fn inline_element(&self, element: &Element, context: InlineContext) -> Option<String> {
         let plain = has_only_significant(element, &[]);
-        match element.name.as_str() {
+        match element.name {
             "strong" | "b" if plain => self.delimited(element, "**", context),
             "em" | "i" if plain => {
                 let inner = self.inline(&element.children, context)?;
-                let delimiter = if inner.starts_with('*') || inner.ends_with('*') {
-                    "_"
-                } else {
-                    "*"
-                };
+                let delimiter = if has_unescaped(&inner, '*') { "_" } else { "*" };
                 wrap(&inner, delimiter)
             }
             "del" | "s" if plain => self.delimited(element, "~~", context),
@@ -650,6 +685,14 @@ impl Renderer<'_> {
             "br" if plain && element.children.is_empty() => Some("\\\n".to_owned()),
             "a" if has_only_significant(element, &["href", "title"]) => {
                 let href = element.attribute("href")?;
+                // A destination cannot span lines.
+                if href.contains(['\n', '\r'])
+                    || element
+                        .attribute("title")
+                        .is_some_and(|title| title.contains(['\n', '\r']))
+                {
+                    return None;
+                }
                 let label = self.inline(&element.children, context)?;
                 if label.is_empty() || label.contains('\n') {
                     return None;
@@ -674,6 +717,10 @@ impl Renderer<'_> {
         context: InlineContext,
     ) -> Option<String> {
         let inner = self.inline(&element.children, context)?;
+        // The same delimiter nested inside would pair up with the wrong partner.
+        if contains_unescaped(&inner, delimiter) {
+            return None;
+        }
         wrap(&inner, delimiter)
     }
 
@@ -685,7 +732,7 @@ impl Renderer<'_> {
         let mut title = None;
         let mut label = None;
         for child in link.child_elements() {
-            match child.name.as_str() {
+            match child.name {
                 "ri:page"
                     if title.is_none() && has_only_significant(child, &["ri:content-title"]) =>
                 {
@@ -749,7 +796,7 @@ impl Renderer<'_> {
         if children.next().is_some() {
             return None;
         }
-        let destination = match target.name.as_str() {
+        let destination = match target.name {
             "ri:url" if has_only_significant(target, &["ri:value"]) => {
                 let url = target.attribute("ri:value")?;
                 if !super::to_storage::is_absolute_url(url) {
@@ -766,6 +813,13 @@ impl Renderer<'_> {
             }
             _ => return None,
         };
+        if destination.contains(['\n', '\r'])
+            || image
+                .attribute("ac:title")
+                .is_some_and(|title| title.contains(['\n', '\r']))
+        {
+            return None;
+        }
         let alt = image.attribute("ac:alt").unwrap_or_default();
         if alt.contains('\n') || alt != collapse_whitespace(alt).trim() {
             return None;
@@ -805,7 +859,7 @@ impl Renderer<'_> {
 }
 
 /// The anchor name of `<ac:structured-macro ac:name="anchor">` with only its default parameter.
-fn anchor_macro_name(element: &Element) -> Option<&str> {
+fn anchor_macro_name<'e>(element: &'e Element<'_>) -> Option<&'e str> {
     if element.name != "ac:structured-macro"
         || element.attribute("ac:name") != Some("anchor")
         || !has_only_significant(element, &["ac:name"])
@@ -821,7 +875,7 @@ fn anchor_macro_name(element: &Element) -> Option<&str> {
         return None;
     }
     match parameter.children.as_slice() {
-        [Node::Text(text, _)] => Some(text.as_str()),
+        [Node::Text(text, _)] => Some(text.as_ref()),
         _ => None,
     }
 }
@@ -831,6 +885,67 @@ fn is_footnote_label(label: &str) -> bool {
         && label
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// True when `text` holds `pattern` at a position not preceded by a backslash escape.
+fn contains_unescaped(text: &str, pattern: &str) -> bool {
+    let mut escaped = false;
+    for (index, c) in text.char_indices() {
+        if !escaped && text[index..].starts_with(pattern) {
+            return true;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    false
+}
+
+/// True when `text` holds `wanted` not preceded by a backslash escape.
+fn has_unescaped(text: &str, wanted: char) -> bool {
+    let mut escaped = false;
+    for c in text.chars() {
+        if c == wanted && !escaped {
+            return true;
+        }
+        escaped = c == '\\' && !escaped;
+    }
+    false
+}
+
+fn is_emphasis(name: &str) -> bool {
+    matches!(name, "strong" | "b" | "em" | "i" | "del" | "s")
+}
+
+/// Whether rendered emphasis opens and closes where it stands, by CommonMark's flanking rules:
+/// a delimiter next to punctuation inside needs whitespace or punctuation (or nothing) outside.
+fn emphasis_fits(rendered: &str, before: Option<char>, after: Option<char>) -> bool {
+    // Inside, anything that might count as punctuation; outside, only what surely counts as
+    // whitespace or punctuation. Doubtful cases are carried verbatim rather than misread.
+    let is_punctuation = |c: char| !c.is_alphanumeric() && !c.is_whitespace();
+    let outside_ok = |c: Option<char>| {
+        c.is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_punctuation() || c == '\u{a0}')
+    };
+    let before = if rendered.starts_with(' ') {
+        Some(' ')
+    } else {
+        before
+    };
+    let after = if rendered.ends_with(' ') {
+        Some(' ')
+    } else {
+        after
+    };
+    let trimmed = rendered.trim();
+    let Some(delimiter) = trimmed.chars().next() else {
+        return false;
+    };
+    let inner = trimmed.trim_matches(delimiter);
+    let (Some(first), Some(last)) = (inner.chars().next(), inner.chars().last()) else {
+        return false;
+    };
+    let opens = !is_punctuation(first) || outside_ok(before);
+    let closes = !is_punctuation(last) || outside_ok(after);
+    let underscore_ok = delimiter != '_' || (outside_ok(before) && outside_ok(after));
+    opens && closes && underscore_ok
 }
 
 /// Wraps inline Markdown in emphasis delimiters, keeping edge whitespace outside them.
@@ -906,6 +1021,32 @@ fn collapse_whitespace(text: &str) -> String {
 
 /// Escapes text for inline Markdown: whitespace collapses, syntax characters get a backslash.
 fn escape_inline_text(out: &mut String, text: &str) {
+    let plain = !text.contains("  ")
+        && !text.bytes().any(|b| {
+            matches!(
+                b,
+                b'\\'
+                    | b'`'
+                    | b'*'
+                    | b'['
+                    | b']'
+                    | b'<'
+                    | b'>'
+                    | b'~'
+                    | b'|'
+                    | b'!'
+                    | b'_'
+                    | b'&'
+                    | b'#'
+                    | b'\t'
+                    | b'\n'
+                    | b'\r'
+            )
+        });
+    if plain {
+        out.push_str(text);
+        return;
+    }
     let collapsed = collapse_whitespace(text);
     let chars: Vec<char> = collapsed.chars().collect();
     for (index, &c) in chars.iter().enumerate() {
@@ -938,15 +1079,7 @@ fn escape_inline_text(out: &mut String, text: &str) {
                 out.push(c);
             }
             '&' => {
-                let rest: String = chars[index + 1..].iter().take(40).collect();
-                let looks_like_entity = rest.split_once(';').is_some_and(|(name, _)| {
-                    !name.is_empty()
-                        && name
-                            .trim_start_matches('#')
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric())
-                });
-                if looks_like_entity {
+                if starts_entity(&chars[index + 1..]) {
                     out.push('\\');
                 }
                 out.push(c);
@@ -954,6 +1087,31 @@ fn escape_inline_text(out: &mut String, text: &str) {
             _ => out.push(c),
         }
     }
+}
+
+/// True when the characters after an `&` would make Markdown read an entity reference.
+fn starts_entity(after: &[char]) -> bool {
+    let name: String = after.iter().take(40).take_while(|c| **c != ';').collect();
+    let closed = after.get(name.chars().count()) == Some(&';');
+    closed
+        && !name.is_empty()
+        && name
+            .trim_start_matches('#')
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Backslash-escapes every `&` that would read as an entity reference.
+fn escape_entities(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    for (index, &c) in chars.iter().enumerate() {
+        if c == '&' && starts_entity(&chars[index + 1..]) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Escapes what would start a block if it began a line.
@@ -983,14 +1141,15 @@ fn link_destination(url: &str) -> String {
             .replace('\\', "\\\\")
             .replace('<', "\\<")
             .replace('>', "\\>");
-        format!("<{escaped}>")
+        format!("<{}>", escape_entities(&escaped))
     } else {
-        url.replace('\\', "\\\\")
+        escape_entities(&url.replace('\\', "\\\\"))
     }
 }
 
 fn link_title(title: &str) -> String {
-    format!(" \"{}\"", title.replace('\\', "\\\\").replace('"', "\\\""))
+    let escaped = title.replace('\\', "\\\\").replace('"', "\\\"");
+    format!(" \"{}\"", escape_entities(&escaped))
 }
 
 /// Prefixes every line; blank lines get `blank_prefix` so no trailing whitespace is left.
@@ -1005,4 +1164,15 @@ fn prefix_lines(text: &str, prefix: &str, blank_prefix: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BLOCK_ELEMENTS, INLINE_ELEMENTS};
+
+    #[test]
+    fn element_tables_are_sorted_for_binary_search() {
+        assert!(INLINE_ELEMENTS.is_sorted());
+        assert!(BLOCK_ELEMENTS.is_sorted());
+    }
 }

@@ -2,10 +2,11 @@
 //!
 //! Two bodies are equivalent when their canonical forms are equal. The canonical form ignores what
 //! Confluence itself changes or what carries no meaning: attribute order, `<x/>` versus `<x></x>`,
-//! entity versus character, CDATA versus escaped text, runs of whitespace and whitespace next to
-//! blocks, macro ids and schema versions, `ac:local-id`, `data-layout="default"`, task ids, comments,
-//! the HTML synonyms `b`/`i`/`s` of `strong`/`em`/`del`, and a lone `<p>` wrapping the content of a
-//! list item, table cell or task body.
+//! entity versus character, CDATA versus escaped text, line-ending style, runs of whitespace (except
+//! in code bodies and `pre`) and whitespace next to blocks, spacing inside `style` values, macro ids
+//! and schema versions, `ac:local-id`, `data-layout="default"`, `start="1"`, task ids, comments, the
+//! HTML synonyms `b`/`i`/`s` of `strong`/`em`/`del`, and a lone `<p>` wrapping the content of a list
+//! item, table cell or task body.
 
 use super::XhtmlError;
 use super::from_storage::is_insignificant_attribute;
@@ -73,7 +74,7 @@ pub fn normalize_storage(xhtml: &str) -> Result<String, XhtmlError> {
 
 /// A node reduced to what matters for comparison.
 enum Canonical<'n> {
-    Element(&'n Element),
+    Element(&'n Element<'n>),
     Text(String),
 }
 
@@ -84,9 +85,7 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
         .filter(|node| match node {
             Node::Text(text, _) => !text.trim().is_empty(),
             Node::Other(_) => false,
-            Node::Element(element) => {
-                !matches!(element.name.as_str(), "ac:task-id" | "ac:task-uuid")
-            }
+            Node::Element(element) => !matches!(element.name, "ac:task-id" | "ac:task-uuid"),
             Node::CData(..) => true,
         })
         .collect();
@@ -120,8 +119,7 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
                     canonical.push(Canonical::Text(text));
                 }
             }
-            Node::Element(element)
-                if matches!(element.name.as_str(), "ac:task-id" | "ac:task-uuid") => {}
+            Node::Element(element) if matches!(element.name, "ac:task-id" | "ac:task-uuid") => {}
             Node::Element(element) => canonical.push(Canonical::Element(element)),
             Node::Other(_) => {}
         }
@@ -131,7 +129,7 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
     }
     let is_block = |item: Option<&Canonical<'_>>| match item {
         None => true,
-        Some(Canonical::Element(element)) => BLOCK_LIKE.contains(&element.name.as_str()),
+        Some(Canonical::Element(element)) => BLOCK_LIKE.contains(&element.name),
         Some(Canonical::Text(_)) => false,
     };
     let n_items = canonical.len();
@@ -154,7 +152,7 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
                 }
             }
             Canonical::Element(element) => {
-                previous_is_block = BLOCK_LIKE.contains(&element.name.as_str());
+                previous_is_block = BLOCK_LIKE.contains(&element.name);
                 result.push(Canonical::Element(element));
             }
         }
@@ -172,13 +170,13 @@ fn write_children(out: &mut String, nodes: &[Node], parent: &str, preserve: bool
 }
 
 fn write_element(out: &mut String, element: &Element, preserve: bool) {
-    let name = match element.name.as_str() {
+    let name = match element.name {
         "b" => "strong",
         "i" => "em",
         "s" => "del",
         other => other,
     };
-    let mut attributes: Vec<&(String, String)> = element
+    let mut attributes: Vec<&(&str, std::borrow::Cow<'_, str>)> = element
         .attributes
         .iter()
         .filter(|(key, value)| !is_insignificant_attribute(key, value))
@@ -190,7 +188,7 @@ fn write_element(out: &mut String, element: &Element, preserve: bool) {
         out.push(' ');
         out.push_str(key);
         out.push_str("=\"");
-        if key == "style" {
+        if *key == "style" {
             escape_attribute_into(out, &canonical_style(value));
         } else {
             escape_attribute_into(out, value);

@@ -521,7 +521,9 @@ impl Writer<'_, '_> {
                     self.out.push_str("</ac:parameter>");
                 }
                 self.out.push_str("<ac:plain-text-body>");
-                let text = capture.text.strip_suffix('\n').unwrap_or(&capture.text);
+                // XML reads every line ending as a line feed; write them that way.
+                let text = capture.text.replace("\r\n", "\n").replace('\r', "\n");
+                let text = text.strip_suffix('\n').unwrap_or(&text);
                 cdata_into(&mut self.out, text);
                 self.out
                     .push_str("</ac:plain-text-body></ac:structured-macro>");

@@ -1,5 +1,6 @@
 //! The storage-format XML fragment: a strict well-formedness parser into a small tree, and escaping.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::Reader;
@@ -10,26 +11,26 @@ use super::entities;
 
 /// One node of a parsed storage fragment; every node remembers where it sits in the source.
 #[derive(Debug, Clone)]
-pub(crate) enum Node {
-    Element(Element),
+pub(crate) enum Node<'s> {
+    Element(Element<'s>),
     /// Character data with entities resolved.
-    Text(String, Range<usize>),
+    Text(Cow<'s, str>, Range<usize>),
     /// The content of a CDATA section (after joining split sections, see `Element::children`).
-    CData(String, Range<usize>),
+    CData(Cow<'s, str>, Range<usize>),
     /// Comments, processing instructions: kept only so they can be carried verbatim.
     Other(Range<usize>),
 }
 
 /// An element with its attributes (values unescaped) and children.
 #[derive(Debug, Clone)]
-pub(crate) struct Element {
-    pub(crate) name: String,
-    pub(crate) attributes: Vec<(String, String)>,
-    pub(crate) children: Vec<Node>,
+pub(crate) struct Element<'s> {
+    pub(crate) name: &'s str,
+    pub(crate) attributes: Vec<(&'s str, Cow<'s, str>)>,
+    pub(crate) children: Vec<Node<'s>>,
     pub(crate) span: Range<usize>,
 }
 
-impl Node {
+impl Node<'_> {
     pub(crate) fn span(&self) -> Range<usize> {
         match self {
             Node::Element(element) => element.span.clone(),
@@ -38,16 +39,16 @@ impl Node {
     }
 }
 
-impl Element {
+impl<'s> Element<'s> {
     pub(crate) fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.as_ref())
     }
 
     /// Child elements, skipping whitespace-only text.
-    pub(crate) fn child_elements(&self) -> impl Iterator<Item = &Element> {
+    pub(crate) fn child_elements(&self) -> impl Iterator<Item = &Element<'s>> {
         self.children.iter().filter_map(|child| match child {
             Node::Element(element) => Some(element),
             _ => None,
@@ -80,8 +81,13 @@ const KNOWN_PREFIXES: &[&str] = &["ac", "ri", "xml", "xmlns", "at"];
 
 /// Parses a storage fragment (several roots, top-level text allowed), rejecting anything that is not
 /// well-formed with the line and column of the problem.
-pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
-    let mut reader = Reader::from_str(source);
+pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> {
+    // The reader drops a leading byte order mark without counting it; keep it as text instead.
+    let (base, body) = match source.strip_prefix('\u{feff}') {
+        Some(rest) => (source.len() - rest.len(), rest),
+        None => (0, source),
+    };
+    let mut reader = Reader::from_str(body);
     let config = reader.config_mut();
     config.check_end_names = true;
     config.check_comments = true;
@@ -90,17 +96,25 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
 
     let mut declared_prefixes: Vec<String> = Vec::new();
     // Open elements; the root list is the bottom of the stack.
-    let mut stack: Vec<Element> = Vec::new();
-    let mut roots: Vec<Node> = Vec::new();
+    let mut stack: Vec<Element<'_>> = Vec::new();
+    let mut roots: Vec<Node<'_>> = Vec::new();
+    if base > 0 {
+        roots.push(Node::Text(Cow::Borrowed(&source[..base]), 0..base));
+    }
 
-    fn push(stack: &mut [Element], roots: &mut Vec<Node>, node: Node) {
+    fn push<'s>(stack: &mut [Element<'s>], roots: &mut Vec<Node<'s>>, node: Node<'s>) {
         match stack.last_mut() {
             Some(parent) => parent.children.push(node),
             None => roots.push(node),
         }
     }
     // Appends text to the previous text node when adjacent (entities split text into events).
-    fn push_text(stack: &mut [Element], roots: &mut Vec<Node>, text: &str, span: Range<usize>) {
+    fn push_text<'s>(
+        stack: &mut [Element<'s>],
+        roots: &mut Vec<Node<'s>>,
+        text: Cow<'s, str>,
+        span: Range<usize>,
+    ) {
         let siblings = match stack.last_mut() {
             Some(parent) => &mut parent.children,
             None => roots,
@@ -108,23 +122,23 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
         if let Some(Node::Text(previous, previous_span)) = siblings.last_mut()
             && previous_span.end == span.start
         {
-            previous.push_str(text);
+            previous.to_mut().push_str(&text);
             previous_span.end = span.end;
             return;
         }
-        siblings.push(Node::Text(text.to_owned(), span));
+        siblings.push(Node::Text(text, span));
     }
 
     loop {
-        let start = position(reader.buffer_position());
+        let start = base + position(reader.buffer_position());
         let event = match reader.read_event() {
             Ok(event) => event,
             Err(error) => {
-                let at = position(reader.error_position());
+                let at = base + position(reader.error_position());
                 return Err(error_at(source, at, &describe(&error)));
             }
         };
-        let end = position(reader.buffer_position());
+        let end = base + position(reader.buffer_position());
         match event {
             Event::Start(tag) => {
                 let element = open_element(source, &tag, start, &mut declared_prefixes)?;
@@ -142,14 +156,13 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                 element.span.end = end;
                 push(&mut stack, &mut roots, Node::Element(element));
             }
-            Event::Text(text) => {
+            Event::Text(_) => {
                 let raw = &source[start..end];
                 if let Some(offset) = raw.find(['&', '<']) {
                     return Err(error_at(source, start + offset, "unescaped '&' or '<'"));
                 }
                 check_characters(source, start, raw)?;
-                let _ = text;
-                push_text(&mut stack, &mut roots, raw, start..end);
+                push_text(&mut stack, &mut roots, Cow::Borrowed(raw), start..end);
             }
             Event::GeneralRef(reference) => {
                 let name = std::str::from_utf8(&reference).unwrap_or_default();
@@ -165,18 +178,16 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                         &format!("unknown entity '&{name};'"),
                     ));
                 };
-                let mut buffer = [0u8; 4];
                 push_text(
                     &mut stack,
                     &mut roots,
-                    character.encode_utf8(&mut buffer),
+                    Cow::Owned(character.to_string()),
                     start..end,
                 );
             }
-            Event::CData(data) => {
+            Event::CData(_) => {
                 let raw = &source[start + 9..end.saturating_sub(3).max(start + 9)];
                 check_characters(source, start + 9, raw)?;
-                let _ = data;
                 let siblings = match stack.last_mut() {
                     Some(parent) => &mut parent.children,
                     None => &mut roots,
@@ -185,10 +196,10 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
                 if let Some(Node::CData(previous, previous_span)) = siblings.last_mut()
                     && previous_span.end == start
                 {
-                    previous.push_str(raw);
+                    previous.to_mut().push_str(raw);
                     previous_span.end = end;
                 } else {
-                    siblings.push(Node::CData(raw.to_owned(), start..end));
+                    siblings.push(Node::CData(Cow::Borrowed(raw), start..end));
                 }
             }
             Event::Comment(_) | Event::PI(_) => {
@@ -221,6 +232,14 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node>, XhtmlError> {
     Ok(roots)
 }
 
+/// The part of `source` that `bytes` (a slice the reader took from it) covers.
+fn source_slice<'s>(source: &'s str, bytes: &[u8]) -> &'s str {
+    let offset = (bytes.as_ptr() as usize).wrapping_sub(source.as_ptr() as usize);
+    source
+        .get(offset..offset + bytes.len())
+        .expect("the reader only hands out slices of the source at character boundaries")
+}
+
 fn position(offset: u64) -> usize {
     usize::try_from(offset).unwrap_or(usize::MAX)
 }
@@ -247,14 +266,15 @@ fn describe(error: &quick_xml::Error) -> String {
     }
 }
 
-fn open_element(
-    source: &str,
+fn open_element<'s>(
+    source: &'s str,
     tag: &BytesStart<'_>,
     start: usize,
     declared_prefixes: &mut Vec<String>,
-) -> Result<Element, XhtmlError> {
-    let name = String::from_utf8_lossy(tag.name().as_ref()).into_owned();
-    if !is_valid_name(&name) {
+) -> Result<Element<'s>, XhtmlError> {
+    // Names and values are slices of the source, so they can borrow from it.
+    let name = source_slice(source, tag.name().as_ref());
+    if !is_valid_name(name) {
         return Err(error_at(
             source,
             start,
@@ -265,8 +285,8 @@ fn open_element(
     for attribute in tag.attributes() {
         let attribute = attribute
             .map_err(|error| error_at(source, start, &format!("bad attribute: {error}")))?;
-        let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
-        if !is_valid_name(&key) {
+        let key = source_slice(source, attribute.key.as_ref());
+        if !is_valid_name(key) {
             return Err(error_at(
                 source,
                 start,
@@ -276,14 +296,12 @@ fn open_element(
         if let Some(prefix) = key.strip_prefix("xmlns:") {
             declared_prefixes.push(prefix.to_owned());
         }
-        let raw = String::from_utf8_lossy(&attribute.value).into_owned();
-        let value = unescape_attribute(&raw)
+        let raw = source_slice(source, &attribute.value);
+        let value = unescape_attribute(raw)
             .map_err(|message| error_at(source, start, &format!("attribute '{key}': {message}")))?;
         attributes.push((key, value));
     }
-    for qualified in
-        std::iter::once(name.as_str()).chain(attributes.iter().map(|(k, _)| k.as_str()))
-    {
+    for qualified in std::iter::once(name).chain(attributes.iter().map(|(k, _)| *k)) {
         if let Some((prefix, _)) = qualified.split_once(':')
             && !KNOWN_PREFIXES.contains(&prefix)
             && !declared_prefixes.iter().any(|declared| declared == prefix)
@@ -304,6 +322,18 @@ fn open_element(
 }
 
 fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    let mut n_colons = 0;
+    let ascii_ok = bytes.iter().all(|&b| {
+        n_colons += usize::from(b == b':');
+        b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.')
+    });
+    if ascii_ok {
+        return (first.is_ascii_alphabetic() || first == b'_' || first == b':') && n_colons <= 1;
+    }
     let mut chars = name.chars();
     let Some(first) = chars.next() else {
         return false;
@@ -314,7 +344,13 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 /// Resolves references in a raw attribute value; `<` and a bare `&` are errors.
-fn unescape_attribute(raw: &str) -> Result<String, String> {
+fn unescape_attribute(raw: &str) -> Result<Cow<'_, str>, String> {
+    if !raw.contains(['&', '<']) {
+        if let Some(bad) = raw.chars().find(|c| !is_xml_char(*c)) {
+            return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
+        }
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut value = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(index) = rest.find(['&', '<']) {
@@ -336,7 +372,7 @@ fn unescape_attribute(raw: &str) -> Result<String, String> {
     if let Some(bad) = value.chars().find(|c| !is_xml_char(*c)) {
         return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
     }
-    Ok(value)
+    Ok(Cow::Owned(value))
 }
 
 fn resolve_reference(name: &str) -> Option<char> {
@@ -353,6 +389,12 @@ fn resolve_reference(name: &str) -> Option<char> {
 }
 
 fn check_characters(source: &str, start: usize, raw: &str) -> Result<(), XhtmlError> {
+    if raw
+        .bytes()
+        .all(|b| b != 0xEF && (b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')))
+    {
+        return Ok(());
+    }
     match raw.char_indices().find(|(_, c)| !is_xml_char(*c)) {
         Some((offset, bad)) => Err(error_at(
             source,
@@ -385,8 +427,19 @@ pub(crate) fn error_at(source: &str, offset: usize, message: &str) -> XhtmlError
     }
 }
 
+/// True when every byte of `text` can be copied as is into element content or a CDATA section.
+fn is_plain(text: &str) -> bool {
+    text.bytes().all(|b| {
+        !matches!(b, b'&' | b'<' | b'>' | b'"' | 0xEF) && (b >= 0x20 || matches!(b, b'\t' | b'\n'))
+    })
+}
+
 /// Appends text escaped for element content; characters XML forbids become U+FFFD.
 pub(crate) fn escape_text_into(out: &mut String, text: &str) {
+    if is_plain(text) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -400,6 +453,10 @@ pub(crate) fn escape_text_into(out: &mut String, text: &str) {
 
 /// Appends text escaped for a double-quoted attribute value.
 pub(crate) fn escape_attribute_into(out: &mut String, text: &str) {
+    if is_plain(text) && !text.contains(['\n', '\t']) {
+        out.push_str(text);
+        return;
+    }
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -418,6 +475,11 @@ pub(crate) fn escape_attribute_into(out: &mut String, text: &str) {
 /// Appends a CDATA section holding `text`, splitting it wherever the text contains `]]>`.
 pub(crate) fn cdata_into(out: &mut String, text: &str) {
     out.push_str("<![CDATA[");
+    if is_plain(text) {
+        out.push_str(text);
+        out.push_str("]]>");
+        return;
+    }
     for c in text.chars() {
         if c == '>' && out.ends_with("]]") {
             out.push_str("]]><![CDATA[>");

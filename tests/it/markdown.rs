@@ -140,6 +140,15 @@ fn markdown_constructs_become_the_documented_storage() {
            <ac:image><ri:attachment ri:filename="x.png"/></ac:image></p>"#,
     );
     check_storage_output("a  \nb\n\n***", "<p>a<br/>b</p><hr/>");
+    check_storage_output(
+        "```confluence-storage\n<ac:emoticon ac:name=\"smile\"/>\n```\n\nx `confluence-storage:<u>y</u>`",
+        r#"<ac:emoticon ac:name="smile"/><p>x <u>y</u></p>"#,
+    );
+    check_storage_output(
+        "```confluence-storage\n<p>unclosed\n```",
+        r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">confluence-storage</ac:parameter>
+           <ac:plain-text-body><![CDATA[<p>unclosed]]></ac:plain-text-body></ac:structured-macro>"#,
+    );
     check_storage_output("Tom & Jerry <3", "<p>Tom &amp; Jerry &lt;3</p>");
 }
 
@@ -210,6 +219,19 @@ fn malformed_storage_is_rejected_with_line_and_column() {
         check_storage("<ac:link><ri:page ri:content-title=\"A &amp; B\"/></ac:link>"),
         Ok(())
     );
+}
+
+#[test]
+fn leading_byte_order_mark_does_not_break_parsing() {
+    assert_eq!(check_storage("\u{feff}<p>x</p>"), Ok(()));
+    assert_eq!(
+        check_storage("\u{feff}<p>x</b>").map_err(|error| (error.line, error.column)),
+        Err((1, 6))
+    );
+    let storage = markdown_to_storage("\u{feff}\n<br/>text");
+    assert_eq!(check_storage(&storage), Ok(()));
+    let markdown = storage_to_markdown("\u{feff}<p>x</p>").expect("well-formed");
+    assert_eq!(check_storage(&markdown_to_storage(&markdown)), Ok(()));
 }
 
 #[test]
@@ -365,6 +387,11 @@ mod properties {
             prop_assert!(check_storage(&storage).is_ok(), "storage: {}", storage);
             let back = storage_to_markdown(&storage).expect("writer output is well-formed");
             prop_assert!(check_storage(&markdown_to_storage(&back)).is_ok());
+        }
+
+        #[test]
+        fn writer_output_survives_a_trip_through_markdown(markdown in markdownish()) {
+            assert_storage_round_trip(&markdown_to_storage(&markdown))?;
         }
 
         #[test]

@@ -11,19 +11,29 @@ use conflagent::endpoint::Shared;
 use conflagent::metrics::{self, RequestContext};
 use conflagent::ratelimit::LimitKind;
 use conflagent::routes::ROUTES;
+use conflagent::sim::{SimSettings, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::{Gateway, SECRET, endpoint_file, eventually};
 
-const BASE: &str = "http://127.0.0.1:9";
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// An endpoint file with a quota of `per_minute` and `burst`.
-fn limited_file(per_minute: u32, burst: u32) -> String {
+/// A simulated Confluence that accepts the test endpoints' token, so authenticated requests get a
+/// quick answer (a 404 for the missing root page) instead of waiting out connection retries.
+async fn upstream() -> Simulator {
+    let sim = Simulator::start(SimSettings::default())
+        .await
+        .expect("simulator");
+    sim.add_bearer_token("upstream-token");
+    sim
+}
+
+/// An endpoint file on `base` with a quota of `per_minute` and `burst`.
+fn limited_file(base: &str, per_minute: u32, burst: u32) -> String {
     format!(
         "{}rate_limit_per_minute={per_minute}\nrate_limit_burst={burst}\n",
-        endpoint_file(SECRET, BASE)
+        endpoint_file(SECRET, base)
     )
 }
 
@@ -66,9 +76,17 @@ fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[tokio::test]
 async fn spent_quota_is_429_with_retry_after_and_other_endpoints_are_unaffected() {
+    let upstream = upstream().await;
+    let base = upstream.base_url();
     let gateway = Gateway::start(&[
-        ("conflagent.rl-quota.properties", &limited_file(60, 2)),
-        ("conflagent.rl-neighbour.properties", &limited_file(60, 2)),
+        (
+            "conflagent.rl-quota.properties",
+            &limited_file(&base, 60, 2),
+        ),
+        (
+            "conflagent.rl-neighbour.properties",
+            &limited_file(&base, 60, 2),
+        ),
     ])
     .await;
     for _ in 0..2 {
@@ -106,8 +124,13 @@ async fn spent_quota_is_429_with_retry_after_and_other_endpoints_are_unaffected(
 
 #[tokio::test]
 async fn failed_authentications_run_out_but_the_right_secret_still_works() {
-    let gateway =
-        Gateway::start(&[("conflagent.rl-auth.properties", &limited_file(600, 50))]).await;
+    let upstream = upstream().await;
+    let base = upstream.base_url();
+    let gateway = Gateway::start(&[(
+        "conflagent.rl-auth.properties",
+        &limited_file(&base, 600, 50),
+    )])
+    .await;
     let wrong = Some("a-guess-0123456789abcdef");
     for attempt in 0..5 {
         let (status, _, _) = get(&gateway, "/endpoint/rl-auth/pages", wrong).await;
@@ -140,8 +163,13 @@ async fn failed_authentications_run_out_but_the_right_secret_still_works() {
 
 #[tokio::test]
 async fn public_routes_have_their_own_generous_budget() {
-    let gateway =
-        Gateway::start(&[("conflagent.rl-public.properties", &limited_file(60, 1))]).await;
+    let upstream = upstream().await;
+    let base = upstream.base_url();
+    let gateway = Gateway::start(&[(
+        "conflagent.rl-public.properties",
+        &limited_file(&base, 60, 1),
+    )])
+    .await;
     let mut refused_at = None;
     for count in 1..=150 {
         let (status, _, _) = get(&gateway, "/endpoint/rl-public/health", None).await;
@@ -163,12 +191,20 @@ async fn public_routes_have_their_own_generous_budget() {
 
 #[tokio::test]
 async fn reload_resets_a_budget_only_when_its_quota_changes() {
+    let upstream = upstream().await;
+    let base = upstream.base_url();
     let dir = tempfile::tempdir().expect("temp dir");
     let write = |name: &str, content: &str| {
         crate::support::write_atomically(dir.path(), name, content);
     };
-    write("conflagent.rl-reload.properties", &limited_file(60, 2));
-    write("conflagent.rl-other.properties", &limited_file(60, 2));
+    write(
+        "conflagent.rl-reload.properties",
+        &limited_file(&base, 60, 2),
+    );
+    write(
+        "conflagent.rl-other.properties",
+        &limited_file(&base, 60, 2),
+    );
     let (store, _) = ConfigStore::load(dir.path(), Shared::default()).expect("load");
     let spent = |store: &ConfigStore| {
         let table = store.table();
@@ -182,25 +218,36 @@ async fn reload_resets_a_budget_only_when_its_quota_changes() {
     }
     assert!(spent(&store));
 
-    write("conflagent.rl-other.properties", &limited_file(6000, 200));
+    write(
+        "conflagent.rl-other.properties",
+        &limited_file(&base, 6000, 200),
+    );
     store.rescan().expect("rescan");
     assert!(spent(&store), "another file's edit keeps the budget");
 
-    let unrelated = format!("{}description=Team docs\n", limited_file(60, 2));
+    let unrelated = format!("{}description=Team docs\n", limited_file(&base, 60, 2));
     write("conflagent.rl-reload.properties", &unrelated);
     let report = store.rescan().expect("rescan");
     assert_eq!(report.changed, ["rl-reload"]);
     assert!(spent(&store), "an unrelated key's edit keeps the budget");
 
-    write("conflagent.rl-reload.properties", &limited_file(60, 3));
+    write(
+        "conflagent.rl-reload.properties",
+        &limited_file(&base, 60, 3),
+    );
     store.rescan().expect("rescan");
     assert!(!spent(&store), "a new quota starts with a full budget");
 }
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_never_by_raw_path() {
-    let gateway =
-        Gateway::start(&[("conflagent.m-labels.properties", &limited_file(600, 100))]).await;
+    let upstream = upstream().await;
+    let base = upstream.base_url();
+    let gateway = Gateway::start(&[(
+        "conflagent.m-labels.properties",
+        &limited_file(&base, 600, 100),
+    )])
+    .await;
     get(&gateway, "/endpoint/m-labels/health", None).await;
     get(
         &gateway,
@@ -292,9 +339,17 @@ async fn requests_are_counted_by_route_template_never_by_raw_path() {
 
 #[tokio::test]
 async fn series_of_a_removed_endpoint_leave_the_scrape() {
+    let upstream = upstream().await;
+    let base = upstream.base_url();
     let gateway = Gateway::start(&[
-        ("conflagent.m-gone.properties", &limited_file(600, 100)),
-        ("conflagent.m-stays.properties", &limited_file(600, 100)),
+        (
+            "conflagent.m-gone.properties",
+            &limited_file(&base, 600, 100),
+        ),
+        (
+            "conflagent.m-stays.properties",
+            &limited_file(&base, 600, 100),
+        ),
     ])
     .await;
     get(&gateway, "/endpoint/m-gone/health", None).await;
@@ -314,8 +369,13 @@ async fn series_of_a_removed_endpoint_leave_the_scrape() {
 
 #[tokio::test]
 async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
-    let gateway =
-        Gateway::start(&[("conflagent.m-upstream.properties", &limited_file(60, 1))]).await;
+    let upstream = upstream().await;
+    let base = upstream.base_url();
+    let gateway = Gateway::start(&[(
+        "conflagent.m-upstream.properties",
+        &limited_file(&base, 60, 1),
+    )])
+    .await;
     let context = Arc::new(RequestContext::new("m-upstream"));
     metrics::scope(Arc::clone(&context), async {
         metrics::upstream_request("getPage", "ok", Duration::from_millis(30));
@@ -362,31 +422,30 @@ async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
 
 #[tokio::test]
 async fn the_scrape_passes_promtool() {
-    let gateway =
-        Gateway::start(&[("conflagent.m-promtool.properties", &limited_file(60, 1))]).await;
+    let upstream = upstream().await;
+    let base = upstream.base_url();
+    let gateway = Gateway::start(&[(
+        "conflagent.m-promtool.properties",
+        &limited_file(&base, 60, 1),
+    )])
+    .await;
     get(&gateway, "/endpoint/m-promtool/health", None).await;
     get(&gateway, "/endpoint/m-promtool/pages", Some(SECRET)).await;
     get(&gateway, "/endpoint/m-promtool/pages", Some(SECRET)).await;
     let scrape = gateway.scrape().await;
     gateway.stop().await;
 
-    let child = Command::new("promtool")
+    let Some(promtool) = crate::support::find_checker("promtool", "apt-get install prometheus")
+    else {
+        return;
+    };
+    let mut child = Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(child) => child,
-        Err(error) => {
-            assert!(
-                std::env::var("CONFLAGENT_REQUIRE_CHECKERS").as_deref() != Ok("1"),
-                "promtool is required (CONFLAGENT_REQUIRE_CHECKERS=1) but cannot run: {error}"
-            );
-            eprintln!("notice: promtool not found ({error}); scrape not checked");
-            return;
-        }
-    };
+        .spawn()
+        .expect("run promtool");
     child
         .stdin
         .take()
@@ -473,11 +532,13 @@ impl Write for LogWriter {
 
 #[tokio::test]
 async fn logs_name_the_route_but_never_secrets_or_bodies() {
+    let upstream = upstream().await;
+    let base = upstream.base_url();
     let logs = captured_logs();
     let secret = "log-secret-5f1e2d3c4b5a69788796";
     let wrong = "log-wrong-0a1b2c3d4e5f60718293";
     let body_text = "Body text that must stay out of logs 7c1d";
-    let file = endpoint_file(secret, BASE);
+    let file = endpoint_file(secret, &base);
     let gateway = Gateway::start(&[("conflagent.log-check.properties", &file)]).await;
     let body = serde_json::json!({
         "title": "Log check",
@@ -527,7 +588,8 @@ async fn logs_name_the_route_but_never_secrets_or_bodies() {
         "{request_line}"
     );
     assert!(request_line.contains("status="), "{request_line}");
-    assert!(request_line.contains("upstream_calls=0"), "{request_line}");
+    // The exact title lookup missed, then the lookup ignoring case.
+    assert!(request_line.contains("upstream_calls=2"), "{request_line}");
     assert!(
         !request_line.contains("ERROR"),
         "client mistakes are not errors: {request_line}"
@@ -539,8 +601,10 @@ async fn logs_name_the_route_but_never_secrets_or_bodies() {
 
 #[tokio::test]
 async fn readiness_fails_while_requests_still_drain() {
+    let upstream = upstream().await;
+    let base = upstream.base_url();
     let mut gateway =
-        Gateway::start(&[("conflagent.ready.properties", &limited_file(60, 10))]).await;
+        Gateway::start(&[("conflagent.ready.properties", &limited_file(&base, 60, 10))]).await;
     let readyz = format!("http://{}/readyz", gateway.private_addr);
     let status = |http: reqwest::Client, url: String| async move {
         http.get(url)

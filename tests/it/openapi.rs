@@ -3,7 +3,6 @@
 //! (raw JSON, `servers` URL, ETag/304, rebuilt on reload).
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use conflagent::openapi::{MAX_OPERATION_DESCRIPTION, MAX_PARAMETER_DESCRIPTION};
 use conflagent::routes::{Access, Operation, ROUTES};
 use serde_json::Value;
 
-use crate::support::{Gateway, Options, SECRET, endpoint_file, eventually};
+use crate::support::{Gateway, Options, SECRET, endpoint_file, eventually, find_checker};
 
 const BASE: &str = "http://127.0.0.1:9";
 
@@ -330,31 +329,6 @@ async fn every_document_follows_the_gpt_action_importer_rules() {
         check_importer_rules(&name, &document);
     }
     gateway.stop().await;
-}
-
-/// Finds an external checker; `None` (after a loud notice) when it is missing and checkers are not
-/// required, a failure when `CONFLAGENT_REQUIRE_CHECKERS=1`.
-fn find_checker(program: &str, install: &str) -> Option<String> {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if found {
-        return Some(program.to_owned());
-    }
-    let required = std::env::var("CONFLAGENT_REQUIRE_CHECKERS").is_ok_and(|value| value == "1");
-    assert!(
-        !required,
-        "{program} is missing and CONFLAGENT_REQUIRE_CHECKERS=1; install it with `{install}`"
-    );
-    // Written to the real stderr: the test harness captures `eprintln!` of passing tests, and a
-    // skipped check must not pass silently.
-    let notice = format!(
-        "\n!!!!! NOTICE: {program} is not installed; this check was SKIPPED. \
-         Install it with `{install}`. !!!!!\n"
-    );
-    let _ = std::io::stderr().write_all(notice.as_bytes());
-    None
 }
 
 #[tokio::test]

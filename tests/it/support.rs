@@ -2,8 +2,10 @@
 //! what the gateway should eventually do.
 
 use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -351,4 +353,29 @@ impl World {
         self.gateway.stop().await;
         self.sim.shutdown().await;
     }
+}
+
+/// Finds an external checker; `None` (after a loud notice) when it is missing and checkers are not
+/// required, a failure when `CONFLAGENT_REQUIRE_CHECKERS=1`.
+pub fn find_checker(program: &str, install: &str) -> Option<String> {
+    let found = Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return Some(program.to_owned());
+    }
+    let required = std::env::var("CONFLAGENT_REQUIRE_CHECKERS").is_ok_and(|value| value == "1");
+    assert!(
+        !required,
+        "{program} is missing and CONFLAGENT_REQUIRE_CHECKERS=1; install it with `{install}`"
+    );
+    // Written to the real stderr: the test harness captures `eprintln!` of passing tests, and a
+    // skipped check must not pass silently.
+    let notice = format!(
+        "\n!!!!! NOTICE: {program} is not installed; this check was SKIPPED. \
+         Install it with `{install}`. !!!!!\n"
+    );
+    let _ = std::io::stderr().write_all(notice.as_bytes());
+    None
 }
