@@ -8,6 +8,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 use crate::config::ConfigStore;
+use crate::config::watch::initial_load;
 use crate::endpoint::Shared;
 use crate::sim::{Deployment, SimSettings, Simulator};
 use crate::{RunSettings, run};
@@ -56,7 +57,7 @@ impl Demo {
                 .join(format!("conflagent.{ENDPOINT}.properties")),
             file,
         )?;
-        let (store, _report) = ConfigStore::load(config_dir.path(), Shared::default())?;
+        let store = initial_load(config_dir.path(), Shared::default())?;
         let public = TcpListener::bind(listen).await?;
         let private = TcpListener::bind(metrics_listen).await?;
         Ok(Demo {
@@ -103,8 +104,12 @@ impl Demo {
         )
     }
 
-    /// Serves until `shutdown` completes, then stops the gateway and the simulator.
-    pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Serves with `settings` until `shutdown` completes, then stops the gateway and the simulator.
+    pub async fn serve(
+        self,
+        settings: RunSettings,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         let Demo {
             sim,
             public,
@@ -113,7 +118,7 @@ impl Demo {
             config_dir,
             ..
         } = self;
-        run(public, private, store, RunSettings::default(), shutdown).await;
+        run(public, private, store, settings, shutdown).await;
         sim.shutdown().await;
         drop(config_dir);
     }

@@ -1,6 +1,7 @@
 //! The `conflagent` binary: parses the command line, sets up logging, loads config, binds the
 //! listeners and hands over to the library.
 
+use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use conflagent::config::ConfigStore;
 use conflagent::config::table::check_dir;
-use conflagent::config::watch::log_report;
+use conflagent::config::watch::initial_load;
 use conflagent::demo::Demo;
 use conflagent::endpoint::Shared;
 use conflagent::http::server::ServerSettings;
@@ -129,45 +129,18 @@ fn check(dir: &Path) -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     init_logging(args.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+    block_on(async move {
+        let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
-        let metrics = match conflagent::metrics::install() {
-            Ok(handle) => handle,
-            Err(error) => {
-                tracing::error!(%error, "cannot install the metrics recorder");
-                return ExitCode::FAILURE;
-            }
         };
-        let upkeep = metrics.clone();
-        tokio::spawn(async move {
-            // Histogram samples are folded in at scrape time; upkeep bounds them between scrapes.
-            let mut interval = tokio::time::interval(Duration::from_secs(5));
-            loop {
-                interval.tick().await;
-                upkeep.run_upkeep();
-            }
-        });
         // Config is loaded and validated completely before any port is bound.
-        let shared = Shared::default();
-        let (store, report) = match ConfigStore::load(&args.config_dir, shared) {
-            Ok(loaded) => loaded,
+        let store = match initial_load(&args.config_dir, Shared::default()) {
+            Ok(store) => store,
             Err(error) => {
                 tracing::error!(dir = %args.config_dir.display(), %error, "cannot read the config directory");
                 return ExitCode::FAILURE;
             }
         };
-        log_report(&args.config_dir, &report);
-        conflagent::metrics::config_reloaded(&report);
-        conflagent::metrics::mark_reload_success();
-        if report.loaded == 0 {
-            tracing::warn!(dir = %args.config_dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
-        }
         let public = match TcpListener::bind(args.listen).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -182,7 +155,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tracing::info!(listen = %args.listen, metrics_listen = %args.metrics_listen, endpoints = report.loaded, "conflagent serving");
+        tracing::info!(listen = %args.listen, metrics_listen = %args.metrics_listen, endpoints = store.table().len(), "conflagent serving");
         let settings = RunSettings {
             service: ServiceSettings {
                 public_url: args.public_url.clone(),
@@ -192,24 +165,27 @@ fn serve(args: ServeArgs) -> ExitCode {
                 grace_period: Duration::from_secs(args.shutdown_grace),
                 ..ServerSettings::default()
             },
-            render_metrics: Some(Arc::new(move || metrics.render())),
+            render_metrics: Some(render_metrics),
             ..RunSettings::default()
         };
-        run(public, private, Arc::new(store), settings, shutdown_signal()).await;
+        run(
+            public,
+            private,
+            Arc::new(store),
+            settings,
+            shutdown_signal(),
+        )
+        .await;
         ExitCode::SUCCESS
     })
 }
 
 fn demo(listen: SocketAddr, metrics_listen: SocketAddr) -> ExitCode {
     init_logging(LogFormat::Text);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+    block_on(async move {
+        let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async move {
+        };
         let demo = match Demo::start(listen, metrics_listen).await {
             Ok(demo) => demo,
             Err(error) => {
@@ -218,9 +194,46 @@ fn demo(listen: SocketAddr, metrics_listen: SocketAddr) -> ExitCode {
             }
         };
         println!("{}", demo.instructions());
-        demo.serve(shutdown_signal()).await;
+        let settings = RunSettings {
+            render_metrics: Some(render_metrics),
+            ..RunSettings::default()
+        };
+        demo.serve(settings, shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+/// Runs `future` on a new multi-threaded runtime.
+fn block_on(future: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(future),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Installs the Prometheus recorder and its upkeep task (inside the runtime); returns what renders
+/// the scrape, or `None` after logging why it could not be installed.
+fn start_metrics() -> Option<Arc<dyn Fn() -> String + Send + Sync>> {
+    let handle = match conflagent::metrics::install() {
+        Ok(handle) => handle,
+        Err(error) => {
+            tracing::error!(%error, "cannot install the metrics recorder");
+            return None;
+        }
+    };
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        // Histogram samples are folded in at scrape time; upkeep bounds them between scrapes.
+        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            interval.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Some(Arc::new(move || handle.render()))
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::ConfigStore;
 use crate::config::table::ReloadReport;
+use crate::endpoint::Shared;
 
 /// How the watcher behaves.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +82,19 @@ fn start_debouncer(
     })?;
     debouncer.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(debouncer)
+}
+
+/// The first load of `dir`: every file validated, problems logged and counted. Fails only when the
+/// directory cannot be read.
+pub fn initial_load(dir: &Path, shared: Shared) -> std::io::Result<ConfigStore> {
+    let (store, report) = ConfigStore::load(dir, shared)?;
+    log_report(dir, &report);
+    crate::metrics::config_reloaded(&report);
+    crate::metrics::mark_reload_success();
+    if report.loaded == 0 {
+        tracing::warn!(dir = %dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
+    }
+    Ok(store)
 }
 
 /// Rescans on a blocking thread (file IO) and logs the outcome.

@@ -459,19 +459,8 @@ impl ConfluenceClient {
             body: BodyRequest::storage(storage),
         };
         let url = self.url(&["content"], &[("expand", "version,ancestors")]);
-        let call = Call {
-            operation: OPERATION,
-            method: Method::POST,
-            route: route::CONTENT,
-            url,
-            body: Some(json_body(&request)?),
-        };
-        let deadline = self.deadline();
-        let content: Content = within(deadline, async {
-            parse(&self.send(&call, deadline).await?)
-        })
-        .await?;
-        page_from(content, false)
+        self.write_page(OPERATION, Method::POST, route::CONTENT, url, &request)
+            .await
     }
 
     /// Changes a page's body, title or parent. One request: `PUT /rest/api/content/{id}` with
@@ -491,12 +480,25 @@ impl ConfluenceClient {
             body: update.body.as_deref().map(BodyRequest::storage),
         };
         let url = self.url(&["content", &update.id], &[("expand", "version,ancestors")]);
+        self.write_page(OPERATION, Method::PUT, route::CONTENT_ID, url, &request)
+            .await
+    }
+
+    /// Sends one page write (create or update) and reads the page it answers with; no read-back.
+    async fn write_page(
+        &self,
+        operation: &'static str,
+        method: Method,
+        route: &'static str,
+        url: Url,
+        request: &impl serde::Serialize,
+    ) -> Result<Page, UpstreamError> {
         let call = Call {
-            operation: OPERATION,
-            method: Method::PUT,
-            route: route::CONTENT_ID,
+            operation,
+            method,
+            route,
             url,
-            body: Some(json_body(&request)?),
+            body: Some(json_body(request)?),
         };
         let deadline = self.deadline();
         let content: Content = within(deadline, async {

@@ -20,7 +20,7 @@ async fn demo_serves_its_handbook_and_prints_working_instructions() {
     assert_eq!(instructions.matches("curl -s").count(), 3);
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let served = tokio::spawn(demo.serve(async move {
+    let served = tokio::spawn(demo.serve(conflagent::RunSettings::default(), async move {
         let _ = stop_rx.await;
     }));
     let http = reqwest::Client::new();
