@@ -35,8 +35,13 @@ pub struct Demo {
 }
 
 impl Demo {
-    /// Starts the simulator, seeds it, writes the endpoint file and binds both listeners.
-    pub async fn start(listen: SocketAddr, metrics_listen: SocketAddr) -> std::io::Result<Demo> {
+    /// Starts the simulator, seeds it, writes the endpoint file (with `rate_limit_per_minute`, 0 for
+    /// none) and binds both listeners.
+    pub async fn start(
+        listen: SocketAddr,
+        metrics_listen: SocketAddr,
+        rate_limit_per_minute: u32,
+    ) -> std::io::Result<Demo> {
         let sim = Simulator::start(SimSettings::for_deployment(Deployment::DataCenter)).await?;
         sim.add_bearer_token(UPSTREAM_TOKEN);
         let root_id = seed(&sim);
@@ -47,7 +52,7 @@ impl Demo {
         let file = format!(
             "# Written by `conflagent demo`.\nbase_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\n\
              gpt_shared_secret={secret}\nauth=bearer\napi_token={UPSTREAM_TOKEN}\n\
-             rate_limit_per_minute=600\nrate_limit_burst=100\n\
+             rate_limit_per_minute={rate_limit_per_minute}\n\
              description=A demo team handbook served by the built-in Confluence simulator.\n",
             sim.base_url()
         );

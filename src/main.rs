@@ -47,6 +47,9 @@ enum Command {
         /// Private listener for /metrics, /healthz and /readyz.
         #[arg(long, default_value = "127.0.0.1:9464")]
         metrics_listen: SocketAddr,
+        /// The demo endpoint's rate limit (0: none).
+        #[arg(long, default_value_t = 120)]
+        rate_limit_per_minute: u32,
     },
 }
 
@@ -86,7 +89,8 @@ fn main() -> ExitCode {
         Some(Command::Demo {
             listen,
             metrics_listen,
-        }) => demo(listen, metrics_listen),
+            rate_limit_per_minute,
+        }) => demo(listen, metrics_listen, rate_limit_per_minute),
         None => serve(cli.serve),
     }
 }
@@ -180,13 +184,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-fn demo(listen: SocketAddr, metrics_listen: SocketAddr) -> ExitCode {
+fn demo(listen: SocketAddr, metrics_listen: SocketAddr, rate_limit_per_minute: u32) -> ExitCode {
     init_logging(LogFormat::Text);
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
         };
-        let demo = match Demo::start(listen, metrics_listen).await {
+        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute).await {
             Ok(demo) => demo,
             Err(error) => {
                 tracing::error!(%error, %listen, %metrics_listen, "cannot start the demo (is the port taken? try --listen 127.0.0.1:0)");

@@ -8,6 +8,7 @@ async fn demo_serves_its_handbook_and_prints_working_instructions() {
     let demo = Demo::start(
         "127.0.0.1:0".parse().expect("addr"),
         "127.0.0.1:0".parse().expect("addr"),
+        120,
     )
     .await
     .expect("demo starts");
