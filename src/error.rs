@@ -231,15 +231,6 @@ impl ApiError {
         )
     }
 
-    /// 501: a route whose operation is not available in this build.
-    pub fn not_implemented() -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            ErrorCode::InternalError,
-            "this operation is not implemented yet",
-        )
-    }
-
     /// Renders the error as an envelope response.
     pub fn into_response(self) -> Response<Body> {
         let mut response = envelope(
