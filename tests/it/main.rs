@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per feature.
 
+mod cli;
 mod config_reload;
 mod confluence;
 mod demo;

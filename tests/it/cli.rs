@@ -1,0 +1,57 @@
+//! The `conflagent` binary's `check` command, as an operator's script runs it.
+
+use std::process::Command;
+
+use crate::support::{SECRET, endpoint_file};
+
+fn check(files: &[(&str, &str)]) -> (i32, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, content) in files {
+        std::fs::write(dir.path().join(name), content).expect("write");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_conflagent"))
+        .arg("check")
+        .arg(dir.path())
+        .output()
+        .expect("run conflagent check");
+    let stdout =
+        String::from_utf8_lossy(&output.stdout).replace(&format!("{}/", dir.path().display()), "");
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+#[test]
+fn check_exits_zero_for_valid_files_and_ignores_other_names() {
+    let valid = endpoint_file(SECRET, "https://wiki.example.com");
+    let (code, stdout) = check(&[
+        ("conflagent.docs.properties", &valid),
+        ("conflagent.example.properties.example", "not = valid"),
+        ("notes.txt", "anything"),
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn check_prints_file_line_problems_without_secrets_and_exits_one() {
+    let broken = "base_url=ftp://wiki\nspace_key=DOC\nroot_page_id=12x\n\
+                  gpt_shared_secret=tiny-secret\napi_token=upstream-token-value\n";
+    let (code, stdout) = check(&[("conflagent.broken.properties", broken)]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        stdout,
+        "conflagent.broken.properties:1: base_url must be an http or https URL with a host\n\
+         conflagent.broken.properties:3: root_page_id must be a numeric page id\n\
+         conflagent.broken.properties:4: warning: gpt_shared_secret is shorter than 16 characters; \
+         use a long random secret\n"
+    );
+    assert!(!stdout.contains("tiny-secret") && !stdout.contains("upstream-token-value"));
+}
+
+#[test]
+fn check_of_a_missing_directory_fails() {
+    let output = Command::new(env!("CARGO_BIN_EXE_conflagent"))
+        .args(["check", "/nonexistent/config.d"])
+        .output()
+        .expect("run conflagent check");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read directory"));
+}
