@@ -622,3 +622,52 @@ async fn titles_are_found_ignoring_case_as_confluence_compares_them() {
     assert_error(status, &body, 404, "NOT_FOUND");
     world.stop().await;
 }
+
+#[tokio::test]
+async fn script_capable_storage_is_refused_unless_the_endpoint_allows_the_macro() {
+    let html_macro = "<ac:structured-macro ac:name=\"html\"><ac:plain-text-body><![CDATA[<b>hi</b>]]>\
+                      </ac:plain-text-body></ac:structured-macro>";
+    let world = World::start().await;
+    for body in [
+        html_macro,
+        "<p onclick=\"steal()\">x</p>",
+        "<script>alert(1)</script>",
+    ] {
+        let (status, response) = world
+            .call(
+                Method::POST,
+                "/pages",
+                Some(json!({"title": "Scripted", "body": body, "format": "storage"})),
+            )
+            .await;
+        assert_error(status, &response, 400, "INVALID_INPUT");
+        assert!(
+            response["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not allowed"),
+            "{response}"
+        );
+    }
+    assert!(world.sim.page_by_title(SPACE, "Scripted").is_none());
+    world.stop().await;
+
+    let world = World::start_with(Deployment::DataCenter, "allowed_macros=html\n").await;
+    let (status, response) = world
+        .call(
+            Method::POST,
+            "/pages",
+            Some(json!({"title": "Scripted", "body": html_macro, "format": "storage"})),
+        )
+        .await;
+    assert_ok(status, &response);
+    let (status, response) = world
+        .call(
+            Method::POST,
+            "/pages",
+            Some(json!({"title": "Still no", "body": "<script>alert(1)</script>", "format": "storage"})),
+        )
+        .await;
+    assert_error(status, &response, 400, "INVALID_INPUT");
+    world.stop().await;
+}
