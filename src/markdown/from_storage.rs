@@ -80,7 +80,13 @@ const BLOCK_ELEMENTS: &[&str] = &[
 
 pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
     let renderer = Renderer { source };
-    let mut markdown = renderer.block_texts(nodes).join("\n\n");
+    let mut markdown = String::with_capacity(source.len() / 2);
+    for (index, (block, _)) in renderer.blocks(nodes).iter().enumerate() {
+        if index > 0 {
+            markdown.push_str("\n\n");
+        }
+        markdown.push_str(block);
+    }
     if !markdown.is_empty() {
         markdown.push('\n');
     }
@@ -570,13 +576,13 @@ impl Renderer<'_> {
     }
 
     fn cell(&self, cell: &Element) -> Option<String> {
-        let significant: Vec<&Node> = cell
-            .children
-            .iter()
-            .filter(|node| !is_blank(node))
-            .collect();
-        let text = match significant.as_slice() {
-            [Node::Element(paragraph)]
+        let mut significant = cell.children.iter().filter(|node| !is_blank(node));
+        let only = match (significant.next(), significant.next()) {
+            (Some(node), None) => Some(node),
+            _ => None,
+        };
+        let text = match only {
+            Some(Node::Element(paragraph))
                 if paragraph.name == "p" && has_only_significant(paragraph, &[]) =>
             {
                 self.inline(&paragraph.children, InlineContext::TableCell)?
@@ -592,10 +598,12 @@ impl Renderer<'_> {
     /// Renders inline content, or `None` when a block element makes that impossible.
     fn inline(&self, nodes: &[Node], context: InlineContext) -> Option<String> {
         let mut out = String::new();
-        let significant: Vec<&Node> = nodes.iter().filter(|node| !is_blank(node)).collect();
-        let is_break = |node: Option<&&Node>| matches!(node, Some(Node::Element(element)) if element.name == "br");
+        let mut significant = nodes.iter().filter(|node| !is_blank(node));
+        let first = significant.next();
+        let last = significant.next_back().or(first);
+        let is_break = |node: Option<&Node>| matches!(node, Some(Node::Element(element)) if element.name == "br");
         // A break cannot open or close a Markdown paragraph.
-        if is_break(significant.first()) || is_break(significant.last()) {
+        if is_break(first) || is_break(last) {
             return None;
         }
         // Where the previous non-text piece starts in `out` and in the source.
@@ -642,14 +650,14 @@ impl Renderer<'_> {
             }
         }
         let trimmed = out.trim();
-        if !trimmed.contains('\n') {
-            return Some(escape_line_start(trimmed));
+        let mut markdown = String::with_capacity(trimmed.len() + 2);
+        for (index, line) in trimmed.split('\n').enumerate() {
+            if index > 0 {
+                markdown.push('\n');
+            }
+            escape_line_start_into(&mut markdown, line.trim_start());
         }
-        let lines: Vec<String> = trimmed
-            .split('\n')
-            .map(|line| escape_line_start(line.trim_start()))
-            .collect();
-        Some(lines.join("\n"))
+        Some(markdown)
     }
 
     fn inline_element(&self, element: &Element, context: InlineContext) -> Option<String> {
@@ -1114,21 +1122,25 @@ fn escape_entities(text: &str) -> String {
     out
 }
 
-/// Escapes what would start a block if it began a line.
-fn escape_line_start(line: &str) -> String {
-    let mut chars = line.chars();
-    match chars.next() {
-        Some('#' | '-' | '+' | '=' | '>') => format!("\\{line}"),
-        Some(c) if c.is_ascii_digit() => {
-            let digits = line.chars().take_while(char::is_ascii_digit).count();
+/// Appends a line, escaping what would start a block if it began the line.
+fn escape_line_start_into(out: &mut String, line: &str) {
+    match line.as_bytes().first() {
+        Some(b'#' | b'-' | b'+' | b'=' | b'>') => {
+            out.push('\\');
+            out.push_str(line);
+        }
+        Some(first) if first.is_ascii_digit() => {
+            let digits = line.bytes().take_while(u8::is_ascii_digit).count();
             let rest = &line[digits..];
             if rest.starts_with('.') || rest.starts_with(')') {
-                format!("{}\\{}", &line[..digits], rest)
+                out.push_str(&line[..digits]);
+                out.push('\\');
+                out.push_str(rest);
             } else {
-                line.to_owned()
+                out.push_str(line);
             }
         }
-        _ => line.to_owned(),
+        _ => out.push_str(line),
     }
 }
 
@@ -1154,16 +1166,19 @@ fn link_title(title: &str) -> String {
 
 /// Prefixes every line; blank lines get `blank_prefix` so no trailing whitespace is left.
 fn prefix_lines(text: &str, prefix: &str, blank_prefix: &str) -> String {
-    text.split('\n')
-        .map(|line| {
-            if line.is_empty() {
-                blank_prefix.to_owned()
-            } else {
-                format!("{prefix}{line}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = String::with_capacity(text.len() + prefix.len() * 4);
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        if line.is_empty() {
+            out.push_str(blank_prefix);
+        } else {
+            out.push_str(prefix);
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

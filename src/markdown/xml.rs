@@ -158,7 +158,7 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> 
             }
             Event::Text(_) => {
                 let raw = &source[start..end];
-                if let Some(offset) = raw.find(['&', '<']) {
+                if let Some(offset) = raw.bytes().position(|b| b == b'&' || b == b'<') {
                     return Err(error_at(source, start + offset, "unescaped '&' or '<'"));
                 }
                 check_characters(source, start, raw)?;
