@@ -440,15 +440,14 @@ impl Renderer<'_> {
             let indent = " ".repeat(marker.chars().count());
             let indented = prefix_lines(&body, &indent, "");
             let first = indented.strip_prefix(indent.as_str()).unwrap_or(&indented);
-            rendered_items.push(format!(
-                "{}{}",
-                marker.trim_end(),
-                if first.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {first}")
-                }
-            ));
+            let marker = marker.trim_end();
+            let mut rendered = String::with_capacity(marker.len() + 1 + first.len());
+            rendered.push_str(marker);
+            if !first.is_empty() {
+                rendered.push(' ');
+                rendered.push_str(first);
+            }
+            rendered_items.push(rendered);
         }
         Some(rendered_items.join(if loose { "\n\n" } else { "\n" }))
     }
@@ -558,7 +557,7 @@ impl Renderer<'_> {
             if cells.len() != columns {
                 return None;
             }
-            lines.push(format!("| {} |", cells.join(" | ")));
+            lines.push(table_row(&cells));
             if row_index == 0 {
                 let delimiters: Vec<&str> = alignments
                     .iter()
@@ -569,7 +568,7 @@ impl Renderer<'_> {
                         Some(_) => "---:",
                     })
                     .collect();
-                lines.push(format!("| {} |", delimiters.join(" | ")));
+                lines.push(table_row(&delimiters));
             }
         }
         Some(lines.join("\n"))
@@ -597,7 +596,12 @@ impl Renderer<'_> {
 
     /// Renders inline content, or `None` when a block element makes that impossible.
     fn inline(&self, nodes: &[Node], context: InlineContext) -> Option<String> {
-        let mut out = String::new();
+        // The Markdown is rarely longer than the storage it comes from: size for that up front.
+        let source_len = match (nodes.first(), nodes.last()) {
+            (Some(first), Some(last)) => last.span().end.saturating_sub(first.span().start),
+            _ => 0,
+        };
+        let mut out = String::with_capacity(source_len);
         let mut significant = nodes.iter().filter(|node| !is_blank(node));
         let first = significant.next();
         let last = significant.next_back().or(first);
@@ -967,6 +971,19 @@ fn wrap(inner: &str, delimiter: &str) -> Option<String> {
     Some(format!(
         "{leading}{delimiter}{trimmed}{delimiter}{trailing}"
     ))
+}
+
+/// One table row in pipe syntax.
+fn table_row<S: AsRef<str>>(cells: &[S]) -> String {
+    let width: usize = cells.iter().map(|cell| cell.as_ref().len() + 3).sum();
+    let mut row = String::with_capacity(width + 2);
+    row.push('|');
+    for cell in cells {
+        row.push(' ');
+        row.push_str(cell.as_ref());
+        row.push_str(" |");
+    }
+    row
 }
 
 fn parse_alignment(style: &str) -> Option<&'static str> {
