@@ -345,7 +345,13 @@ fn is_valid_name(name: &str) -> bool {
 
 /// Resolves references in a raw attribute value; `<` and a bare `&` are errors.
 fn unescape_attribute(raw: &str) -> Result<Cow<'_, str>, String> {
-    if !raw.contains(['&', '<']) {
+    if !raw.bytes().any(|b| b == b'&' || b == b'<') {
+        if raw
+            .bytes()
+            .all(|b| b != 0xEF && (b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')))
+        {
+            return Ok(Cow::Borrowed(raw));
+        }
         if let Some(bad) = raw.chars().find(|c| !is_xml_char(*c)) {
             return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
         }
