@@ -80,7 +80,13 @@ const BLOCK_ELEMENTS: &[&str] = &[
 
 pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
     let renderer = Renderer { source };
-    let mut markdown = renderer.block_texts(nodes).join("\n\n");
+    let mut markdown = String::with_capacity(source.len() / 2);
+    for (index, (block, _)) in renderer.blocks(nodes).iter().enumerate() {
+        if index > 0 {
+            markdown.push_str("\n\n");
+        }
+        markdown.push_str(block);
+    }
     if !markdown.is_empty() {
         markdown.push('\n');
     }
@@ -434,15 +440,14 @@ impl Renderer<'_> {
             let indent = " ".repeat(marker.chars().count());
             let indented = prefix_lines(&body, &indent, "");
             let first = indented.strip_prefix(indent.as_str()).unwrap_or(&indented);
-            rendered_items.push(format!(
-                "{}{}",
-                marker.trim_end(),
-                if first.is_empty() {
-                    String::new()
-                } else {
-                    format!(" {first}")
-                }
-            ));
+            let marker = marker.trim_end();
+            let mut rendered = String::with_capacity(marker.len() + 1 + first.len());
+            rendered.push_str(marker);
+            if !first.is_empty() {
+                rendered.push(' ');
+                rendered.push_str(first);
+            }
+            rendered_items.push(rendered);
         }
         Some(rendered_items.join(if loose { "\n\n" } else { "\n" }))
     }
@@ -552,7 +557,7 @@ impl Renderer<'_> {
             if cells.len() != columns {
                 return None;
             }
-            lines.push(format!("| {} |", cells.join(" | ")));
+            lines.push(table_row(&cells));
             if row_index == 0 {
                 let delimiters: Vec<&str> = alignments
                     .iter()
@@ -563,20 +568,20 @@ impl Renderer<'_> {
                         Some(_) => "---:",
                     })
                     .collect();
-                lines.push(format!("| {} |", delimiters.join(" | ")));
+                lines.push(table_row(&delimiters));
             }
         }
         Some(lines.join("\n"))
     }
 
     fn cell(&self, cell: &Element) -> Option<String> {
-        let significant: Vec<&Node> = cell
-            .children
-            .iter()
-            .filter(|node| !is_blank(node))
-            .collect();
-        let text = match significant.as_slice() {
-            [Node::Element(paragraph)]
+        let mut significant = cell.children.iter().filter(|node| !is_blank(node));
+        let only = match (significant.next(), significant.next()) {
+            (Some(node), None) => Some(node),
+            _ => None,
+        };
+        let text = match only {
+            Some(Node::Element(paragraph))
                 if paragraph.name == "p" && has_only_significant(paragraph, &[]) =>
             {
                 self.inline(&paragraph.children, InlineContext::TableCell)?
@@ -591,11 +596,18 @@ impl Renderer<'_> {
 
     /// Renders inline content, or `None` when a block element makes that impossible.
     fn inline(&self, nodes: &[Node], context: InlineContext) -> Option<String> {
-        let mut out = String::new();
-        let significant: Vec<&Node> = nodes.iter().filter(|node| !is_blank(node)).collect();
-        let is_break = |node: Option<&&Node>| matches!(node, Some(Node::Element(element)) if element.name == "br");
+        // The Markdown is rarely longer than the storage it comes from: size for that up front.
+        let source_len = match (nodes.first(), nodes.last()) {
+            (Some(first), Some(last)) => last.span().end.saturating_sub(first.span().start),
+            _ => 0,
+        };
+        let mut out = String::with_capacity(source_len);
+        let mut significant = nodes.iter().filter(|node| !is_blank(node));
+        let first = significant.next();
+        let last = significant.next_back().or(first);
+        let is_break = |node: Option<&Node>| matches!(node, Some(Node::Element(element)) if element.name == "br");
         // A break cannot open or close a Markdown paragraph.
-        if is_break(significant.first()) || is_break(significant.last()) {
+        if is_break(first) || is_break(last) {
             return None;
         }
         // Where the previous non-text piece starts in `out` and in the source.
@@ -642,14 +654,14 @@ impl Renderer<'_> {
             }
         }
         let trimmed = out.trim();
-        if !trimmed.contains('\n') {
-            return Some(escape_line_start(trimmed));
+        let mut markdown = String::with_capacity(trimmed.len() + 2);
+        for (index, line) in trimmed.split('\n').enumerate() {
+            if index > 0 {
+                markdown.push('\n');
+            }
+            escape_line_start_into(&mut markdown, line.trim_start());
         }
-        let lines: Vec<String> = trimmed
-            .split('\n')
-            .map(|line| escape_line_start(line.trim_start()))
-            .collect();
-        Some(lines.join("\n"))
+        Some(markdown)
     }
 
     fn inline_element(&self, element: &Element, context: InlineContext) -> Option<String> {
@@ -961,6 +973,19 @@ fn wrap(inner: &str, delimiter: &str) -> Option<String> {
     ))
 }
 
+/// One table row in pipe syntax.
+fn table_row<S: AsRef<str>>(cells: &[S]) -> String {
+    let width: usize = cells.iter().map(|cell| cell.as_ref().len() + 3).sum();
+    let mut row = String::with_capacity(width + 2);
+    row.push('|');
+    for cell in cells {
+        row.push(' ');
+        row.push_str(cell.as_ref());
+        row.push_str(" |");
+    }
+    row
+}
+
 fn parse_alignment(style: &str) -> Option<&'static str> {
     let compact: String = style
         .chars()
@@ -1114,21 +1139,25 @@ fn escape_entities(text: &str) -> String {
     out
 }
 
-/// Escapes what would start a block if it began a line.
-fn escape_line_start(line: &str) -> String {
-    let mut chars = line.chars();
-    match chars.next() {
-        Some('#' | '-' | '+' | '=' | '>') => format!("\\{line}"),
-        Some(c) if c.is_ascii_digit() => {
-            let digits = line.chars().take_while(char::is_ascii_digit).count();
+/// Appends a line, escaping what would start a block if it began the line.
+fn escape_line_start_into(out: &mut String, line: &str) {
+    match line.as_bytes().first() {
+        Some(b'#' | b'-' | b'+' | b'=' | b'>') => {
+            out.push('\\');
+            out.push_str(line);
+        }
+        Some(first) if first.is_ascii_digit() => {
+            let digits = line.bytes().take_while(u8::is_ascii_digit).count();
             let rest = &line[digits..];
             if rest.starts_with('.') || rest.starts_with(')') {
-                format!("{}\\{}", &line[..digits], rest)
+                out.push_str(&line[..digits]);
+                out.push('\\');
+                out.push_str(rest);
             } else {
-                line.to_owned()
+                out.push_str(line);
             }
         }
-        _ => line.to_owned(),
+        _ => out.push_str(line),
     }
 }
 
@@ -1154,16 +1183,19 @@ fn link_title(title: &str) -> String {
 
 /// Prefixes every line; blank lines get `blank_prefix` so no trailing whitespace is left.
 fn prefix_lines(text: &str, prefix: &str, blank_prefix: &str) -> String {
-    text.split('\n')
-        .map(|line| {
-            if line.is_empty() {
-                blank_prefix.to_owned()
-            } else {
-                format!("{prefix}{line}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut out = String::with_capacity(text.len() + prefix.len() * 4);
+    for (index, line) in text.split('\n').enumerate() {
+        if index > 0 {
+            out.push('\n');
+        }
+        if line.is_empty() {
+            out.push_str(blank_prefix);
+        } else {
+            out.push_str(prefix);
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -29,9 +29,12 @@ pub(crate) fn alert_macro(kind: BlockQuoteKind) -> &'static str {
 }
 
 pub(crate) fn convert(markdown: &str, policy: &WritePolicy) -> String {
-    let events: Vec<Event<'_>> = Parser::new_ext(markdown, parser_options()).collect();
+    let mut events = Events {
+        parser: Parser::new_ext(markdown, parser_options()),
+        buffer: Vec::new(),
+        base: 0,
+    };
     let mut writer = Writer {
-        events: &events,
         policy,
         out: String::with_capacity(markdown.len() + markdown.len() / 2),
         closers: Vec::new(),
@@ -42,8 +45,94 @@ pub(crate) fn convert(markdown: &str, policy: &WritePolicy) -> String {
         escape_inline_html_until: None,
         html_block: None,
     };
-    writer.run();
+    let mut index = 0;
+    while events.load(index) {
+        if writer.at_top_level() {
+            // Nothing before the previous event can be looked at or redone any more.
+            events.release_before(index.saturating_sub(1));
+        }
+        events.prefetch_for(index);
+        index = writer.step(&events, index);
+    }
     writer.out
+}
+
+/// The parser's events, pulled on demand and kept only while the writer may still look back at them
+/// (to redo a scope) or ahead (to classify a list); indices are absolute from the first event.
+struct Events<'a> {
+    parser: Parser<'a>,
+    buffer: Vec<Event<'a>>,
+    /// Absolute index of `buffer[0]`.
+    base: usize,
+}
+
+impl<'a> Events<'a> {
+    /// Consumed events are dropped in batches so that releasing stays cheap.
+    const RELEASE_BATCH: usize = 256;
+
+    fn get(&self, index: usize) -> Option<&Event<'a>> {
+        index
+            .checked_sub(self.base)
+            .and_then(|offset| self.buffer.get(offset))
+    }
+
+    fn tail(&self, from: usize) -> &[Event<'a>] {
+        let offset = from.saturating_sub(self.base).min(self.buffer.len());
+        &self.buffer[offset..]
+    }
+
+    /// Pulls events until `index` is buffered; false when the document has fewer events.
+    fn load(&mut self, index: usize) -> bool {
+        while self.base + self.buffer.len() <= index {
+            match self.parser.next() {
+                Some(event) => self.buffer.push(event),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Buffers what the writer will look ahead at when it handles the event at `index`.
+    fn prefetch_for(&mut self, index: usize) {
+        match self.get(index) {
+            Some(Event::Start(Tag::List(_))) => self.load_through_end(index),
+            Some(Event::Start(Tag::Item)) => {
+                self.load(index + 2);
+            }
+            Some(Event::Start(Tag::FootnoteDefinition(_))) => {
+                self.load(index + 1);
+            }
+            _ => {}
+        }
+    }
+
+    /// Buffers up to the end event matching the start event at `start`.
+    fn load_through_end(&mut self, start: usize) {
+        let mut depth = 0usize;
+        let mut index = start;
+        while self.load(index) {
+            match self.get(index) {
+                Some(Event::Start(_)) => depth += 1,
+                Some(Event::End(_)) => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
+            }
+            index += 1;
+        }
+    }
+
+    /// Forgets the events before `index`.
+    fn release_before(&mut self, index: usize) {
+        let consumed = index.saturating_sub(self.base).min(self.buffer.len());
+        if consumed >= Self::RELEASE_BATCH {
+            self.buffer.drain(..consumed);
+            self.base += consumed;
+        }
+    }
 }
 
 /// Text collected for a construct whose content becomes an attribute or CDATA, not markup.
@@ -73,8 +162,7 @@ struct TableState {
     column: usize,
 }
 
-struct Writer<'e, 'a> {
-    events: &'e [Event<'a>],
+struct Writer<'e> {
     policy: &'e WritePolicy,
     out: String,
     closers: Vec<&'static str>,
@@ -87,17 +175,20 @@ struct Writer<'e, 'a> {
     html_block: Option<String>,
 }
 
-impl Writer<'_, '_> {
-    fn run(&mut self) {
-        let mut index = 0;
-        while index < self.events.len() {
-            index = self.step(index);
-        }
+impl Writer<'_> {
+    /// True between top-level blocks: no construct is open, so no earlier event can be needed again.
+    fn at_top_level(&self) -> bool {
+        self.closers.is_empty()
+            && self.scopes.is_empty()
+            && self.capture.is_none()
+            && self.html_block.is_none()
     }
 
     /// Handles one event and returns the index of the next one (earlier when redoing a scope).
-    fn step(&mut self, index: usize) -> usize {
-        let event = &self.events[index];
+    fn step(&mut self, events: &Events<'_>, index: usize) -> usize {
+        let Some(event) = events.get(index) else {
+            return index + 1;
+        };
         if let Some(capture) = &mut self.capture {
             match event {
                 Event::Start(_) => capture.depth += 1,
@@ -134,7 +225,7 @@ impl Writer<'_, '_> {
             return index + 1;
         }
         match event {
-            Event::Start(tag) => self.start(tag, index),
+            Event::Start(tag) => self.start(events, tag, index),
             Event::End(tag) => return self.end(*tag, index),
             Event::Text(text) | Event::InlineMath(text) | Event::DisplayMath(text) => {
                 escape_text_into(&mut self.out, text)
@@ -163,13 +254,14 @@ impl Writer<'_, '_> {
         index + 1
     }
 
-    fn start(&mut self, tag: &Tag<'_>, index: usize) {
+    fn start(&mut self, events: &Events<'_>, tag: &Tag<'_>, index: usize) {
         let closer = match tag {
             Tag::Paragraph => {
                 self.open_scope(index);
                 self.out.push_str("<p>");
-                if let Some(Event::Start(Tag::FootnoteDefinition(label))) =
-                    index.checked_sub(1).map(|previous| &self.events[previous])
+                if let Some(Event::Start(Tag::FootnoteDefinition(label))) = index
+                    .checked_sub(1)
+                    .and_then(|previous| events.get(previous))
                 {
                     self.footnote_marker(label);
                 }
@@ -219,7 +311,7 @@ impl Writer<'_, '_> {
                 return;
             }
             Tag::List(start) => {
-                let is_task_list = self.is_task_list(index);
+                let is_task_list = is_task_list(events, index);
                 self.task_lists.push(is_task_list);
                 if is_task_list {
                     self.out.push_str("<ac:task-list>");
@@ -244,7 +336,8 @@ impl Writer<'_, '_> {
             Tag::Item => {
                 self.open_scope(index);
                 if self.task_lists.last().copied().unwrap_or(false) {
-                    let complete = self.events[index + 1..]
+                    let complete = events
+                        .tail(index + 1)
                         .iter()
                         .take(2)
                         .any(|event| matches!(event, Event::TaskListMarker(true)));
@@ -259,10 +352,8 @@ impl Writer<'_, '_> {
                 }
             }
             Tag::FootnoteDefinition(label) => {
-                let first_is_paragraph = matches!(
-                    self.events.get(index + 1),
-                    Some(Event::Start(Tag::Paragraph))
-                );
+                let first_is_paragraph =
+                    matches!(events.get(index + 1), Some(Event::Start(Tag::Paragraph)));
                 if !first_is_paragraph {
                     self.out.push_str("<p>");
                     self.footnote_marker(label);
@@ -474,33 +565,6 @@ impl Writer<'_, '_> {
         self.out.push_str("</sup> ");
     }
 
-    /// A list is a task list when every one of its items opens with a task marker.
-    fn is_task_list(&self, list_index: usize) -> bool {
-        let mut depth = 0usize;
-        let mut n_items = 0usize;
-        for (offset, event) in self.events[list_index + 1..].iter().enumerate() {
-            match event {
-                Event::Start(Tag::Item) if depth == 0 => {
-                    n_items += 1;
-                    let next = &self.events[list_index + 1 + offset + 1..];
-                    let marked = next
-                        .iter()
-                        .take(2)
-                        .any(|event| matches!(event, Event::TaskListMarker(_)));
-                    if !marked {
-                        return false;
-                    }
-                    depth += 1;
-                }
-                Event::Start(_) => depth += 1,
-                Event::End(_) if depth == 0 => break,
-                Event::End(_) => depth -= 1,
-                _ => {}
-            }
-        }
-        n_items > 0
-    }
-
     fn finish_capture(&mut self) {
         let Some(capture) = self.capture.take() else {
             return;
@@ -595,6 +659,33 @@ impl Writer<'_, '_> {
             self.out.push_str("</p>");
         }
     }
+}
+
+/// A list is a task list when every one of its items opens with a task marker.
+fn is_task_list(events: &Events<'_>, list_index: usize) -> bool {
+    let mut depth = 0usize;
+    let mut n_items = 0usize;
+    let following = events.tail(list_index + 1);
+    for (offset, event) in following.iter().enumerate() {
+        match event {
+            Event::Start(Tag::Item) if depth == 0 => {
+                n_items += 1;
+                let marked = following[offset + 1..]
+                    .iter()
+                    .take(2)
+                    .any(|event| matches!(event, Event::TaskListMarker(_)));
+                if !marked {
+                    return false;
+                }
+                depth += 1;
+            }
+            Event::Start(_) => depth += 1,
+            Event::End(_) if depth == 0 => break,
+            Event::End(_) => depth -= 1,
+            _ => {}
+        }
+    }
+    n_items > 0
 }
 
 /// True for a URL with a scheme (`https:`, `data:`…) or a protocol-relative one.

@@ -158,7 +158,7 @@ pub(crate) fn parse_fragment(source: &str) -> Result<Vec<Node<'_>>, XhtmlError> 
             }
             Event::Text(_) => {
                 let raw = &source[start..end];
-                if let Some(offset) = raw.find(['&', '<']) {
+                if let Some(offset) = raw.bytes().position(|b| b == b'&' || b == b'<') {
                     return Err(error_at(source, start + offset, "unescaped '&' or '<'"));
                 }
                 check_characters(source, start, raw)?;
@@ -345,7 +345,13 @@ fn is_valid_name(name: &str) -> bool {
 
 /// Resolves references in a raw attribute value; `<` and a bare `&` are errors.
 fn unescape_attribute(raw: &str) -> Result<Cow<'_, str>, String> {
-    if !raw.contains(['&', '<']) {
+    if !raw.bytes().any(|b| b == b'&' || b == b'<') {
+        if raw
+            .bytes()
+            .all(|b| b != 0xEF && (b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r')))
+        {
+            return Ok(Cow::Borrowed(raw));
+        }
         if let Some(bad) = raw.chars().find(|c| !is_xml_char(*c)) {
             return Err(format!("character U+{:04X} is not allowed", u32::from(bad)));
         }
@@ -436,40 +442,49 @@ fn is_plain(text: &str) -> bool {
 
 /// Appends text escaped for element content; characters XML forbids become U+FFFD.
 pub(crate) fn escape_text_into(out: &mut String, text: &str) {
-    if is_plain(text) {
-        out.push_str(text);
-        return;
-    }
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    escape_into(out, text, false);
 }
 
 /// Appends text escaped for a double-quoted attribute value.
 pub(crate) fn escape_attribute_into(out: &mut String, text: &str) {
-    if is_plain(text) && !text.contains(['\n', '\t']) {
-        out.push_str(text);
-        return;
+    escape_into(out, text, true);
+}
+
+/// Copies `text` in runs between the bytes that need a replacement. Every byte matched here is ASCII
+/// or the lead byte of a three-byte sequence, so the runs always end on character boundaries.
+fn escape_into(out: &mut String, text: &str, attribute: bool) {
+    let bytes = text.as_bytes();
+    let mut copied = 0;
+    let mut index = 0;
+    while index < bytes.len() {
+        let (replacement, width) = match bytes[index] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' if attribute => ("&quot;", 1),
+            b'\n' if attribute => ("&#10;", 1),
+            b'\r' if attribute => ("&#13;", 1),
+            b'\t' if attribute => ("&#9;", 1),
+            b'\t' | b'\n' | b'\r' => {
+                index += 1;
+                continue;
+            }
+            0x00..=0x1F => ("\u{FFFD}", 1),
+            // U+FFFE and U+FFFF are not XML characters.
+            0xEF if matches!(bytes.get(index + 1..index + 3), Some([0xBF, 0xBE | 0xBF])) => {
+                ("\u{FFFD}", 3)
+            }
+            _ => {
+                index += 1;
+                continue;
+            }
+        };
+        out.push_str(&text[copied..index]);
+        out.push_str(replacement);
+        index += width;
+        copied = index;
     }
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            '\t' => out.push_str("&#9;"),
-            c if is_xml_char(c) => out.push(c),
-            _ => out.push('\u{FFFD}'),
-        }
-    }
+    out.push_str(&text[copied..]);
 }
 
 /// Appends a CDATA section holding `text`, splitting it wherever the text contains `]]>`.
