@@ -1027,7 +1027,8 @@ fn code_span(text: &str) -> String {
     }
 }
 
-fn collapse_whitespace(text: &str) -> String {
+/// Runs of XML whitespace become one space.
+pub(super) fn collapse_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_space = false;
     for c in text.chars() {

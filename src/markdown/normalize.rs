@@ -139,7 +139,7 @@ fn canonical_children<'n>(nodes: &'n [Node], parent: &str, preserve: bool) -> Ve
     while let Some(item) = items.next() {
         match item {
             Canonical::Text(text) => {
-                let mut collapsed = collapse(&text);
+                let mut collapsed = super::from_storage::collapse_whitespace(&text);
                 if previous_is_block {
                     collapsed = collapsed.trim_start().to_owned();
                 }
@@ -207,23 +207,6 @@ fn write_element(out: &mut String, element: &Element, preserve: bool) {
         out.push_str(name);
         out.push('>');
     }
-}
-
-fn collapse(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut in_space = false;
-    for c in text.chars() {
-        if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            if !in_space {
-                out.push(' ');
-            }
-            in_space = true;
-        } else {
-            out.push(c);
-            in_space = false;
-        }
-    }
-    out
 }
 
 /// `color: red; ` and `color:red` are the same style.
