@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -220,30 +220,23 @@ pub struct RequestLabels {
 }
 
 impl RequestLabels {
-    /// Labels a request to `path` with `method`, looking endpoints up in `table`.
-    pub fn of(table: &TenantTable, method: &Method, path: &str) -> RequestLabels {
-        let top_level = |route| RequestLabels {
-            endpoint: String::new(),
+    /// The labels of a request with `method` to `endpoint` (a loaded endpoint's name or `""`),
+    /// served by `route` (the template recorded while serving it, or [`UNMATCHED`]).
+    pub fn new(endpoint: String, route: &'static str, method: &Method) -> RequestLabels {
+        RequestLabels {
+            endpoint,
             route,
             method: method_label(method),
-        };
-        match router::target(path) {
-            Target::Health => top_level("/health"),
-            Target::OpenApiTemplate => top_level("/openapi.json"),
-            Target::Unknown => top_level(UNMATCHED),
-            Target::Endpoint { name, rest } => {
-                if table.get(name).is_none() {
-                    return top_level(UNMATCHED);
-                }
-                let route = router::match_route(method, rest)
-                    .map_or(UNMATCHED, |matched| matched.operation.route().template);
-                RequestLabels {
-                    endpoint: name.to_owned(),
-                    route,
-                    method: method_label(method),
-                }
-            }
         }
+    }
+}
+
+/// The `endpoint` label of a request to `path`: the endpoint's name when it is loaded, else `""`
+/// (top-level routes, and names a client invented, which must not create series).
+pub fn request_endpoint(table: &TenantTable, path: &str) -> String {
+    match router::target(path) {
+        Target::Endpoint { name, .. } if table.get(name).is_some() => name.to_owned(),
+        _ => String::new(),
     }
 }
 
@@ -260,11 +253,12 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// What one request shares with the code that serves it: its endpoint label and how many calls to
-/// Confluence it made.
+/// What one request shares with the code that serves it: its endpoint label, the route that served
+/// it, and how many calls to Confluence it made.
 #[derive(Debug, Default)]
 pub struct RequestContext {
     endpoint: String,
+    route: OnceLock<&'static str>,
     upstream_calls: AtomicU32,
 }
 
@@ -273,8 +267,14 @@ impl RequestContext {
     pub fn new(endpoint: &str) -> RequestContext {
         RequestContext {
             endpoint: endpoint.to_owned(),
+            route: OnceLock::new(),
             upstream_calls: AtomicU32::new(0),
         }
+    }
+
+    /// The route template that served the request, or [`UNMATCHED`] when none matched.
+    pub fn route(&self) -> &'static str {
+        self.route.get().copied().unwrap_or(UNMATCHED)
     }
 
     /// Calls to Confluence made so far.
@@ -291,6 +291,12 @@ tokio::task_local! {
 /// onto other tasks does not inherit it.
 pub async fn scope<F: Future>(context: Arc<RequestContext>, future: F) -> F::Output {
     REQUEST.scope(context, future).await
+}
+
+/// Records the route template serving the current request: routing happens once, and the labels
+/// reuse its result.
+pub fn record_route(route: &'static str) {
+    let _ = REQUEST.try_with(|context| context.route.set(route));
 }
 
 fn current_endpoint() -> String {
@@ -331,11 +337,11 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Counts a request of `labels` in flight.
-    pub fn start(labels: &RequestLabels) -> InFlight {
-        gauge!(HTTP_IN_FLIGHT, "endpoint" => labels.endpoint.clone()).increment(1.0);
+    /// Counts a request to `endpoint` in flight.
+    pub fn start(endpoint: &str) -> InFlight {
+        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.to_owned()).increment(1.0);
         InFlight {
-            endpoint: labels.endpoint.clone(),
+            endpoint: endpoint.to_owned(),
         }
     }
 }

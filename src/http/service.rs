@@ -82,15 +82,17 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
 /// the response with its request id.
 async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
     let started = tokio::time::Instant::now();
-    let labels = RequestLabels::of(&state.store.table(), request.method(), request.uri().path());
+    let endpoint = metrics::request_endpoint(&state.store.table(), request.uri().path());
+    let method = request.method().clone();
     let request_id = request_id(request.headers());
-    let context = Arc::new(RequestContext::new(&labels.endpoint));
-    let in_flight = InFlight::start(&labels);
+    let context = Arc::new(RequestContext::new(&endpoint));
+    let in_flight = InFlight::start(&endpoint);
     let mut response =
         metrics::scope(Arc::clone(&context), panic_guard(handle(state, request))).await;
     drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    let labels = RequestLabels::new(endpoint, context.route(), &method);
     metrics::request_answered(&labels, status, elapsed);
     macro_rules! log_request {
         ($level:expr) => {
@@ -211,6 +213,7 @@ async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Bo
     let path = request.uri().path().to_owned();
     match router::target(&path) {
         Target::Health => {
+            metrics::record_route("/health");
             if request.method() == Method::GET {
                 envelope::ok("healthy", json!({"status": "ok"}))
             } else {
@@ -218,6 +221,7 @@ async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Bo
             }
         }
         Target::OpenApiTemplate => {
+            metrics::record_route("/openapi.json");
             if request.method() == Method::GET {
                 openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
             } else {
@@ -256,6 +260,7 @@ async fn endpoint_request(
         }
     };
     let operation = matched.operation;
+    metrics::record_route(operation.route().template);
     spend_budget(&endpoint, operation, request.headers())?;
     if !endpoint.tenant.allows(operation) {
         return Err(ApiError::outside_flavor(endpoint.tenant.flavor.name()));
