@@ -229,15 +229,7 @@ async fn a_client_that_sends_headers_slowly_is_disconnected() {
 #[tokio::test]
 async fn an_in_flight_request_finishes_during_graceful_shutdown() {
     let mut gateway = docs_gateway().await;
-    let body = br#"{"title":"Written during shutdown","body":"text"}"#;
-    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
-    let head = format!(
-        "POST /endpoint/docs/pages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write head");
-    stream.write_all(&body[..10]).await.expect("write part");
+    let (mut stream, rest) = crate::support::start_slow_create(gateway.addr, "docs").await;
 
     let stopped = gateway.begin_stop();
     // Shutdown has begun once new connections are refused.
@@ -246,7 +238,7 @@ async fn an_in_flight_request_finishes_during_graceful_shutdown() {
     })
     .await;
 
-    stream.write_all(&body[10..]).await.expect("write rest");
+    stream.write_all(rest).await.expect("write rest");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let text = String::from_utf8_lossy(&response);

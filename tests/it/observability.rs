@@ -13,7 +13,6 @@ use conflagent::ratelimit::LimitKind;
 use conflagent::routes::ROUTES;
 use conflagent::sim::{SimSettings, Simulator};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::support::{Gateway, SECRET, endpoint_file, eventually};
 
@@ -617,15 +616,7 @@ async fn readiness_fails_while_requests_still_drain() {
     assert_eq!(status(gateway.http.clone(), readyz.clone()).await, 200);
 
     // A request whose body is still on its way keeps the public listener draining.
-    let body = br#"{"title":"In flight","body":"text"}"#;
-    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
-    let head = format!(
-        "POST /endpoint/ready/pages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("write head");
-    stream.write_all(&body[..5]).await.expect("write part");
+    let (mut stream, rest) = crate::support::start_slow_create(gateway.addr, "ready").await;
 
     let stopped = gateway.begin_stop();
     eventually(DEADLINE, || {
@@ -638,7 +629,7 @@ async fn readiness_fails_while_requests_still_drain() {
         "still draining the request in flight"
     );
 
-    stream.write_all(&body[5..]).await.expect("write rest");
+    stream.write_all(rest).await.expect("write rest");
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     assert!(String::from_utf8_lossy(&response).starts_with("HTTP/1.1 "));

@@ -379,3 +379,24 @@ pub fn find_checker(program: &str, install: &str) -> Option<String> {
     let _ = std::io::stderr().write_all(notice.as_bytes());
     None
 }
+
+/// A create request to `endpoint` whose body is still on its way: the head and the first bytes are
+/// sent. Returns the stream and the bytes still to send, which keep the request in flight until
+/// they are written.
+pub async fn start_slow_create(
+    addr: SocketAddr,
+    endpoint: &str,
+) -> (tokio::net::TcpStream, &'static [u8]) {
+    use tokio::io::AsyncWriteExt;
+
+    let body: &'static [u8] = br#"{"title":"Written while in flight","body":"text"}"#;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /endpoint/{endpoint}/pages HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("write head");
+    stream.write_all(&body[..10]).await.expect("write part");
+    (stream, &body[10..])
+}
