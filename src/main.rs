@@ -13,9 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use conflagent::config::table::check_dir;
-use conflagent::config::watch::initial_load;
 use conflagent::demo::Demo;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{Shared, initial_load};
 use conflagent::http::server::ServerSettings;
 use conflagent::http::service::ServiceSettings;
 use conflagent::{RunSettings, run};
