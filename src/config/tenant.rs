@@ -45,8 +45,7 @@ pub struct BaseUrl(String);
 impl BaseUrl {
     /// Checks `text` as a base URL; the error says what is wrong, without echoing the text.
     pub fn parse(text: &str) -> Result<BaseUrl, String> {
-        let parsed =
-            reqwest::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
+        let parsed = url::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err("must be an http or https URL with a host".to_owned());
         }
@@ -68,7 +67,7 @@ impl BaseUrl {
 
     /// The host, lowercase.
     pub fn host(&self) -> String {
-        reqwest::Url::parse(&self.0)
+        url::Url::parse(&self.0)
             .ok()
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default()
@@ -76,7 +75,7 @@ impl BaseUrl {
 
     /// Whether the URL has a path beyond `/`.
     fn has_path(&self) -> bool {
-        reqwest::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
+        url::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
     }
 
     fn is_https(&self) -> bool {
