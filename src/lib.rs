@@ -21,6 +21,7 @@ pub mod pages;
 pub mod ratelimit;
 pub mod routes;
 pub mod secret;
+pub mod sections;
 pub mod sim;
 pub mod titles;
 

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("xhtml", 10),
     ("routes", 10),
     ("secret", 10),
+    ("sections", 10),
     ("titles", 10),
     ("metrics", 10),
 ];
