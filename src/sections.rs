@@ -212,8 +212,7 @@ impl Outline {
 
 /// `storage` with the bytes of `section` replaced by `replacement`; every other byte is kept.
 pub fn replace_section(storage: &str, section: Range<usize>, replacement: &str) -> String {
-    let mut spliced =
-        String::with_capacity(storage.len() - section.len() + replacement.len());
+    let mut spliced = String::with_capacity(storage.len() - section.len() + replacement.len());
     spliced.push_str(&storage[..section.start]);
     spliced.push_str(replacement);
     spliced.push_str(&storage[section.end..]);
@@ -337,7 +336,9 @@ fn scan(source: &str) -> Result<Vec<Found>, MalformedBody> {
                     let name = String::from_utf8_lossy(&reference).into_owned();
                     match reference.resolve_char_ref().ok().flatten() {
                         Some(character) => heading.push(character),
-                        None => heading.push_str(named_entity(&name).unwrap_or(&format!("&{name};"))),
+                        None => {
+                            heading.push_str(named_entity(&name).unwrap_or(&format!("&{name};")))
+                        }
                     }
                 }
             }
@@ -450,8 +451,10 @@ mod tests {
     fn a_section_runs_to_the_next_heading_of_the_same_or_a_higher_level() {
         assert_eq!(
             section(PAGE, "Install"),
-            Ok("<h1>Install</h1>\n<p>Pick a system.</p>\n<h2>Linux</h2>\n<p>apt install</p>\n\
-                <h2 id=\"mac-os\">macOS</h2>\n<p>brew</p>")
+            Ok(
+                "<h1>Install</h1>\n<p>Pick a system.</p>\n<h2>Linux</h2>\n<p>apt install</p>\n\
+                <h2 id=\"mac-os\">macOS</h2>\n<p>brew</p>"
+            )
         );
         assert_eq!(
             section(PAGE, "macos"),

@@ -8,6 +8,7 @@
 
 mod error;
 mod retry;
+mod search;
 mod types;
 
 use std::collections::HashSet;
@@ -28,6 +29,9 @@ use tokio::time::Instant;
 
 pub use error::UpstreamError;
 use retry::{FailedAttempt, Failure, Idempotency, RetryPolicy};
+pub use search::{
+    SEARCH_MAX_LIMIT, SearchHit, SearchResults, plain_excerpt, plain_search_words, subtree_text_cql,
+};
 use types::{
     BodyRequest, Content, ContentArray, ContentRef, CreateRequest, IdRef, Links, SpaceKey,
 };

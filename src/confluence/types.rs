@@ -165,7 +165,9 @@ pub(crate) struct ErrorEntry {
 }
 
 /// Content ids are documented as strings; accept a bare number too rather than fail a whole listing.
-fn string_or_number<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+pub(super) fn string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Id {

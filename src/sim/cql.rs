@@ -1,6 +1,7 @@
 //! The CQL subset the simulator understands: field clauses joined by `AND`/`OR` with parentheses.
 //!
-//! Supported fields: `ancestor`, `parent`, `space`, `type`, `title`, `id`, each with `=` or `in (…)`.
+//! Supported fields: `ancestor`, `parent`, `space`, `type`, `title`, `id`, each with `=` or `in (…)`,
+//! and `text ~ "words"` (full text over title and body: every word must occur, ignoring case).
 //! Values are double- or single-quoted strings (with `\"`, `\'` and `\\` escapes) or bare words.
 
 use thiserror::Error;
@@ -20,9 +21,11 @@ pub enum Field {
     Title,
     /// The content id.
     Id,
+    /// Title and body text, with `~` only.
+    Text,
 }
 
-const FIELD_NAMES: &str = "ancestor, id, parent, space, title, type";
+const FIELD_NAMES: &str = "ancestor, id, parent, space, text, title, type";
 
 impl Field {
     fn parse(name: &str) -> Option<Field> {
@@ -33,6 +36,7 @@ impl Field {
             "type" => Some(Field::Type),
             "title" => Some(Field::Title),
             "id" => Some(Field::Id),
+            "text" => Some(Field::Text),
             _ => None,
         }
     }
@@ -47,6 +51,11 @@ pub enum Cql {
         field: Field,
         /// Accepted values.
         values: Vec<String>,
+    },
+    /// `text ~ "words"`: every word occurs in the title or the body, ignoring case.
+    Contains {
+        /// The words searched for.
+        words: String,
     },
     /// Both sides hold.
     And(Box<Cql>, Box<Cql>),
@@ -65,6 +74,8 @@ pub struct Candidate<'a> {
     pub title: &'a str,
     /// Ancestors root-first; the last one is the parent.
     pub ancestors: &'a [u64],
+    /// The storage body, searched by `text ~`.
+    pub body: &'a str,
 }
 
 impl Cql {
@@ -76,8 +87,41 @@ impl Cql {
             Cql::Clause { field, values } => values
                 .iter()
                 .any(|value| field_matches(*field, value, page)),
+            Cql::Contains { words } => contains_words(words, page),
         }
     }
+}
+
+/// Whether every word of `words` occurs in the page's title or body text, ignoring case. The body's
+/// markup is not searched, as an index holds the text only.
+fn contains_words(words: &str, page: &Candidate<'_>) -> bool {
+    let text = format!("{} {}", page.title, body_text(page.body)).to_lowercase();
+    let mut words = words.split_whitespace().peekable();
+    words.peek().is_some() && words.all(|word| text.contains(&word.to_lowercase()))
+}
+
+/// The character data of a storage body: tags dropped, common entities resolved.
+pub fn body_text(body: &str) -> String {
+    let mut text = String::with_capacity(body.len());
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.replace("<![CDATA[", "")
+        .replace("]]>", "")
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
 }
 
 fn field_matches(field: Field, value: &str, page: &Candidate<'_>) -> bool {
@@ -89,6 +133,7 @@ fn field_matches(field: Field, value: &str, page: &Candidate<'_>) -> bool {
         Field::Type => value.eq_ignore_ascii_case("page"),
         Field::Title => super::store::same_title(page.title, value),
         Field::Id => as_id() == Some(page.id),
+        Field::Text => false,
     }
 }
 
@@ -261,6 +306,13 @@ impl Parser<'_> {
                 }
                 values
             }
+            Some(Token::OtherOperator(operator)) if operator == "~" && field == Field::Text => {
+                let words = self.value()?;
+                if words.trim().is_empty() {
+                    return Err(self.error("text must not be empty"));
+                }
+                return Ok(Cql::Contains { words });
+            }
             Some(Token::OtherOperator(operator)) => {
                 return Err(self.error(&format!("operator '{operator}' is not supported")));
             }
@@ -365,6 +417,7 @@ mod tests {
             space_key: "DOCS",
             title: "Guide",
             ancestors: &[1, 4],
+            body: "<p>Run the <b>Installer</b> &amp; wait</p>",
         };
         let check_match = |cql: &str, expected: bool| {
             assert_eq!(parse(cql).expect(cql).matches(&page), expected, "{cql}");
@@ -374,5 +427,9 @@ mod tests {
         check_match(r#"space = "docs" and title = "guide""#, true);
         check_match("id in (3, 9) and type = page", true);
         check_match("type = blogpost or id = 8", false);
+        check_match(r#"text ~ "installer guide""#, true);
+        check_match(r#"text ~ "installer & wait" and ancestor = 1"#, true);
+        check_match(r#"text ~ "installer missing""#, false);
+        check_match(r#"text ~ "b""#, false);
     }
 }

@@ -74,6 +74,7 @@ pub(super) async fn serve(
 enum Route {
     ContentCollection,
     Search,
+    SiteSearch,
     Content(String),
     Children(String),
     Descendants(String),
@@ -104,6 +105,7 @@ impl Route {
         let route = match segments.as_slice() {
             ["rest", "api", "content"] => Route::ContentCollection,
             ["rest", "api", "content", "search"] => Route::Search,
+            ["rest", "api", "search"] => Route::SiteSearch,
             ["rest", "api", "content", id] => Route::Content((*id).to_owned()),
             ["rest", "api", "content", id, "child", "page"] => Route::Children((*id).to_owned()),
             ["rest", "api", "content", id, "descendant", "page"] => {
@@ -121,9 +123,11 @@ impl Route {
             Route::ContentCollection => [Method::GET, Method::POST].contains(method),
             Route::Content(_) => [Method::GET, Method::PUT, Method::DELETE].contains(method),
             Route::Move { .. } => method == Method::PUT,
-            Route::Search | Route::Children(_) | Route::Descendants(_) | Route::Space(_) => {
-                method == Method::GET
-            }
+            Route::Search
+            | Route::SiteSearch
+            | Route::Children(_)
+            | Route::Descendants(_)
+            | Route::Space(_) => method == Method::GET,
             Route::Unrouted => true,
         };
         if allowed { route } else { Route::Unrouted }
@@ -133,6 +137,7 @@ impl Route {
         match self {
             Route::ContentCollection => "/rest/api/content",
             Route::Search => "/rest/api/content/search",
+            Route::SiteSearch => "/rest/api/search",
             Route::Content(_) => "/rest/api/content/{id}",
             Route::Children(_) => "/rest/api/content/{id}/child/page",
             Route::Descendants(_) => "/rest/api/content/{id}/descendant/page",
@@ -403,6 +408,7 @@ fn dispatch(call: &Call<'_>, route: &Route) -> Result<HttpResponse, Failure> {
         (Route::ContentCollection, &Method::GET) => title_lookup(call),
         (Route::ContentCollection, _) => create_page(call),
         (Route::Search, _) => search(call),
+        (Route::SiteSearch, _) => site_search(call),
         (Route::Content(id), &Method::GET) => read_page(call, id),
         (Route::Content(id), &Method::PUT) => update_page(call, id),
         (Route::Content(id), _) => delete_page(call, id),
@@ -588,25 +594,8 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
             }
         },
     };
-    let indexed_before = SystemTime::now()
-        .checked_sub(call.shared.settings.cql_index_lag)
-        .unwrap_or(UNIX_EPOCH);
     let state = call.shared.lock();
-    let ids: Vec<u64> = state
-        .store
-        .current_pages()
-        .filter(|page| page.last_write <= indexed_before)
-        .filter(|page| {
-            let ancestors = state.store.ancestors(page.id);
-            query.matches(&Candidate {
-                id: page.id,
-                space_key: &page.space_key,
-                title: &page.title,
-                ancestors: &ancestors,
-            })
-        })
-        .map(|page| page.id)
-        .collect();
+    let ids = cql_matches(call, &state, &query);
     let next_link = match call.deployment() {
         Deployment::DataCenter => NextLink::Offset,
         Deployment::Cloud => NextLink::Cursor,
@@ -616,6 +605,194 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
     envelope["cqlQuery"] = json!(raw_cql);
     envelope["searchDuration"] = json!(0);
     Ok(json_ok(envelope))
+}
+
+/// The current pages `query` selects, in creation order, leaving out pages written within the
+/// index lag.
+fn cql_matches(call: &Call<'_>, state: &State, query: &cql::Cql) -> Vec<u64> {
+    let indexed_before = SystemTime::now()
+        .checked_sub(call.shared.settings.cql_index_lag)
+        .unwrap_or(UNIX_EPOCH);
+    let ignores_ancestor = call.shared.settings.cql_ignores_ancestor;
+    state
+        .store
+        .current_pages()
+        .filter(|page| page.last_write <= indexed_before)
+        .filter(|page| {
+            let mut ancestors = state.store.ancestors(page.id);
+            if ignores_ancestor {
+                // Every page then claims every page as an ancestor.
+                ancestors = state.store.current_pages().map(|other| other.id).collect();
+            }
+            query.matches(&Candidate {
+                id: page.id,
+                space_key: &page.space_key,
+                title: &page.title,
+                ancestors: &ancestors,
+                body: &page.body,
+            })
+        })
+        .map(|page| page.id)
+        .collect()
+}
+
+/// `GET /rest/api/search`: CQL search answered with search rows (`content`, `title`, `excerpt`,
+/// `lastModified`, …), expansions asked for as `content.…`, paged like `content/search`.
+fn site_search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
+    let raw_cql = call.param("cql").unwrap_or("");
+    if raw_cql.trim().is_empty() {
+        return Err(Failure::bad_request("CQL query parameter is required"));
+    }
+    let query = cql::parse(raw_cql).map_err(|error| Failure::bad_request(error.0))?;
+    let requested: Vec<String> = call
+        .param("expand")
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|path| path.trim().strip_prefix("content."))
+        .map(str::to_owned)
+        .collect();
+    let expansions = Expansions(requested);
+    let cap = if expansions.has_body() { 50 } else { 200 };
+    let (dc_start, limit) = call.paging(cap)?;
+    let start = match call.deployment() {
+        Deployment::DataCenter => dc_start,
+        Deployment::Cloud => match call.param("cursor") {
+            None | Some("") => 0,
+            Some(cursor) => {
+                decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?
+            }
+        },
+    };
+    let state = call.shared.lock();
+    let ids = cql_matches(call, &state, &query);
+    let words = search_words(&query);
+    let end = ids.len().min(start.saturating_add(limit));
+    let results: Vec<Value> = ids
+        .get(start..end)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|&id| state.store.page(id))
+        .map(|page| {
+            let content = content_json(call.shared, &state, page, &expansions, false);
+            json!({
+                "content": content,
+                "title": highlight(&html_escape(&page.title), &words),
+                "excerpt": excerpt(&page.body, &words),
+                "url": content["_links"]["webui"],
+                "resultGlobalContainer": {
+                    "title": page.space_key,
+                    "displayUrl": format!("/spaces/{}", page.space_key),
+                },
+                "breadcrumbs": [],
+                "entityType": "content",
+                "iconCssClass": "aui-icon content-type-page",
+                "lastModified": iso8601(page.updated),
+                "friendlyLastModified": "just now",
+                "score": 0.0,
+            })
+        })
+        .collect();
+    let mut links = Map::new();
+    links.insert("base".into(), json!(call.shared.base));
+    links.insert("context".into(), json!(call.shared.context));
+    links.insert("self".into(), json!(call.self_link()));
+    if end < ids.len() {
+        let position = match call.deployment() {
+            Deployment::DataCenter => ("start", end.to_string()),
+            Deployment::Cloud => ("cursor", encode_cursor(end)),
+        };
+        links.insert(
+            "next".into(),
+            json!(call.link_with(&[position, ("limit", limit.to_string())])),
+        );
+    }
+    Ok(json_ok(json!({
+        "results": results,
+        "start": start,
+        "limit": limit,
+        "size": results.len(),
+        "totalSize": ids.len(),
+        "cqlQuery": raw_cql,
+        "searchDuration": 0,
+        "_links": links,
+    })))
+}
+
+/// The words of every `text ~` clause of `query`, lowercased.
+fn search_words(query: &cql::Cql) -> Vec<String> {
+    match query {
+        cql::Cql::Contains { words } => words.split_whitespace().map(str::to_lowercase).collect(),
+        cql::Cql::And(left, right) | cql::Cql::Or(left, right) => {
+            let mut words = search_words(left);
+            words.extend(search_words(right));
+            words
+        }
+        cql::Cql::Clause { .. } => Vec::new(),
+    }
+}
+
+/// About 160 characters of body text around the first matched word, HTML-escaped and highlighted.
+fn excerpt(body: &str, words: &[String]) -> String {
+    let text = cql::body_text(body)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = text.to_lowercase().chars().collect();
+    let first = words
+        .iter()
+        .filter(|word| !word.is_empty())
+        .filter_map(|word| {
+            let word: Vec<char> = word.chars().collect();
+            lower
+                .windows(word.len())
+                .position(|window| window == word.as_slice())
+        })
+        .min()
+        .unwrap_or(0);
+    let from = first.saturating_sub(60);
+    let to = chars.len().min(from + 160);
+    let window: String = chars.get(from..to).unwrap_or(&[]).iter().collect();
+    highlight(&html_escape(&window), words)
+}
+
+/// Wraps each occurrence of each word (ignoring case) in `@@@hl@@@…@@@endhl@@@`.
+fn highlight(text: &str, words: &[String]) -> String {
+    let mut marked = String::with_capacity(text.len());
+    let lower = text.to_lowercase();
+    // Byte positions line up only when lowercasing keeps lengths; otherwise leave the text as is.
+    if lower.len() != text.len() {
+        return text.to_owned();
+    }
+    let mut at = 0;
+    while at < text.len() {
+        let hit = words
+            .iter()
+            .filter(|word| !word.is_empty() && lower[at..].starts_with(word.as_str()))
+            .map(String::len)
+            .max();
+        match hit {
+            Some(length) if text.is_char_boundary(at + length) => {
+                marked.push_str("@@@hl@@@");
+                marked.push_str(&text[at..at + length]);
+                marked.push_str("@@@endhl@@@");
+                at += length;
+            }
+            _ => {
+                let next = text[at..].chars().next().map_or(1, char::len_utf8);
+                marked.push_str(&text[at..at + next]);
+                at += next;
+            }
+        }
+    }
+    marked
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Cloud cursors are opaque; this one carries the offset of the next result.

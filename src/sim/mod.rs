@@ -1,7 +1,8 @@
 //! An in-memory Confluence simulator on loopback, for tests and `conflagent demo`.
 //!
 //! It serves the REST v1 subset the gateway uses (title lookup, read, children, descendants, CQL
-//! search, create, update, delete, move, space) with the behaviour CONFLUENCE.md documents:
+//! search on `/rest/api/content/search` and `/rest/api/search` with excerpts, create, update,
+//! delete, move, space) with the behaviour CONFLUENCE.md documents:
 //! case-insensitive title uniqueness, strict version increments, trash on delete, root-first
 //! ancestors, capped pagination with context-relative `next` links, storage well-formedness and
 //! per-deployment error bodies. Tests seed it directly, inject faults and count requests per route.
@@ -20,7 +21,11 @@
 //!   restores it as a top-level page;
 //! - the wording for empty or over-long titles and a few validation errors is the simulator's own;
 //! - with `cql_index_lag`, a page written within the lag is missing from search entirely (the real
-//!   index may instead show its previous state).
+//!   index may instead show its previous state);
+//! - `text ~` matches when every word occurs in the title or the body's text as a substring,
+//!   ignoring case (no stemming, no ranking: results come in creation order); the excerpt is up to
+//!   about 160 characters of body text around the first match, HTML-escaped, with
+//!   `@@@hl@@@…@@@endhl@@@` around each matched word.
 
 pub mod cql;
 mod http;
@@ -70,6 +75,10 @@ pub struct SimSettings {
     /// How long a write stays invisible to CQL search, imitating the search index (CONFLUENCE.md §3.3).
     /// Zero (the default) makes writes searchable at once.
     pub cql_index_lag: Duration,
+    /// A fault for testing clients: CQL `ancestor` clauses match every page, as an index that lost
+    /// the page hierarchy would (CONFLUENCE.md §3.3 reports `ancestor=` as unreliable). A client
+    /// that trusts CQL alone then returns pages from anywhere in the space.
+    pub cql_ignores_ancestor: bool,
 }
 
 impl SimSettings {
@@ -85,6 +94,7 @@ impl SimSettings {
             content_collection_blocked: false,
             cloud_v1_content_gone: false,
             cql_index_lag: Duration::ZERO,
+            cql_ignores_ancestor: false,
         }
     }
 
