@@ -142,11 +142,23 @@ fn info_description(operations: &[Operation]) -> String {
              content Markdown cannot express: keep them unchanged.",
         );
     }
+    if has(Operation::SearchPages) || has(Operation::PageOutline) {
+        text.push_str(
+            "\n\nFinding and reading in big spaces: searchPages finds pages by the words in their \
+             titles and text (a page created or edited seconds ago may not be found yet: \
+             Confluence indexes it first); listSubpages and getPageTree show the structure. On a \
+             long page call getPageOutline first, then read only the section you need with \
+             `section=<heading>` instead of the whole body.",
+        );
+    }
     if has(Operation::UpdatePage) {
         text.push_str(
             "\n\nAn update replaces the whole body: read the page (`format=markdown`), edit it, and \
              send the complete new body with `expectedVersion` set to the version you read. Never \
-             send only the changed part.",
+             send only the changed part as the body. To change one part of a long page, update \
+             just its section: read it with `section=<heading>`, edit it, and send it back, \
+             heading included, with `section` and `expectedVersion`; the rest of the page is kept \
+             exactly as it is.",
         );
     }
     text.push_str(
@@ -188,10 +200,10 @@ fn operation_text(operation: Operation) -> OperationText {
              again deeper or from a lower `startTitle`.",
         ),
         Operation::ReadPage => (
-            "Read a page",
-            "Reads one page: title, path, version and body. Pass `format=markdown` to get \
-             Markdown, best for editing. While `truncated` is true, read the rest with `offset` \
-             advanced by the characters received. Keep `version` for expectedVersion.",
+            "Read a page or one section of it",
+            "Reads one page: title, path, version and body. `format=markdown` gives Markdown, best \
+             for editing; `section=<heading>` gives only that section (see getPageOutline). While \
+             `truncated` is true, read on with `offset`. Keep `version` for expectedVersion.",
         ),
         Operation::ListChildren => (
             "List the direct children of a page",
@@ -209,10 +221,10 @@ fn operation_text(operation: Operation) -> OperationText {
              the space: INVALID_OPERATION (409) means choose another title.",
         ),
         Operation::UpdatePage => (
-            "Replace the whole body of a page",
-            "Replaces the whole body: send the complete new text, never a fragment. Read the page \
-             first (format=markdown) and pass its `version` as `expectedVersion`. On \
-             VERSION_CONFLICT read it again, merge your change, and retry.",
+            "Replace the whole body of a page, or one section",
+            "Replaces the whole body with the complete new text, or with `section=<heading>` only \
+             that section (send it heading included; the rest stays as is). Pass the `version` \
+             you read as `expectedVersion`. On VERSION_CONFLICT read again, merge, and retry.",
         ),
         Operation::RenamePage => (
             "Rename a page",
@@ -229,6 +241,18 @@ fn operation_text(operation: Operation) -> OperationText {
             "Delete a page",
             "Deletes a page: it goes to Confluence's trash, where a space admin can restore it. \
              The sandbox root cannot be deleted. Ask the user to confirm before deleting.",
+        ),
+        Operation::SearchPages => (
+            "Search pages by the words they contain",
+            "Finds pages of the sandbox whose title or text contains the words of `q`: title, \
+             path, excerpt, version, lastModified. Use it when you do not know the title. New or \
+             just-edited pages appear only after Confluence indexes them (seconds).",
+        ),
+        Operation::PageOutline => (
+            "Get the headings of a page",
+            "Lists a page's headings (level, text, anchor) with the characters of each section. \
+             On long pages call it first, then read or update only the section you need with \
+             `section` set to the heading's `section` value, instead of the whole body.",
         ),
         Operation::OpenApi => (
             "Get this OpenAPI document",
@@ -293,6 +317,19 @@ fn query_parameter(name: &str, description: &str, schema: Value) -> Value {
     })
 }
 
+const SECTION_PARAMETER: &str = "One section instead of the whole body: a heading's text, or \
+    a path of headings from the outermost down (`Install/Linux`) when several headings share a \
+    text; `#2` picks the second of equal ones. Take the value from getPageOutline (`section`). A \
+    section is the heading and everything up to the next heading of the same or a higher level.";
+
+fn section_parameter() -> Value {
+    query_parameter(
+        "section",
+        SECTION_PARAMETER,
+        json!({"type": "string", "minLength": 1}),
+    )
+}
+
 fn parameters(operation: Operation) -> Vec<Value> {
     let mut parameters = Vec::new();
     if operation.route().template.contains("{title}") {
@@ -343,6 +380,28 @@ fn parameters(operation: Operation) -> Vec<Value> {
                 "How many characters of the body to return at most (1-90000, default 90000).",
                 json!({"type": "integer", "minimum": 1, "maximum": 90000, "default": 90000}),
             ));
+            parameters.push(section_parameter());
+        }
+        Operation::UpdatePage => parameters.push(section_parameter()),
+        Operation::SearchPages => {
+            let mut q = query_parameter(
+                "q",
+                "The words to look for in page titles and text, e.g. `backup restore`. Pages \
+                 containing all of them match. Punctuation and search operators are ignored.",
+                json!({"type": "string", "minLength": 1, "maxLength": 500}),
+            );
+            q["required"] = json!(true);
+            parameters.push(q);
+            parameters.push(query_parameter(
+                "offset",
+                "How many hits to skip; pass `nextOffset` from the previous answer to get more.",
+                json!({"type": "integer", "minimum": 0, "default": 0}),
+            ));
+            parameters.push(query_parameter(
+                "limit",
+                "How many hits to return at most (1-50, default 10).",
+                json!({"type": "integer", "minimum": 1, "maximum": 50, "default": 10}),
+            ));
         }
         _ => {}
     }
@@ -377,7 +436,7 @@ fn request_body(operation: Operation) -> Option<Value> {
             "required": ["body"],
             "properties": {
                 "body": {"type": "string",
-                    "description": format!("The whole new body, replacing the old one entirely. {BODY_FIELD}")},
+                    "description": format!("The whole new body, replacing the old one entirely; with `section`, the whole new section, heading included. {BODY_FIELD}")},
                 "expectedVersion": {"type": "integer", "minimum": 1,
                     "description": "The version you read; the update is refused with VERSION_CONFLICT when the page changed since."},
                 "format": format,
@@ -430,6 +489,8 @@ fn data_schema(operation: Operation) -> Option<Value> {
         Operation::RenamePage => schema_ref("RenamedPage"),
         Operation::MovePage => schema_ref("MovedPage"),
         Operation::DeletePage => schema_ref("DeletedPage"),
+        Operation::SearchPages => schema_ref("SearchResults"),
+        Operation::PageOutline => schema_ref("Outline"),
         Operation::Health => schema_ref("Health"),
         Operation::OpenApi => return None,
     };
@@ -539,7 +600,11 @@ fn error_statuses(operation: Operation) -> Vec<(&'static str, &'static str)> {
         ),
         (
             "404",
-            "NOT_FOUND: no such page in the sandbox. Find the exact title with listSubpages or getPageTree.",
+            if matches!(operation, Operation::ReadPage | Operation::UpdatePage) {
+                "NOT_FOUND: no such page in the sandbox (find the exact title with listSubpages, getPageTree or searchPages), or no such section (the message lists the page's sections)."
+            } else {
+                "NOT_FOUND: no such page in the sandbox. Find the exact title with listSubpages, getPageTree or searchPages."
+            },
         ),
     ];
     let writes = matches!(operation.access(), Access::Create | Access::Modify);
@@ -591,6 +656,18 @@ fn component_schemas() -> Value {
     let title = json!({"type": "string", "description": "The page title."});
     let path = json!({"type": "string", "description": "The title path from the sandbox root (`Guides/Install`); empty for the root itself."});
     let version = json!({"type": "integer", "description": "The page version; pass it as `expectedVersion` when updating."});
+    let section = json!({
+        "type": "object",
+        "description": "The section: its heading and where it sits.",
+        "required": ["level", "text", "anchor", "headingPath", "section"],
+        "properties": {
+            "level": {"type": "integer", "minimum": 1, "maximum": 6, "description": "1 for `<h1>` to 6 for `<h6>`."},
+            "text": {"type": "string", "description": "The heading's text."},
+            "anchor": {"type": "string", "description": "The anchor for links to the heading: `[[Page Title#anchor|label]]`."},
+            "headingPath": {"type": "string", "description": "The texts of the enclosing headings and this one, `/`-separated."},
+            "section": {"type": "string", "description": "The value to pass as `section` to read or update this section."},
+        },
+    });
     json!({
         "ErrorEnvelope": {
             "type": "object",
@@ -634,6 +711,53 @@ fn component_schemas() -> Value {
                 "bodyLength": {"type": "integer", "description": "The length of the whole body, in characters."},
                 "offset": {"type": "integer", "description": "Where `body` starts in the whole body, in characters."},
                 "truncated": {"type": "boolean", "description": "True when more of the body follows: read again with a larger `offset`."},
+                "section": section.clone(),
+            },
+        },
+        "SearchResults": {
+            "type": "object",
+            "required": ["hits", "offset"],
+            "properties": {
+                "hits": {"type": "array", "items": schema_ref("SearchHit")},
+                "offset": {"type": "integer", "description": "Where this window of hits starts."},
+                "nextOffset": {"type": "integer", "description": "Present when more hits may follow: pass it as `offset`."},
+            },
+        },
+        "SearchHit": {
+            "type": "object",
+            "required": ["title", "path", "excerpt", "version"],
+            "properties": {
+                "title": title,
+                "path": path,
+                "excerpt": {"type": "string", "description": "Plain text around the match; matched words in **bold**."},
+                "version": version,
+                "lastModified": {"type": "string", "format": "date-time", "description": "When the page last changed."},
+            },
+        },
+        "Outline": {
+            "type": "object",
+            "required": ["title", "path", "version", "bodyLength", "headings"],
+            "properties": {
+                "title": title,
+                "path": path,
+                "version": version,
+                "bodyLength": {"type": "integer", "description": "The characters of the whole body (storage format)."},
+                "headings": {
+                    "type": "array",
+                    "description": "The headings in page order.",
+                    "items": {
+                        "type": "object",
+                        "required": ["level", "text", "anchor", "headingPath", "section", "chars"],
+                        "properties": {
+                            "level": {"type": "integer", "minimum": 1, "maximum": 6},
+                            "text": {"type": "string"},
+                            "anchor": {"type": "string", "description": "For links: `[[Page Title#anchor|label]]`."},
+                            "headingPath": {"type": "string", "description": "Enclosing headings and this one, `/`-separated."},
+                            "section": {"type": "string", "description": "The value to pass as `section`."},
+                            "chars": {"type": "integer", "description": "The characters of the section (storage format), heading included."},
+                        },
+                    },
+                },
             },
         },
         "CreatedPage": {
@@ -649,7 +773,7 @@ fn component_schemas() -> Value {
         "UpdatedPage": {
             "type": "object",
             "required": ["title", "version", "path"],
-            "properties": {"title": title, "version": version, "path": path},
+            "properties": {"title": title, "version": version, "path": path, "section": section},
         },
         "RenamedPage": {
             "type": "object",

@@ -27,6 +27,10 @@ pub enum Operation {
     MovePage,
     /// `DELETE /pages/{title}`: move a page to Confluence's trash.
     DeletePage,
+    /// `GET /pages/search`: full-text search inside the sandbox.
+    SearchPages,
+    /// `GET /pages/{title}/outline`: a page's headings with the size of each section.
+    PageOutline,
     /// `GET /openapi.json`: this endpoint's OpenAPI document.
     OpenApi,
     /// `GET /health`: liveness of this endpoint's route.
@@ -48,10 +52,12 @@ pub enum Access {
 
 impl Operation {
     /// Every operation, in the order the OpenAPI document lists them.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 14] = [
         Operation::ListPages,
         Operation::PageTree,
+        Operation::SearchPages,
         Operation::ReadPage,
+        Operation::PageOutline,
         Operation::ListChildren,
         Operation::GetParent,
         Operation::CreatePage,
@@ -76,6 +82,8 @@ impl Operation {
             Operation::RenamePage => "renamePage",
             Operation::MovePage => "movePage",
             Operation::DeletePage => "deletePageByTitle",
+            Operation::SearchPages => "searchPages",
+            Operation::PageOutline => "getPageOutline",
             Operation::OpenApi => "getOpenApiDocument",
             Operation::Health => "getHealth",
         }
@@ -96,7 +104,9 @@ impl Operation {
             | Operation::PageTree
             | Operation::ReadPage
             | Operation::ListChildren
-            | Operation::GetParent => Access::Read,
+            | Operation::GetParent
+            | Operation::SearchPages
+            | Operation::PageOutline => Access::Read,
             Operation::CreatePage => Access::Create,
             Operation::UpdatePage
             | Operation::RenamePage
@@ -134,7 +144,7 @@ pub struct Route {
 /// The route table. Literal segments are listed before templates that could also match them, so
 /// `GET /pages/tree` is the tree and not a page titled "tree" (which is reachable as `/pages/%74ree`:
 /// literal segments match only the raw, undecoded path).
-pub static ROUTES: [Route; 12] = [
+pub static ROUTES: [Route; 14] = [
     Route {
         operation: Operation::Health,
         method: Method::GET,
@@ -166,6 +176,11 @@ pub static ROUTES: [Route; 12] = [
         template: "/pages/rename",
     },
     Route {
+        operation: Operation::SearchPages,
+        method: Method::GET,
+        template: "/pages/search",
+    },
+    Route {
         operation: Operation::ListChildren,
         method: Method::GET,
         template: "/pages/{title}/children",
@@ -179,6 +194,11 @@ pub static ROUTES: [Route; 12] = [
         operation: Operation::MovePage,
         method: Method::POST,
         template: "/pages/{title}/move",
+    },
+    Route {
+        operation: Operation::PageOutline,
+        method: Method::GET,
+        template: "/pages/{title}/outline",
     },
     Route {
         operation: Operation::ReadPage,

@@ -160,6 +160,20 @@ impl Outline {
         }
     }
 
+    /// The shortest name that picks heading `index` with [`Outline::find`]: its text when no other
+    /// heading shares it, else its path, else its path with `#N`.
+    pub fn selector(&self, index: usize) -> String {
+        let text = &self.headings[index].text;
+        if self.find(text) == Ok(index) {
+            return text.clone();
+        }
+        let path = self.path(index).join("/");
+        if self.find(&path) == Ok(index) {
+            return path;
+        }
+        self.unique_names(&[index]).remove(0)
+    }
+
     /// Headings whose text matches the last part and whose enclosing headings contain the earlier
     /// parts in order.
     fn matching(&self, parts: &[&str]) -> Vec<usize> {
@@ -488,6 +502,20 @@ mod tests {
             })
         );
         assert_eq!(section(twins, "Notes#2"), Ok("<h2>Notes</h2><p>b</p>"));
+        let twins_outline = outline(twins).expect("well-formed");
+        assert_eq!(twins_outline.selector(1), "Notes#2");
+        let page_outline = outline(PAGE).expect("well-formed");
+        let selectors: Vec<String> = (0..5).map(|index| page_outline.selector(index)).collect();
+        assert_eq!(
+            selectors,
+            [
+                "Install",
+                "Install/Linux",
+                "macOS",
+                "Upgrade",
+                "Upgrade/Linux"
+            ]
+        );
         match section(PAGE, "Windows") {
             Err(SectionError::NotFound { available, .. }) => {
                 assert_eq!(available.len(), 5);

@@ -130,6 +130,12 @@ impl ApiError {
         )
     }
 
+    /// 404 for a section a page does not have; the page itself exists in the sandbox, so the
+    /// message may name its sections.
+    pub fn section_not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
+    }
+
     /// 405 with `Allow`.
     pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> ApiError {
         let allow = allowed
@@ -307,8 +313,46 @@ impl From<PageError> for ApiError {
                 "the stored body could not be converted to Markdown; read it with format=storage",
             ),
             PageError::Upstream(error) => ApiError::from(error),
+            PageError::NothingToSearch => ApiError::invalid_input(
+                "q has no word to search for (punctuation and search operators are ignored)",
+            ),
+            PageError::StoredBodyNotSectionable => ApiError::bad_gateway(
+                "the stored body is not well-formed storage, so it cannot be cut into sections; \
+                 read the whole page instead",
+            ),
+            PageError::SectionNotFound { wanted, available } => {
+                let message = if available.is_empty() {
+                    format!("this page has no section headed `{wanted}`: it has no headings")
+                } else {
+                    format!(
+                        "this page has no section headed `{wanted}`; its sections: {}",
+                        quoted_list(&available)
+                    )
+                };
+                ApiError::section_not_found(message)
+            }
+            PageError::SectionAmbiguous { wanted, choices } => ApiError::invalid_input(format!(
+                "`{wanted}` names {} sections; pass one of: {}",
+                choices.len(),
+                quoted_list(&choices)
+            )),
         }
     }
+}
+
+/// Names as `` `a`, `b` ``, cut short (with a count of the rest) to keep messages readable.
+fn quoted_list(names: &[String]) -> String {
+    const MAX_NAMES: usize = 40;
+    let mut text = names
+        .iter()
+        .take(MAX_NAMES)
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX_NAMES {
+        text.push_str(&format!(" and {} more", names.len() - MAX_NAMES));
+    }
+    text
 }
 
 impl From<UpstreamError> for ApiError {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::pages::{Placed, Reply, TreeNode};
+use crate::pages::{PageBody, Placed, Reply, SectionRef, TreeNode};
 
 /// The envelope's message and `data` for `reply`.
 pub fn render(reply: Reply) -> (String, Value) {
@@ -28,30 +28,7 @@ pub fn render(reply: Reply) -> (String, Value) {
             format!("{page_count} pages"),
             Value::Array(nodes.into_iter().map(tree_node).collect()),
         ),
-        Reply::Read(read) => {
-            let end = read.offset.saturating_add(read.body.chars().count());
-            let message = if read.truncated {
-                format!(
-                    "characters {}–{end} of {}; call again with offset={end} for the rest",
-                    read.offset, read.body_length
-                )
-            } else {
-                "page read".to_owned()
-            };
-            (
-                message,
-                json!({
-                    "title": read.page.title,
-                    "path": read.page.path,
-                    "version": read.version,
-                    "format": read.format.to_string(),
-                    "body": read.body,
-                    "bodyLength": read.body_length,
-                    "offset": read.offset,
-                    "truncated": read.truncated,
-                }),
-            )
-        }
+        Reply::Read(read) => (read_message(&read, "page read"), page_body(read)),
         Reply::Children(children) => (
             format!("{} children", children.len()),
             Value::Array(children.into_iter().map(placed).collect()),
@@ -100,7 +77,116 @@ pub fn render(reply: Reply) -> (String, Value) {
             "page moved to the trash".to_owned(),
             json!({"deletedTitle": title}),
         ),
+        Reply::Searched {
+            hits,
+            offset,
+            next_offset,
+        } => {
+            let message = match next_offset {
+                Some(next) => format!(
+                    "{} hits; more may match: call again with offset={next}",
+                    hits.len()
+                ),
+                None => format!("{} hits", hits.len()),
+            };
+            let hits: Vec<Value> = hits
+                .into_iter()
+                .map(|hit| {
+                    let mut value = placed(hit.page);
+                    value["excerpt"] = json!(hit.excerpt);
+                    value["version"] = json!(hit.version);
+                    if let Some(when) = hit.last_modified {
+                        value["lastModified"] = json!(when);
+                    }
+                    value
+                })
+                .collect();
+            let mut data = json!({"hits": hits, "offset": offset});
+            if let Some(next) = next_offset {
+                data["nextOffset"] = json!(next);
+            }
+            (message, data)
+        }
+        Reply::Outline {
+            page,
+            version,
+            body_length,
+            headings,
+        } => {
+            let message = format!("{} headings", headings.len());
+            let mut data = placed(page);
+            data["version"] = json!(version);
+            data["bodyLength"] = json!(body_length);
+            data["headings"] = Value::Array(
+                headings
+                    .into_iter()
+                    .map(|entry| {
+                        let mut value = section_ref(entry.section);
+                        value["chars"] = json!(entry.chars);
+                        value
+                    })
+                    .collect(),
+            );
+            (message, data)
+        }
+        Reply::Section(read) => {
+            let message = read_message(&read.body, "section read");
+            let mut data = page_body(read.body);
+            data["section"] = section_ref(read.section);
+            (message, data)
+        }
+        Reply::SectionUpdated {
+            page,
+            version,
+            section,
+            changed,
+        } => {
+            let message = if changed {
+                "section updated"
+            } else {
+                "section already as sent; nothing written"
+            };
+            let mut data = placed(page);
+            data["version"] = json!(version);
+            data["section"] = section_ref(section);
+            (message.to_owned(), data)
+        }
     }
+}
+
+fn read_message(read: &PageBody, done: &str) -> String {
+    let end = read.offset.saturating_add(read.body.chars().count());
+    if read.truncated {
+        format!(
+            "characters {}–{end} of {}; call again with offset={end} for the rest",
+            read.offset, read.body_length
+        )
+    } else {
+        done.to_owned()
+    }
+}
+
+fn page_body(read: PageBody) -> Value {
+    json!({
+        "title": read.page.title,
+        "path": read.page.path,
+        "version": read.version,
+        "format": read.format.to_string(),
+        "body": read.body,
+        "bodyLength": read.body_length,
+        "offset": read.offset,
+        "truncated": read.truncated,
+    })
+}
+
+fn section_ref(section: SectionRef) -> Value {
+    json!({
+        "level": section.level,
+        "text": section.text,
+        "anchor": section.anchor,
+        "headingPath": section.path,
+        "section": section.selector,
+    })
 }
 
 fn placed(page: Placed) -> Value {

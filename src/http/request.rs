@@ -11,7 +11,8 @@ use crate::http::error::ApiError;
 use crate::http::router::PageRoute;
 use crate::markdown::BodyFormat;
 use crate::pages::{
-    Command, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, READ_MAX_CHARS, TREE_DEFAULT_DEPTH, TREE_MAX_DEPTH,
+    Command, LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, READ_MAX_CHARS, SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_LIMIT, TREE_DEFAULT_DEPTH, TREE_MAX_DEPTH,
 };
 use crate::titles::{Title, TitlePath};
 
@@ -151,6 +152,26 @@ impl From<FormatField> for BodyFormat {
     }
 }
 
+/// The longest search query accepted, in characters.
+const MAX_QUERY_CHARS: usize = 500;
+
+/// The longest `section` name accepted, in characters (a path of a few headings).
+const MAX_SECTION_CHARS: usize = 2000;
+
+/// The `section` parameter: `None` when absent, a 400 when blank or too long.
+fn section_name(query: &Query) -> Result<Option<String>, ApiError> {
+    match query.get("section") {
+        None => Ok(None),
+        Some(name) if name.trim().is_empty() => Err(ApiError::invalid_input(
+            "section must name a heading (its text, or a path such as `Install/Linux`)",
+        )),
+        Some(name) if name.chars().count() > MAX_SECTION_CHARS => Err(ApiError::invalid_input(
+            format!("section is longer than {MAX_SECTION_CHARS} characters"),
+        )),
+        Some(name) => Ok(Some(name.trim().to_owned())),
+    }
+}
+
 /// A title path given in a query or body, where blank means "none" (the root).
 fn optional_path(text: Option<&str>) -> Result<Option<TitlePath>, ApiError> {
     match text {
@@ -188,13 +209,24 @@ pub fn page_command(
                     )));
                 }
             };
-            Command::Read {
-                title,
-                format,
-                offset: query.number("offset", 0, usize::MAX)?.unwrap_or(0),
-                max_chars: query
-                    .number("maxChars", 1, READ_MAX_CHARS)?
-                    .unwrap_or(READ_MAX_CHARS),
+            let offset = query.number("offset", 0, usize::MAX)?.unwrap_or(0);
+            let max_chars = query
+                .number("maxChars", 1, READ_MAX_CHARS)?
+                .unwrap_or(READ_MAX_CHARS);
+            match section_name(query)? {
+                Some(section) => Command::ReadSection {
+                    title,
+                    section,
+                    format,
+                    offset,
+                    max_chars,
+                },
+                None => Command::Read {
+                    title,
+                    format,
+                    offset,
+                    max_chars,
+                },
             }
         }
         PageRoute::Children(title) => Command::Children { title },
@@ -209,12 +241,22 @@ pub fn page_command(
             }
         }
         PageRoute::Update(title) => {
+            let section = section_name(query)?;
             let parsed: UpdateBody = body.json()?;
-            Command::Update {
-                title,
-                body: parsed.body,
-                expected_version: parsed.expected_version,
-                format: parsed.format.map(BodyFormat::from),
+            match section {
+                Some(section) => Command::UpdateSection {
+                    title,
+                    section,
+                    body: parsed.body,
+                    expected_version: parsed.expected_version,
+                    format: parsed.format.map(BodyFormat::from),
+                },
+                None => Command::Update {
+                    title,
+                    body: parsed.body,
+                    expected_version: parsed.expected_version,
+                    format: parsed.format.map(BodyFormat::from),
+                },
             }
         }
         PageRoute::Rename => {
@@ -233,5 +275,26 @@ pub fn page_command(
             }
         }
         PageRoute::Delete(title) => Command::Delete { title },
+        PageRoute::Search => {
+            let text = query.get("q").unwrap_or("");
+            if text.trim().is_empty() {
+                return Err(ApiError::invalid_input(
+                    "q is required: the words to search for",
+                ));
+            }
+            if text.chars().count() > MAX_QUERY_CHARS {
+                return Err(ApiError::invalid_input(format!(
+                    "q is longer than {MAX_QUERY_CHARS} characters"
+                )));
+            }
+            Command::Search {
+                query: text.to_owned(),
+                offset: query.number("offset", 0, usize::MAX)?.unwrap_or(0),
+                limit: query
+                    .number("limit", 1, SEARCH_MAX_LIMIT)?
+                    .unwrap_or(SEARCH_DEFAULT_LIMIT),
+            }
+        }
+        PageRoute::Outline(title) => Command::Outline { title },
     })
 }

@@ -77,6 +77,10 @@ pub enum PageRoute {
     Move(TitlePath),
     /// `DELETE /pages/{title}`.
     Delete(TitlePath),
+    /// `GET /pages/search`.
+    Search,
+    /// `GET /pages/{title}/outline`.
+    Outline(TitlePath),
 }
 
 impl EndpointRoute {
@@ -96,6 +100,8 @@ impl EndpointRoute {
                 PageRoute::Rename => Operation::RenamePage,
                 PageRoute::Move(_) => Operation::MovePage,
                 PageRoute::Delete(_) => Operation::DeletePage,
+                PageRoute::Search => Operation::SearchPages,
+                PageRoute::Outline(_) => Operation::PageOutline,
             },
         }
     }
@@ -118,6 +124,8 @@ fn shape(operation: Operation) -> Shape {
         Operation::PageTree => Shape::Fixed(Page(PageRoute::Tree)),
         Operation::CreatePage => Shape::Fixed(Page(PageRoute::Create)),
         Operation::RenamePage => Shape::Fixed(Page(PageRoute::Rename)),
+        Operation::SearchPages => Shape::Fixed(Page(PageRoute::Search)),
+        Operation::PageOutline => Shape::Titled(|title| Page(PageRoute::Outline(title))),
         Operation::ReadPage => Shape::Titled(|title| Page(PageRoute::Read(title))),
         Operation::ListChildren => Shape::Titled(|title| Page(PageRoute::Children(title))),
         Operation::GetParent => Shape::Titled(|title| Page(PageRoute::Parent(title))),
@@ -224,7 +232,8 @@ mod tests {
                         | PageRoute::Parent(title)
                         | PageRoute::Update(title)
                         | PageRoute::Move(title)
-                        | PageRoute::Delete(title),
+                        | PageRoute::Delete(title)
+                        | PageRoute::Outline(title),
                     ) => Some(title),
                     _ => None,
                 };
@@ -258,6 +267,9 @@ mod tests {
         check(Method::GET, "/pages/A/B/children", "listChildPages [A|B]");
         check(Method::GET, "/pages/A/parent", "getParentPage [A]");
         check(Method::POST, "/pages/A/B/move", "movePage [A|B]");
+        check(Method::GET, "/pages/search", "searchPages");
+        check(Method::GET, "/pages/A/B/outline", "getPageOutline [A|B]");
+        check(Method::GET, "/pages/%73earch", "readPageByTitle [search]");
         check(Method::GET, "/health", "getHealth");
         check(Method::GET, "/openapi.json", "getOpenApiDocument");
     }

@@ -4,6 +4,8 @@
 //! reachable.
 
 mod read;
+mod search;
+mod sections;
 mod write;
 
 use crate::config::Tenant;
@@ -14,6 +16,8 @@ use crate::titles::{Title, TitlePath};
 pub use read::{
     LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, READ_MAX_CHARS, TREE_DEFAULT_DEPTH, TREE_MAX_DEPTH,
 };
+pub use search::{SEARCH_DEFAULT_LIMIT, SEARCH_MAX_LIMIT};
+pub use sections::{OutlineEntry, SectionBody, SectionRef};
 
 /// One operation on the pages of an endpoint, with its inputs parsed and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +98,47 @@ pub enum Command {
         /// The page.
         title: TitlePath,
     },
+    /// Full-text search inside the sandbox: `limit` hits from `offset`.
+    Search {
+        /// The words searched for, as the client typed them.
+        query: String,
+        /// Hits to skip.
+        offset: usize,
+        /// Hits to return at most (1 to [`SEARCH_MAX_LIMIT`]).
+        limit: usize,
+    },
+    /// The headings of a page with the size of each section.
+    Outline {
+        /// The page.
+        title: TitlePath,
+    },
+    /// One section of a page (a heading and what follows it up to the next heading of the same or
+    /// a higher level), sliced like [`Command::Read`].
+    ReadSection {
+        /// The page.
+        title: TitlePath,
+        /// The heading's text, or a path of heading texts (`Install/Linux`).
+        section: String,
+        /// The format of the returned section.
+        format: BodyFormat,
+        /// Characters of the section to skip.
+        offset: usize,
+        /// Characters of the section to return at most (1 to [`READ_MAX_CHARS`]).
+        max_chars: usize,
+    },
+    /// One section replaced; every byte outside it stays as stored.
+    UpdateSection {
+        /// The page.
+        title: TitlePath,
+        /// The heading's text, or a path of heading texts.
+        section: String,
+        /// The new section, heading included, Markdown or storage.
+        body: String,
+        /// The version the client read; a stale one is refused.
+        expected_version: Option<u64>,
+        /// The body's format; detected when `None`.
+        format: Option<BodyFormat>,
+    },
 }
 
 /// A page's title and its title path below the root (`""` for the root itself).
@@ -131,6 +176,19 @@ pub struct PageBody {
     pub offset: usize,
     /// Whether characters follow the slice.
     pub truncated: bool,
+}
+
+/// One hit of [`Reply::Searched`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchHit {
+    /// The page, placed in the sandbox.
+    pub page: Placed,
+    /// Plain text around the match; matched words as Markdown `**emphasis**`.
+    pub excerpt: String,
+    /// The page's current version.
+    pub version: u64,
+    /// When the page last changed (ISO 8601), when Confluence said.
+    pub last_modified: Option<String>,
 }
 
 /// What a successful command answers.
@@ -199,6 +257,39 @@ pub enum Reply {
         /// The page's title.
         title: String,
     },
+    /// [`Command::Search`].
+    Searched {
+        /// The hits inside the sandbox.
+        hits: Vec<SearchHit>,
+        /// Where the window started.
+        offset: usize,
+        /// The offset of the next window, when Confluence has more results.
+        next_offset: Option<usize>,
+    },
+    /// [`Command::Outline`].
+    Outline {
+        /// The page.
+        page: Placed,
+        /// Its current version.
+        version: u64,
+        /// The whole body's length in characters (storage).
+        body_length: usize,
+        /// The headings in document order.
+        headings: Vec<OutlineEntry>,
+    },
+    /// [`Command::ReadSection`].
+    Section(SectionBody),
+    /// [`Command::UpdateSection`].
+    SectionUpdated {
+        /// The page.
+        page: Placed,
+        /// Its version now (unchanged when the section was already as sent).
+        version: u64,
+        /// The section written.
+        section: SectionRef,
+        /// Whether anything was written.
+        changed: bool,
+    },
 }
 
 /// Why a command failed.
@@ -240,6 +331,28 @@ pub enum PageError {
     /// Confluence failed or refused the request.
     #[error("upstream: {0}")]
     Upstream(UpstreamError),
+    /// A search query with no word left to search for.
+    #[error("nothing to search for")]
+    NothingToSearch,
+    /// The stored body is not well-formed storage, so it cannot be cut into sections.
+    #[error("the stored body cannot be cut into sections")]
+    StoredBodyNotSectionable,
+    /// No heading of the page has this text or path.
+    #[error("no such section")]
+    SectionNotFound {
+        /// The name asked for.
+        wanted: String,
+        /// Names of the page's sections that can be asked for instead.
+        available: Vec<String>,
+    },
+    /// Several sections have this heading; each choice picks one.
+    #[error("ambiguous section")]
+    SectionAmbiguous {
+        /// The name asked for.
+        wanted: String,
+        /// Names that each pick one of the matching sections.
+        choices: Vec<String>,
+    },
 }
 
 impl From<UpstreamError> for PageError {
@@ -287,6 +400,34 @@ pub async fn run(
         Command::Rename { page, new_title } => pages.rename(&page, new_title).await,
         Command::Move { title, new_parent } => pages.move_page(&title, &new_parent).await,
         Command::Delete { title } => pages.delete(&title).await,
+        Command::Search {
+            query,
+            offset,
+            limit,
+        } => pages.search(&query, offset, limit).await,
+        Command::Outline { title } => pages.outline(&title).await,
+        Command::ReadSection {
+            title,
+            section,
+            format,
+            offset,
+            max_chars,
+        } => {
+            pages
+                .read_section(&title, &section, format, offset, max_chars)
+                .await
+        }
+        Command::UpdateSection {
+            title,
+            section,
+            body,
+            expected_version,
+            format,
+        } => {
+            pages
+                .update_section(&title, &section, &body, expected_version, format)
+                .await
+        }
     }
 }
 

@@ -14,7 +14,11 @@ impl Pages<'_> {
     }
 
     /// Converts and checks a body before anything is sent upstream.
-    fn storage_body(&self, body: &str, format: Option<BodyFormat>) -> Result<String, PageError> {
+    pub(super) fn storage_body(
+        &self,
+        body: &str,
+        format: Option<BodyFormat>,
+    ) -> Result<String, PageError> {
         markdown::prepare_body(body, format, &self.write_policy()).map_err(PageError::InvalidBody)
     }
 
