@@ -54,7 +54,7 @@ pub enum SectionError {
     NotFound {
         /// The name asked for.
         wanted: String,
-        /// The names of every section of the page, usable as they are.
+        /// The shortest name of every section of the page, usable as it is.
         available: Vec<String>,
     },
     /// Several headings match.
@@ -145,7 +145,9 @@ impl Outline {
         match (matches.as_slice(), pick) {
             ([], _) => Err(SectionError::NotFound {
                 wanted: wanted.to_owned(),
-                available: self.unique_names(&(0..self.headings.len()).collect::<Vec<_>>()),
+                available: (0..self.headings.len())
+                    .map(|index| self.selector(index))
+                    .collect(),
             }),
             ([only], None) => Ok(*only),
             (_, Some(number)) if (1..=matches.len()).contains(&number) => Ok(matches[number - 1]),
@@ -520,6 +522,7 @@ mod tests {
             Err(SectionError::NotFound { available, .. }) => {
                 assert_eq!(available.len(), 5);
                 assert!(available.contains(&"Upgrade/Linux".to_owned()));
+                assert!(available.contains(&"macOS".to_owned()));
             }
             other => panic!("{other:?}"),
         }

@@ -11,6 +11,8 @@ mod markdown;
 mod observability;
 mod openapi;
 mod pages;
+mod search;
+mod sections;
 mod sim;
 mod support;
 mod upstream_calls;

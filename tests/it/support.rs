@@ -279,11 +279,25 @@ impl World {
         extra: &str,
         seed: impl FnOnce(&conflagent::sim::Simulator, &str),
     ) -> World {
-        let sim = conflagent::sim::Simulator::start(conflagent::sim::SimSettings::for_deployment(
-            deployment,
-        ))
+        World::start_custom(
+            conflagent::sim::SimSettings::for_deployment(deployment),
+            extra,
+            seed,
+        )
         .await
-        .expect("simulator");
+    }
+
+    /// A world on a simulator with `settings`: the root "Handbook", the pages `seed` adds under it
+    /// (it gets the root id), and outside the sandbox "Outside" with child "Secret Plans".
+    pub async fn start_custom(
+        settings: conflagent::sim::SimSettings,
+        extra: &str,
+        seed: impl FnOnce(&conflagent::sim::Simulator, &str),
+    ) -> World {
+        let deployment = settings.deployment;
+        let sim = conflagent::sim::Simulator::start(settings)
+            .await
+            .expect("simulator");
         sim.add_space(SPACE, "Documentation");
         let root_id = sim.add_page(SPACE, "Handbook", None, "<p>Welcome</p>");
         seed(&sim, &root_id);
