@@ -118,3 +118,47 @@ async fn delete_costs_two_calls() {
     )];
     check(&setup, Method::DELETE, "/pages/Doomed", None, 2).await;
 }
+
+#[tokio::test]
+async fn search_costs_one_call_per_result_window() {
+    let counts = check(&[], Method::GET, "/pages/search?q=level&limit=50", None, 1).await;
+    assert_eq!(counts, [1, 1]);
+    let counts = check(
+        &[],
+        Method::GET,
+        "/pages/search?q=level&limit=50&offset=50",
+        None,
+        1,
+    )
+    .await;
+    assert_eq!(counts, [1, 1]);
+}
+
+#[tokio::test]
+async fn outline_costs_one_call() {
+    let counts = check(&[], Method::GET, "/pages/P1.2.3/outline", None, 1).await;
+    assert_eq!(counts, [1, 1]);
+}
+
+#[tokio::test]
+async fn section_read_costs_one_call() {
+    let setup = [(
+        Method::PUT,
+        "/pages/P2.2",
+        Some(json!({"body": "# One\n\na\n\n# Two\n\nb"})),
+    )];
+    let counts = check(&setup, Method::GET, "/pages/P2.2?section=Two", None, 1).await;
+    assert_eq!(counts, [1, 1]);
+}
+
+#[tokio::test]
+async fn section_update_costs_two_calls() {
+    let setup = [(
+        Method::PUT,
+        "/pages/P2.2",
+        Some(json!({"body": "# One\n\na\n\n# Two\n\nb"})),
+    )];
+    let body = json!({"body": "# Two\n\nc", "expectedVersion": 2});
+    let counts = check(&setup, Method::PUT, "/pages/P2.2?section=Two", Some(body), 2).await;
+    assert_eq!(counts, [2, 2]);
+}
