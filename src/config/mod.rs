@@ -1,11 +1,13 @@
 //! Endpoint configuration: the `.properties` parser, validation into tenants, the tenant table and the
 //! directory watcher that keeps it current.
 
+pub mod deployment;
 pub mod properties;
 pub mod table;
 pub mod tenant;
 pub mod watch;
 
+pub use deployment::Deployment;
 pub use table::{ConfigStore, ReloadReport, TenantTable};
 pub use tenant::Tenant;
 

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::config::properties::{self, Parsed, Severity};
-use crate::confluence::{Deployment, UpstreamAuth};
+use crate::config::deployment::{Deployment, classify_base_url};
+use crate::confluence::UpstreamAuth;
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;
 
@@ -217,11 +218,10 @@ impl Fields<'_> {
         });
         let secret = self.required_secret("gpt_shared_secret");
         let previous_secret = self.optional_secret("gpt_shared_secret_previous");
-        let deployment = self.deployment(base_url.as_ref().map(|(url, _)| url.as_str()));
-        let base_url = match (base_url, deployment) {
-            (Some((url, line)), Some(Deployment::Cloud)) => Some(self.cloud_base(url, line)),
-            (Some((url, _)), _) => Some(url),
-            (None, _) => None,
+        let explicit_deployment = self.explicit_deployment();
+        let (base_url, deployment) = match (base_url, explicit_deployment) {
+            (Some((url, line)), Some(explicit)) => self.classified_base(&url, line, explicit),
+            _ => (None, None),
         };
         let credentials = self.credentials();
         let flavor = self.flavor();
@@ -384,39 +384,45 @@ impl Fields<'_> {
         Some(value.trim_end_matches('/').to_owned())
     }
 
-    fn deployment(&mut self, base_url: Option<&str>) -> Option<Deployment> {
-        match self.optional("deployment") {
-            Some((value, line)) => match value.to_ascii_lowercase().as_str() {
-                "cloud" => Some(Deployment::Cloud),
-                "datacenter" | "data_center" | "server" => Some(Deployment::DataCenter),
-                _ => {
-                    self.error(line, "deployment must be cloud or datacenter".to_owned());
-                    None
-                }
-            },
-            None => {
-                let host = base_url
-                    .and_then(|url| reqwest::Url::parse(url).ok())
-                    .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
-                Some(match host {
-                    Some(host) if host.ends_with(".atlassian.net") => Deployment::Cloud,
-                    _ => Deployment::DataCenter,
-                })
+    /// The `deployment` key: `Some(None)` when absent, `None` when invalid (an error was recorded).
+    fn explicit_deployment(&mut self) -> Option<Option<Deployment>> {
+        let Some((value, line)) = self.optional("deployment") else {
+            return Some(None);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "cloud" => Some(Some(Deployment::Cloud)),
+            "datacenter" | "data_center" | "server" => Some(Some(Deployment::DataCenter)),
+            _ => {
+                self.error(line, "deployment must be cloud or datacenter".to_owned());
+                None
             }
         }
     }
 
-    /// Cloud's REST API lives under `/wiki`; a bare site URL gets it appended.
-    fn cloud_base(&mut self, url: String, line: usize) -> String {
-        let has_path = reqwest::Url::parse(&url).is_ok_and(|parsed| parsed.path() != "/");
-        if has_path {
-            url
-        } else {
-            self.warn(
-                line,
-                "base_url of a Cloud site has no path; using <site>/wiki".to_owned(),
-            );
-            format!("{url}/wiki")
+    /// The base URL the client uses and the deployment, from `base_url` and `deployment`; a URL that
+    /// cannot be classified is an error that explains the accepted forms.
+    fn classified_base(
+        &mut self,
+        url: &str,
+        line: usize,
+        explicit: Option<Deployment>,
+    ) -> (Option<String>, Option<Deployment>) {
+        match classify_base_url(url, explicit) {
+            Ok(base) => {
+                if base.appended_wiki {
+                    let message = if url.contains("/ex/confluence/") {
+                        "base_url of the API gateway does not end in /wiki; using <base_url>/wiki"
+                    } else {
+                        "base_url of a Cloud site has no path; using <site>/wiki"
+                    };
+                    self.warn(line, message.to_owned());
+                }
+                (Some(base.base_url), Some(base.deployment))
+            }
+            Err(why) => {
+                self.error(line, format!("base_url {why}"));
+                (None, None)
+            }
         }
     }
 

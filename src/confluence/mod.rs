@@ -9,6 +9,7 @@
 mod error;
 mod retry;
 mod types;
+mod v2;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,16 +30,8 @@ use types::{
     BodyRequest, Content, ContentArray, ContentRef, CreateRequest, IdRef, Links, SpaceKey,
 };
 
+pub use crate::config::Deployment;
 use crate::secret::Secret;
-
-/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// Confluence Cloud (`*.atlassian.net/wiki`).
-    Cloud,
-    /// Confluence Data Center or Server.
-    DataCenter,
-}
 
 /// The credential sent to Confluence.
 #[derive(Debug, Clone)]
@@ -201,6 +194,8 @@ struct Inner {
     max_concurrent: usize,
     permits: Semaphore,
     retry: RetryPolicy,
+    /// Cloud: the v2 backend's state (space id, title cache). `None` on Data Center.
+    v2: Option<v2::V2State>,
 }
 
 /// v1 page size asked for in listings; servers cap it (DC child/page at 200) and echo what they used.
@@ -248,6 +243,10 @@ impl ConfluenceClient {
         }
         let authorization = authorization_header(&http, &api_root, &settings.auth)?;
         let max_concurrent = settings.max_concurrent.min(Semaphore::MAX_PERMITS);
+        let v2 = match settings.deployment {
+            Deployment::Cloud => Some(v2::V2State::new(&site_root)?),
+            Deployment::DataCenter => None,
+        };
         Ok(ConfluenceClient {
             inner: Arc::new(Inner {
                 http,
@@ -260,6 +259,7 @@ impl ConfluenceClient {
                 max_concurrent,
                 permits: Semaphore::new(max_concurrent),
                 retry: RetryPolicy::default(),
+                v2,
             }),
             counter: None,
         })
@@ -280,6 +280,9 @@ impl ConfluenceClient {
         title: &str,
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
+        if self.inner.v2.is_some() {
+            return self.v2_page_by_title(title, with_body).await;
+        }
         const OPERATION: &str = "page_by_title";
         if title.is_empty() {
             return Ok(None);
@@ -323,6 +326,10 @@ impl ConfluenceClient {
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
         const OPERATION: &str = "page_by_title_ignoring_case";
+        if self.inner.v2.is_some() {
+            // The v2 title lookup already ignores case: a miss there is final.
+            return Ok(None);
+        }
         if title.is_empty() {
             return Ok(None);
         }
@@ -361,6 +368,9 @@ impl ConfluenceClient {
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
         const OPERATION: &str = "page_by_id";
+        if self.inner.v2.is_some() {
+            return self.v2_page_by_id(id, with_body).await;
+        }
         if id.is_empty() {
             return Ok(None);
         }
@@ -381,6 +391,9 @@ impl ConfluenceClient {
     /// All direct child pages, in Confluence's order. `⌈children / 200⌉` requests.
     pub async fn children(&self, id: &str) -> Result<Vec<PageRef>, UpstreamError> {
         const OPERATION: &str = "children";
+        if self.inner.v2.is_some() {
+            return self.v2_children(id).await;
+        }
         require_id(id)?;
         let deadline = self.deadline();
         let children = within(deadline, self.child_listing(OPERATION, id, false, deadline)).await?;
@@ -411,6 +424,9 @@ impl ConfluenceClient {
         max_depth: Option<u32>,
     ) -> Result<Vec<SubtreePage>, UpstreamError> {
         const OPERATION: &str = "subtree";
+        if self.inner.v2.is_some() {
+            return self.v2_subtree(root_id, max_depth).await;
+        }
         require_id(root_id)?;
         let deadline = self.deadline();
         match (max_depth, self.inner.deployment) {
@@ -448,6 +464,9 @@ impl ConfluenceClient {
         storage: &str,
     ) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "create_page";
+        if self.inner.v2.is_some() {
+            return self.v2_create_page(title, parent_id, storage).await;
+        }
         require_id(parent_id)?;
         let request = CreateRequest {
             kind: "page",
@@ -468,6 +487,9 @@ impl ConfluenceClient {
     /// returned body is `None`.
     pub async fn update_page(&self, update: &PageUpdate) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "update_page";
+        if self.inner.v2.is_some() {
+            return self.v2_update_page(update).await;
+        }
         require_id(&update.id)?;
         let request = types::UpdateRequest {
             id: &update.id,
@@ -511,6 +533,9 @@ impl ConfluenceClient {
     /// Moves a page to the trash. Its children stay (Confluence re-parents them). One request.
     pub async fn delete_page(&self, id: &str) -> Result<(), UpstreamError> {
         const OPERATION: &str = "delete_page";
+        if self.inner.v2.is_some() {
+            return self.v2_delete_page(id).await;
+        }
         require_id(id)?;
         let url = self.url(&["content", id], &[]);
         let call = Call {
