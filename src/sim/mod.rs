@@ -64,6 +64,8 @@ pub struct SimSettings {
     pub move_bumps_version: bool,
     /// Server cap on `limit` for title lookups and child/descendant listings.
     pub max_page_limit: u32,
+    /// Server cap on `limit` of REST v2 collections (Confluence: 250).
+    pub v2_max_page_limit: u32,
     /// Data Center sites that block the bare `GET /rest/api/content` collection answer it with 403
     /// (CONFLUENCE.md §1, CONFSERVER-57639).
     pub content_collection_blocked: bool,
@@ -87,6 +89,7 @@ impl SimSettings {
             delete_reparents_children: true,
             move_bumps_version: false,
             max_page_limit: 200,
+            v2_max_page_limit: 250,
             content_collection_blocked: false,
             cloud_v1_content_gone: deployment == Deployment::Cloud,
             cql_index_lag: Duration::ZERO,
@@ -396,6 +399,16 @@ impl Simulator {
             .credentials
             .basic
             .push((encoded, email.to_owned()));
+    }
+
+    /// Stops accepting a `Basic` credential (a revoked API token).
+    pub fn remove_basic_user(&self, email: &str, token: &str) {
+        let encoded = BASE64_STANDARD.encode(format!("{email}:{token}"));
+        self.shared
+            .lock()
+            .credentials
+            .basic
+            .retain(|(known, _)| *known != encoded);
     }
 
     /// Accepts `Authorization: Bearer token` from now on.

@@ -149,6 +149,7 @@ fn current_node<'s>(state: &'s State, id: &str, kind: ContentKind) -> Result<&'s
 
 /// `limit` (1–250, default 25) and the offset an opaque `cursor` carries.
 fn paging(call: &Call<'_>) -> Result<(usize, usize), Failure> {
+    let cap = (call.shared.settings.v2_max_page_limit as usize).clamp(1, MAX_LIMIT);
     let limit = match call.param("limit") {
         None | Some("") => DEFAULT_LIMIT,
         Some(raw) => match raw.parse::<usize>() {
@@ -156,7 +157,8 @@ fn paging(call: &Call<'_>) -> Result<(usize, usize), Failure> {
             Ok(limit) if limit > MAX_LIMIT => MAX_LIMIT,
             _ => return Err(Failure::bad_request(format!("Invalid limit: {raw}"))),
         },
-    };
+    }
+    .min(cap);
     let offset = match call.param("cursor") {
         None | Some("") => 0,
         Some(cursor) => decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?,
@@ -360,7 +362,12 @@ fn folder(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
 
 /// `{id, type}` of each ancestor, top to bottom; the nearest `limit` of them (continue from the first).
 fn ancestors(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
-    let (_, limit) = paging(call)?;
+    // The ancestor chain has its own cap (250), not the collections' knob: it pages from the top.
+    let limit = match call.param("limit").map(str::parse::<usize>) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(limit)) if limit >= 1 => limit.min(MAX_LIMIT),
+        Some(_) => return Err(Failure::bad_request("Invalid limit")),
+    };
     let state = call.shared.lock();
     let page = current_page(&state, id)?;
     let chain = state.store.ancestors(page.id);
