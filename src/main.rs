@@ -211,7 +211,9 @@ fn demo(
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
         };
-        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute, deployment).await {
+        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute, deployment)
+            .await
+        {
             Ok(demo) => demo,
             Err(error) => {
                 tracing::error!(%error, %listen, %metrics_listen, "cannot start the demo (is the port taken? try --listen 127.0.0.1:0)");

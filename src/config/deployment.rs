@@ -100,12 +100,20 @@ pub fn classify_base_url(
 mod tests {
     use super::*;
 
-    fn check(base_url: &str, explicit: Option<Deployment>, expected: Result<(Deployment, &str), &str>) {
+    fn check(
+        base_url: &str,
+        explicit: Option<Deployment>,
+        expected: Result<(Deployment, &str), &str>,
+    ) {
         let got = classify_base_url(base_url, explicit);
         match expected {
             Ok((deployment, base)) => {
                 let got = got.unwrap_or_else(|error| panic!("{base_url}: {error}"));
-                assert_eq!((got.deployment, got.base_url.as_str()), (deployment, base), "{base_url}");
+                assert_eq!(
+                    (got.deployment, got.base_url.as_str()),
+                    (deployment, base),
+                    "{base_url}"
+                );
             }
             Err(fragment) => {
                 let error = got.expect_err(base_url);
@@ -117,20 +125,42 @@ mod tests {
     #[test]
     fn both_cloud_forms_and_data_center_are_recognised() {
         use Deployment::{Cloud, DataCenter};
-        check("https://acme.atlassian.net", None, Ok((Cloud, "https://acme.atlassian.net/wiki")));
-        check("https://acme.atlassian.net/wiki/", None, Ok((Cloud, "https://acme.atlassian.net/wiki")));
+        check(
+            "https://acme.atlassian.net",
+            None,
+            Ok((Cloud, "https://acme.atlassian.net/wiki")),
+        );
+        check(
+            "https://acme.atlassian.net/wiki/",
+            None,
+            Ok((Cloud, "https://acme.atlassian.net/wiki")),
+        );
         check(
             "https://api.atlassian.com/ex/confluence/1a2b-3c",
             None,
-            Ok((Cloud, "https://api.atlassian.com/ex/confluence/1a2b-3c/wiki")),
+            Ok((
+                Cloud,
+                "https://api.atlassian.com/ex/confluence/1a2b-3c/wiki",
+            )),
         );
         check(
             "https://api.atlassian.com/ex/confluence/1a2b-3c/wiki",
             None,
-            Ok((Cloud, "https://api.atlassian.com/ex/confluence/1a2b-3c/wiki")),
+            Ok((
+                Cloud,
+                "https://api.atlassian.com/ex/confluence/1a2b-3c/wiki",
+            )),
         );
-        check("https://wiki.corp.example/confluence/", None, Ok((DataCenter, "https://wiki.corp.example/confluence")));
-        check("http://127.0.0.1:9/wiki", Some(Cloud), Ok((Cloud, "http://127.0.0.1:9/wiki")));
+        check(
+            "https://wiki.corp.example/confluence/",
+            None,
+            Ok((DataCenter, "https://wiki.corp.example/confluence")),
+        );
+        check(
+            "http://127.0.0.1:9/wiki",
+            Some(Cloud),
+            Ok((Cloud, "http://127.0.0.1:9/wiki")),
+        );
         check(
             "http://127.0.0.1:9/ex/confluence/abc",
             Some(Cloud),
@@ -140,14 +170,30 @@ mod tests {
 
     #[test]
     fn urls_that_cannot_be_classified_are_explained() {
-        check("https://api.atlassian.com/", None, Err("/ex/confluence/<cloudId>"));
-        check("https://api.atlassian.com/ex/jira/abc", None, Err("_edge/tenant_info"));
+        check(
+            "https://api.atlassian.com/",
+            None,
+            Err("/ex/confluence/<cloudId>"),
+        );
+        check(
+            "https://api.atlassian.com/ex/jira/abc",
+            None,
+            Err("_edge/tenant_info"),
+        );
         check(
             "https://acme.atlassian.net/wiki/spaces/DOC/overview",
             None,
             Err("not a page or space address"),
         );
-        check("https://acme.atlassian.net", Some(Deployment::DataCenter), Err("no Data Center API"));
-        check("http://127.0.0.1:9/confluence", Some(Deployment::Cloud), Err("is neither"));
+        check(
+            "https://acme.atlassian.net",
+            Some(Deployment::DataCenter),
+            Err("no Data Center API"),
+        );
+        check(
+            "http://127.0.0.1:9/confluence",
+            Some(Deployment::Cloud),
+            Err("is neither"),
+        );
     }
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::config::properties::{self, Parsed, Severity};
 use crate::config::deployment::{Deployment, classify_base_url};
+use crate::config::properties::{self, Parsed, Severity};
 use crate::confluence::UpstreamAuth;
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;

@@ -222,7 +222,11 @@ pub(crate) struct V2Node {
     pub kind: Option<String>,
     #[serde(default)]
     pub title: Option<String>,
-    #[serde(default, rename = "parentId", deserialize_with = "optional_string_or_number")]
+    #[serde(
+        default,
+        rename = "parentId",
+        deserialize_with = "optional_string_or_number"
+    )]
     pub parent_id: Option<String>,
 }
 
@@ -295,12 +299,10 @@ fn optional_string_or_number<'de, D: Deserializer<'de>>(
         Text(String),
         Number(u64),
     }
-    Ok(
-        Option::<Id>::deserialize(deserializer)?.map(|id| match id {
-            Id::Text(text) => text,
-            Id::Number(number) => number.to_string(),
-        }),
-    )
+    Ok(Option::<Id>::deserialize(deserializer)?.map(|id| match id {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    }))
 }
 
 /// Content ids are documented as strings; accept a bare number too rather than fail a whole listing.

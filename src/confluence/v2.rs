@@ -28,8 +28,8 @@ use super::types::{
     V2UpdateRequest, VersionRequest,
 };
 use super::{
-    Call, ClientConfigError, ConfluenceClient, Page, PageRef, PageUpdate, SubtreePage, UpstreamError, json_body,
-    parse, require_id, within,
+    Call, ClientConfigError, ConfluenceClient, Page, PageRef, PageUpdate, SubtreePage,
+    UpstreamError, json_body, parse, require_id, within,
 };
 
 /// How long a page title learned from an answer may stand in for a fresh one in breadcrumbs.
@@ -154,7 +154,13 @@ impl ConfluenceClient {
             }
             let url = self.v2_url(&["pages"], &query);
             let found: V2List<V2Page> = self
-                .v2_get(OPERATION, route::PAGES, url, deadline, Missing::SpaceOrToken)
+                .v2_get(
+                    OPERATION,
+                    route::PAGES,
+                    url,
+                    deadline,
+                    Missing::SpaceOrToken,
+                )
                 .await?;
             // v2 matches the whole title ignoring case; prefer the exact spelling if both came back.
             let wanted = title.to_lowercase();
@@ -235,7 +241,13 @@ impl ConfluenceClient {
             &[("limit", &V2_LIMIT.to_string())],
         );
         let ancestors: V2List<V2Node> = self
-            .v2_get(operation, route::ANCESTORS, url, deadline, Missing::PageOrToken)
+            .v2_get(
+                operation,
+                route::ANCESTORS,
+                url,
+                deadline,
+                Missing::PageOrToken,
+            )
             .await?;
         // Folders are transparent: only pages make up the chain.
         let ids: Vec<String> = ancestors
@@ -285,7 +297,13 @@ impl ConfluenceClient {
             let limit = V2_LIMIT.to_string();
             let url = self.v2_url(&["pages"], &[("id", joined.as_str()), ("limit", &limit)]);
             let pages: Vec<V2Page> = self
-                .v2_collect(operation, route::PAGES, url, deadline, Missing::SpaceOrToken)
+                .v2_collect(
+                    operation,
+                    route::PAGES,
+                    url,
+                    deadline,
+                    Missing::SpaceOrToken,
+                )
                 .await?;
             for page in pages {
                 self.v2().remember(&page.id, &page.title);
@@ -422,7 +440,10 @@ impl ConfluenceClient {
                         sweep_depth.insert(node.id.clone(), own_sweep_depth);
                         page_depth.insert(node.id.clone(), own_pages);
                         let on_boundary = own_sweep_depth >= levels;
-                        if on_boundary && own_pages < max_depth && (node.is_page() || node.is_folder()) {
+                        if on_boundary
+                            && own_pages < max_depth
+                            && (node.is_page() || node.is_folder())
+                        {
                             next.push((node.id.clone(), node.is_folder()));
                         }
                         if node.is_page() || node.is_folder() {
@@ -492,8 +513,15 @@ impl ConfluenceClient {
                 body: V2BodyRequest::storage(storage),
             };
             let url = self.v2_url(&["pages"], &[]);
-            self.v2_write(OPERATION, Method::POST, route::PAGES, url, &request, deadline)
-                .await
+            self.v2_write(
+                OPERATION,
+                Method::POST,
+                route::PAGES,
+                url,
+                &request,
+                deadline,
+            )
+            .await
         })
         .await
     }
@@ -513,7 +541,14 @@ impl ConfluenceClient {
                 };
                 let url = self.v2_url(&["pages", &update.id, "title"], &[]);
                 let mut page = self
-                    .v2_write(OPERATION, Method::PUT, route::PAGE_TITLE, url, &request, deadline)
+                    .v2_write(
+                        OPERATION,
+                        Method::PUT,
+                        route::PAGE_TITLE,
+                        url,
+                        &request,
+                        deadline,
+                    )
                     .await?;
                 // An answer without a version still means the title changed.
                 if page.version == 0 {
@@ -569,9 +604,9 @@ impl ConfluenceClient {
                     self.v2().forget(id);
                     Ok(())
                 }
-                Err(UpstreamError::NotFound) => {
-                    Err(self.v2_explain_404(OPERATION, Missing::PageOrToken, deadline).await)
-                }
+                Err(UpstreamError::NotFound) => Err(self
+                    .v2_explain_404(OPERATION, Missing::PageOrToken, deadline)
+                    .await),
                 Err(other) => Err(other),
             }
         })
@@ -599,7 +634,9 @@ impl ConfluenceClient {
         let answer = match self.send(&call, deadline).await {
             Ok(answer) => answer,
             Err(UpstreamError::NotFound) => {
-                return Err(self.v2_explain_404(operation, Missing::PageOrToken, deadline).await);
+                return Err(self
+                    .v2_explain_404(operation, Missing::PageOrToken, deadline)
+                    .await);
             }
             Err(other) => return Err(other),
         };
@@ -689,7 +726,9 @@ impl ConfluenceClient {
         };
         match self.send(&call, deadline).await {
             Ok(answer) => parse(&answer),
-            Err(UpstreamError::NotFound) => Err(self.v2_explain_404(operation, missing, deadline).await),
+            Err(UpstreamError::NotFound) => {
+                Err(self.v2_explain_404(operation, missing, deadline).await)
+            }
             Err(other) => Err(other),
         }
     }

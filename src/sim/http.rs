@@ -1492,7 +1492,12 @@ mod tests {
             Route::Unrouted,
         );
         check(Method::GET, "/api/v2/pages", "", Route::Unrouted);
-        check(Method::PATCH, "/wiki/api/v2/pages", "/wiki", Route::Unrouted);
+        check(
+            Method::PATCH,
+            "/wiki/api/v2/pages",
+            "/wiki",
+            Route::Unrouted,
+        );
         check(
             Method::PUT,
             "/wiki/rest/api/content/1/move/append/2",

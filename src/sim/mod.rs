@@ -494,4 +494,3 @@ fn snapshot(page: &store::Page) -> SimPage {
         space_key: page.space_key.clone(),
     }
 }
-

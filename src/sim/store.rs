@@ -645,9 +645,9 @@ impl Store {
 
     /// The current folder with `id`.
     pub fn folder(&self, id: u64) -> Option<&Page> {
-        self.pages.get(&id).filter(|page| {
-            page.kind == ContentKind::Folder && page.status == PageStatus::Current
-        })
+        self.pages
+            .get(&id)
+            .filter(|page| page.kind == ContentKind::Folder && page.status == PageStatus::Current)
     }
 
     /// The space with this numeric id.

@@ -35,9 +35,7 @@ async fn world_with_deadline(deployment: Deployment, deadline: Duration) -> Worl
 /// and read the root, and the request counts start from zero.
 async fn world_with_settings(settings: SimSettings, deadline: Duration) -> World {
     let deployment = settings.deployment;
-    let sim = Simulator::start(settings)
-        .await
-        .expect("simulator starts");
+    let sim = Simulator::start(settings).await.expect("simulator starts");
     sim.add_space(SPACE, "Documentation");
     sim.add_basic_user(EMAIL, TOKEN);
     sim.add_bearer_token(TOKEN);
@@ -176,7 +174,11 @@ async fn lookups_take_one_request_each_and_carry_version_ancestors_and_body() {
         assert_eq!(w.client.page_by_id("987654321", true).await, Ok(None));
         // Cloud: the read by id is the page and its ancestors (titles now known); a 404 on a
         // page is believed only after a fresh space lookup shows the token still works.
-        assert_eq!(w.sim.total_requests(), per(deployment, 4, 8), "{deployment:?}");
+        assert_eq!(
+            w.sim.total_requests(),
+            per(deployment, 4, 8),
+            "{deployment:?}"
+        );
         assert_eq!(w.sim.v1_requests(), per(deployment, 4, 0), "{deployment:?}");
     }
 }
@@ -235,7 +237,8 @@ async fn children_are_listed_in_order_across_server_pages() {
         // The simulator caps pages at 200 children on v1 and 250 on v2.
         assert_eq!(
             w.sim.request_count("GET /rest/api/content/{id}/child/page")
-                + w.sim.request_count("GET /api/v2/pages/{id}/direct-children"),
+                + w.sim
+                    .request_count("GET /api/v2/pages/{id}/direct-children"),
             per(deployment, 3, 2),
             "{deployment:?}"
         );
@@ -315,7 +318,11 @@ async fn writes_take_one_request_each_and_need_no_read_back() {
             w.sim.page(&created.id).map(|p| p.status),
             Some(PageStatus::Trashed)
         );
-        assert_eq!(w.sim.total_requests(), per(deployment, 5, 6), "{deployment:?}");
+        assert_eq!(
+            w.sim.total_requests(),
+            per(deployment, 5, 6),
+            "{deployment:?}"
+        );
         assert_eq!(
             w.client.delete_page(&created.id).await,
             Err(UpstreamError::NotFound)
@@ -720,13 +727,24 @@ async fn cloud_follows_cursor_pages_through_the_gateway_on_children_descendants_
     let mut expected = vec!["Level 1"];
     expected.extend(seeded.iter().map(|p| p.title.as_str()));
     assert_eq!(titles, expected);
-    assert_eq!(w.sim.request_count("GET /api/v2/pages/{id}/direct-children"), 4);
+    assert_eq!(
+        w.sim
+            .request_count("GET /api/v2/pages/{id}/direct-children"),
+        4
+    );
 
-    let listed = w.client.subtree(&w.root, None).await.expect("listing works");
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
     assert_eq!(listed.len(), 5 + 7);
     // Twelve pages two at a time, plus a sweep below "Level 5", which sits on the fifth level
     // (the deepest one sweep answers) and might have children.
-    assert_eq!(w.sim.request_count("GET /api/v2/pages/{id}/descendants"), 6 + 1);
+    assert_eq!(
+        w.sim.request_count("GET /api/v2/pages/{id}/descendants"),
+        6 + 1
+    );
 
     // `_links.next` is site-relative (`/wiki/api/v2/…`); every request still went through the
     // gateway, and none used v1.
@@ -737,7 +755,11 @@ async fn cloud_follows_cursor_pages_through_the_gateway_on_children_descendants_
             .all(|request| request.path_and_query.starts_with("/ex/confluence/")),
         "{requests:#?}"
     );
-    assert!(requests.iter().any(|request| request.path_and_query.contains("cursor=")));
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.path_and_query.contains("cursor="))
+    );
     assert_eq!(w.sim.v1_requests(), 0);
 }
 
@@ -747,7 +769,9 @@ async fn cloud_subtrees_deeper_than_one_descendants_sweep_are_complete() {
     let mut parent = w.root.clone();
     let mut expected = Vec::new();
     for level in 1..=8 {
-        let id = w.sim.add_page(SPACE, &format!("Deep {level}"), Some(&parent), "");
+        let id = w
+            .sim
+            .add_page(SPACE, &format!("Deep {level}"), Some(&parent), "");
         expected.push(SubtreePage {
             id: id.clone(),
             title: format!("Deep {level}"),
@@ -755,11 +779,19 @@ async fn cloud_subtrees_deeper_than_one_descendants_sweep_are_complete() {
         });
         parent = id;
     }
-    let listed = w.client.subtree(&w.root, None).await.expect("listing works");
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
     assert_eq!(listed, expected);
     // One sweep of five levels, then one from the page on its last level.
     assert_eq!(w.sim.request_count("GET /api/v2/pages/{id}/descendants"), 2);
-    let six = w.client.subtree(&w.root, Some(6)).await.expect("listing works");
+    let six = w
+        .client
+        .subtree(&w.root, Some(6))
+        .await
+        .expect("listing works");
     assert_eq!(six, expected[..6]);
 }
 
@@ -786,23 +818,52 @@ async fn cloud_folders_are_transparent_in_ancestors_children_and_subtrees() {
         .iter()
         .map(|a| (a.id.as_str(), a.title.as_str()))
         .collect();
-    assert_eq!(chain, [(w.root.as_str(), "Root"), (filed.as_str(), "Filed")]);
-    let archive = w.client.page_by_title("archive", false).await.expect("lookup works");
+    assert_eq!(
+        chain,
+        [(w.root.as_str(), "Root"), (filed.as_str(), "Filed")]
+    );
+    let archive = w
+        .client
+        .page_by_title("archive", false)
+        .await
+        .expect("lookup works");
     assert_eq!(archive.map(|p| p.id), Some(namesake.clone()));
 
     let children = w.client.children(&w.root).await.expect("listing works");
     let ids: Vec<&str> = children.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, [before.as_str(), filed.as_str(), after.as_str(), namesake.as_str()]);
+    assert_eq!(
+        ids,
+        [
+            before.as_str(),
+            filed.as_str(),
+            after.as_str(),
+            namesake.as_str()
+        ]
+    );
 
-    let listed = w.client.subtree(&w.root, None).await.expect("listing works");
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
     let placed: Vec<(&str, &str)> = listed
         .iter()
         .map(|p| (p.id.as_str(), p.parent_id.as_str()))
         .collect();
-    assert!(placed.contains(&(filed.as_str(), w.root.as_str())), "{placed:?}");
-    assert!(placed.contains(&(below.as_str(), filed.as_str())), "{placed:?}");
+    assert!(
+        placed.contains(&(filed.as_str(), w.root.as_str())),
+        "{placed:?}"
+    );
+    assert!(
+        placed.contains(&(below.as_str(), filed.as_str())),
+        "{placed:?}"
+    );
     assert_eq!(listed.len(), 5);
-    let one_level = w.client.subtree(&w.root, Some(1)).await.expect("listing works");
+    let one_level = w
+        .client
+        .subtree(&w.root, Some(1))
+        .await
+        .expect("listing works");
     assert_eq!(one_level.len(), 4, "{one_level:?}");
     // v2 page routes do not answer for a folder.
     assert_eq!(w.client.page_by_id(&folder, false).await, Ok(None));

@@ -943,7 +943,11 @@ async fn v2_lookup_ignores_case_and_pages_by_cursor_with_site_relative_links_on_
     assert_eq!(page["body"]["storage"]["value"], "<p>r</p>");
     assert_eq!(page["version"]["number"], 1);
     let prefix = world
-        .v2(Method::GET, &format!("/pages?space-id={space_id}&title=Roo"), None)
+        .v2(
+            Method::GET,
+            &format!("/pages?space-id={space_id}&title=Roo"),
+            None,
+        )
         .await;
     assert_eq!(prefix.json()["results"], json!([]), "never a prefix match");
 
@@ -970,7 +974,10 @@ async fn v2_lookup_ignores_case_and_pages_by_cursor_with_site_relative_links_on_
             }
         }
         assert_eq!(pages, 3);
-        assert_eq!(titles, (0..5).map(|i| format!("Child {i}")).collect::<Vec<_>>());
+        assert_eq!(
+            titles,
+            (0..5).map(|i| format!("Child {i}")).collect::<Vec<_>>()
+        );
     }
     let wrong_cloud = world
         .client
@@ -995,8 +1002,10 @@ async fn v2_writes_version_rename_move_and_delete_with_v2_error_bodies() {
         .v2(
             Method::POST,
             "/pages",
-            Some(json!({"spaceId": space_id, "status": "current", "title": "Notes", "parentId": root,
-                "body": {"representation": "storage", "value": "<p>v1</p>"}})),
+            Some(
+                json!({"spaceId": space_id, "status": "current", "title": "Notes", "parentId": root,
+                "body": {"representation": "storage", "value": "<p>v1</p>"}}),
+            ),
         )
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.text);
@@ -1005,21 +1014,33 @@ async fn v2_writes_version_rename_move_and_delete_with_v2_error_bodies() {
         .v2(
             Method::POST,
             "/pages",
-            Some(json!({"spaceId": space_id, "status": "current", "title": "NOTES", "parentId": root,
-                "body": {"representation": "storage", "value": ""}})),
+            Some(
+                json!({"spaceId": space_id, "status": "current", "title": "NOTES", "parentId": root,
+                "body": {"representation": "storage", "value": ""}}),
+            ),
         )
         .await;
     assert_eq!(duplicate.status, StatusCode::BAD_REQUEST);
     let error = &duplicate.json()["errors"][0];
-    assert_eq!((error["status"].clone(), error["code"].clone()), (json!(400), json!("BAD_REQUEST")));
-    assert!(error["title"].as_str().unwrap_or_default().contains("already exists"));
+    assert_eq!(
+        (error["status"].clone(), error["code"].clone()),
+        (json!(400), json!("BAD_REQUEST"))
+    );
+    assert!(
+        error["title"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already exists")
+    );
 
     let stale = world
         .v2(
             Method::PUT,
             &format!("/pages/{id}"),
-            Some(json!({"id": id, "status": "current", "title": "Notes", "version": {"number": 5},
-                "body": {"representation": "storage", "value": "<p>v2</p>"}})),
+            Some(
+                json!({"id": id, "status": "current", "title": "Notes", "version": {"number": 5},
+                "body": {"representation": "storage", "value": "<p>v2</p>"}}),
+            ),
         )
         .await;
     assert_eq!(stale.status, StatusCode::CONFLICT);
@@ -1031,10 +1052,16 @@ async fn v2_writes_version_rename_move_and_delete_with_v2_error_bodies() {
         .v2(
             Method::PUT,
             &format!("/pages/{id}"),
-            Some(json!({"id": id, "status": "current", "title": "Notes", "version": {"number": 2}})),
+            Some(
+                json!({"id": id, "status": "current", "title": "Notes", "version": {"number": 2}}),
+            ),
         )
         .await;
-    assert_eq!(no_body.status, StatusCode::BAD_REQUEST, "v2 updates need the body");
+    assert_eq!(
+        no_body.status,
+        StatusCode::BAD_REQUEST,
+        "v2 updates need the body"
+    );
 
     let renamed = world
         .v2(
@@ -1051,19 +1078,25 @@ async fn v2_writes_version_rename_move_and_delete_with_v2_error_bodies() {
         .v2(
             Method::PUT,
             &format!("/pages/{id}"),
-            Some(json!({"id": id, "status": "current", "title": "Renamed", "version": {"number": 3},
-                "parentId": other, "body": {"representation": "storage", "value": "<p>v1</p>"}})),
+            Some(
+                json!({"id": id, "status": "current", "title": "Renamed", "version": {"number": 3},
+                "parentId": other, "body": {"representation": "storage", "value": "<p>v1</p>"}}),
+            ),
         )
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.text);
-    let ancestors = world.v2(Method::GET, &format!("/pages/{id}/ancestors"), None).await;
+    let ancestors = world
+        .v2(Method::GET, &format!("/pages/{id}/ancestors"), None)
+        .await;
     assert_eq!(
         ancestors.json()["results"],
         json!([{"id": root, "type": "page"}, {"id": other, "type": "page"}]),
         "ids and types only, top to bottom"
     );
 
-    let deleted = world.v2(Method::DELETE, &format!("/pages/{id}"), None).await;
+    let deleted = world
+        .v2(Method::DELETE, &format!("/pages/{id}"), None)
+        .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let gone = world.v2(Method::GET, &format!("/pages/{id}"), None).await;
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
@@ -1077,7 +1110,10 @@ async fn v2_bad_credentials_look_like_404_and_faults_use_v2_bodies() {
     let root = world.sim.add_page("DOCS", "Root", None, "");
     let refused = world
         .client
-        .get(format!("{}/api/v2/pages/{root}", world.sim.gateway_base_url()))
+        .get(format!(
+            "{}/api/v2/pages/{root}",
+            world.sim.gateway_base_url()
+        ))
         .basic_auth(EMAIL, Some("wrong"))
         .send()
         .await
@@ -1093,12 +1129,22 @@ async fn v2_bad_credentials_look_like_404_and_faults_use_v2_bodies() {
     assert_eq!(limited.json()["errors"][0]["status"], 429);
 
     let folder = world.sim.add_folder("DOCS", "Folder", Some(&root));
-    let page_route = world.v2(Method::GET, &format!("/pages/{folder}"), None).await;
-    assert_eq!(page_route.status, StatusCode::NOT_FOUND, "page routes 404 on a folder");
+    let page_route = world
+        .v2(Method::GET, &format!("/pages/{folder}"), None)
+        .await;
+    assert_eq!(
+        page_route.status,
+        StatusCode::NOT_FOUND,
+        "page routes 404 on a folder"
+    );
     let children = world
         .v2(Method::GET, &format!("/pages/{root}/children"), None)
         .await;
-    assert_eq!(children.json()["results"], json!([]), "children leave folders out");
+    assert_eq!(
+        children.json()["results"],
+        json!([]),
+        "children leave folders out"
+    );
     let direct = world
         .v2(Method::GET, &format!("/pages/{root}/direct-children"), None)
         .await;

@@ -131,7 +131,12 @@ fn folder_missing(id: &str) -> Failure {
 fn current_page<'s>(state: &'s State, id: &str) -> Result<&'s Page, Failure> {
     id.parse::<u64>()
         .ok()
-        .and_then(|numeric| state.store.visible_page(numeric, StatusFilter::Current).ok())
+        .and_then(|numeric| {
+            state
+                .store
+                .visible_page(numeric, StatusFilter::Current)
+                .ok()
+        })
         .ok_or_else(|| page_missing(id))
 }
 
@@ -161,7 +166,9 @@ fn paging(call: &Call<'_>) -> Result<(usize, usize), Failure> {
     .min(cap);
     let offset = match call.param("cursor") {
         None | Some("") => 0,
-        Some(cursor) => decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?,
+        Some(cursor) => {
+            decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?
+        }
     };
     Ok((offset, limit))
 }
@@ -187,11 +194,7 @@ fn collection(call: &Call<'_>, items: Vec<Value>) -> Result<HttpResponse, Failur
     let (offset, limit) = paging(call)?;
     let end = items.len().min(offset.saturating_add(limit));
     let has_more = end < items.len();
-    let results: Vec<Value> = items
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .collect();
+    let results: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
     let mut links = Map::new();
     links.insert("base".into(), json!(call.shared.base));
     if has_more {
@@ -213,7 +216,9 @@ fn spaces(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         .store
         .spaces()
         .iter()
-        .filter(|space| keys.is_empty() || keys.iter().any(|key| key.eq_ignore_ascii_case(&space.key)))
+        .filter(|space| {
+            keys.is_empty() || keys.iter().any(|key| key.eq_ignore_ascii_case(&space.key))
+        })
         .map(|space| {
             json!({
                 "id": space.id.to_string(),
@@ -256,7 +261,9 @@ fn with_body(call: &Call<'_>) -> Result<bool, Failure> {
         None | Some("") => Ok(false),
         Some("storage") => Ok(true),
         Some("atlas_doc_format" | "view") => Ok(false),
-        Some(other) => Err(Failure::bad_request(format!("Invalid body-format: {other}"))),
+        Some(other) => Err(Failure::bad_request(format!(
+            "Invalid body-format: {other}"
+        ))),
     }
 }
 
@@ -265,15 +272,23 @@ fn pages(call: &Call<'_>) -> Result<HttpResponse, Failure> {
     let space_ids: Vec<u64> = call
         .params("space-id")
         .into_iter()
-        .map(|id| id.parse::<u64>().map_err(|_| Failure::bad_request(format!("Invalid space-id: {id}"))))
+        .map(|id| {
+            id.parse::<u64>()
+                .map_err(|_| Failure::bad_request(format!("Invalid space-id: {id}")))
+        })
         .collect::<Result<_, _>>()?;
     let ids: Vec<u64> = call
         .params("id")
         .into_iter()
-        .map(|id| id.parse::<u64>().map_err(|_| Failure::bad_request(format!("Invalid id: {id}"))))
+        .map(|id| {
+            id.parse::<u64>()
+                .map_err(|_| Failure::bad_request(format!("Invalid id: {id}")))
+        })
         .collect::<Result<_, _>>()?;
     if ids.len() > MAX_LIMIT {
-        return Err(Failure::bad_request(format!("At most {MAX_LIMIT} ids are allowed")));
+        return Err(Failure::bad_request(format!(
+            "At most {MAX_LIMIT} ids are allowed"
+        )));
     }
     let title = call.param("title");
     let filters = status_filter(call)?;
@@ -285,7 +300,9 @@ fn pages(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         .map(|space| space.key.as_str())
         .collect();
     if !space_ids.is_empty() && space_keys.is_empty() {
-        return Ok(json_ok(json!({"results": [], "_links": {"base": call.shared.base}})));
+        return Ok(json_ok(
+            json!({"results": [], "_links": {"base": call.shared.base}}),
+        ));
     }
     let items: Vec<Value> = state
         .store
@@ -303,7 +320,10 @@ fn pages(call: &Call<'_>) -> Result<HttpResponse, Failure> {
 
 /// The v2 page object (CONFLUENCE.md §6), with the storage body when asked.
 fn page_json(state: &State, page: &Page, body: bool) -> Value {
-    let space_id = state.store.space(&page.space_key).map(|space| space.id.to_string());
+    let space_id = state
+        .store
+        .space(&page.space_key)
+        .map(|space| space.id.to_string());
     let parent_type = page
         .parent_id
         .and_then(|parent| state.store.page(parent))
@@ -377,7 +397,9 @@ fn ancestors(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .filter_map(|&ancestor| state.store.page(ancestor))
         .map(|ancestor| json!({"id": ancestor.id.to_string(), "type": ancestor.kind.as_str()}))
         .collect();
-    Ok(json_ok(json!({"results": results, "_links": {"base": call.shared.base}})))
+    Ok(json_ok(
+        json!({"results": results, "_links": {"base": call.shared.base}}),
+    ))
 }
 
 /// `/children` (pages only, folders left out) or `/direct-children` (pages and folders).
@@ -563,7 +585,9 @@ fn update(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
             .zip(state.store.page(numeric))
             .is_none_or(|(parent, page)| parent.space_key == page.space_key);
         if !same_space {
-            return Err(Failure::bad_request("Changing the space of a page is not supported"));
+            return Err(Failure::bad_request(
+                "Changing the space of a page is not supported",
+            ));
         }
     }
     let update = PageUpdate {
@@ -577,7 +601,10 @@ fn update(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .store
         .update(numeric, &update, SystemTime::now())
         .map_err(|error| failure(&error))?;
-    let page = state.store.page(numeric).expect("an updated page stays stored");
+    let page = state
+        .store
+        .page(numeric)
+        .expect("an updated page stays stored");
     Ok(json_ok(page_json(&state, page, false)))
 }
 
@@ -603,7 +630,10 @@ fn rename(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         .store
         .update(numeric, &update, SystemTime::now())
         .map_err(|error| failure(&error))?;
-    let page = state.store.page(numeric).expect("a renamed page stays stored");
+    let page = state
+        .store
+        .page(numeric)
+        .expect("a renamed page stays stored");
     Ok(json_ok(page_json(&state, page, false)))
 }
 
