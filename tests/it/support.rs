@@ -242,13 +242,9 @@ pub const DEPLOYMENTS: [conflagent::sim::Deployment; 2] = [
 ];
 
 impl World {
-    /// A Data Center world: root "Handbook" with "Guides" (children "Install", "Configure") and
-    /// "Notes"; outside the sandbox, "Outside" with child "Secret Plans".
-    pub async fn start() -> World {
-        World::start_with(conflagent::sim::Deployment::DataCenter, "").await
-    }
-
-    /// A world on `deployment`, with `extra` appended to the endpoint file.
+    /// A world on `deployment`, with `extra` appended to the endpoint file: root "Handbook" with
+    /// "Guides" (children "Install", "Configure") and "Notes"; outside the sandbox, "Outside"
+    /// with child "Secret Plans".
     pub async fn start_with(deployment: conflagent::sim::Deployment, extra: &str) -> World {
         World::start_seeded(deployment, extra, |sim, root_id| {
             let guides = sim.add_page(SPACE, "Guides", Some(root_id), "<p>All guides</p>");
