@@ -1,49 +1,110 @@
 //! Turns the raw entries of one endpoint file into a validated [`Tenant`], collecting every problem.
-//! Later code never re-checks what is validated here.
+//! Later code never re-checks what is validated here: a `Tenant` can only be made by [`validate`],
+//! and its fields are parsed types behind getters.
 
+use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use crate::config::deployment::{Deployment, classify_base_url};
+use crate::config::base_url::classify_base_url;
 use crate::config::properties::{self, Parsed, Severity};
-use crate::confluence::UpstreamAuth;
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;
+
+/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Confluence Cloud (the site or the API gateway): REST v2 for pages, v1 only where v2 has no
+    /// equivalent.
+    Cloud,
+    /// Confluence Data Center or Server: REST v1.
+    DataCenter,
+}
+
+/// The credential sent to Confluence.
+#[derive(Debug, Clone)]
+pub enum UpstreamAuth {
+    /// HTTP Basic with an account email and an API token (Cloud), or a user and password (DC).
+    Basic {
+        /// The account's email address or user name.
+        email: String,
+        /// The API token or password.
+        api_token: Secret,
+    },
+    /// A bearer token: a personal access token (DC) or an OAuth access token. Only visible ASCII,
+    /// so it can always be sent in a header.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+}
+
+/// An absolute http(s) URL without credentials, query, fragment or trailing slash: a Confluence
+/// base URL (with `/rest/api` removed when the operator included it) or a public base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    /// Checks `text` as a base URL; the error says what is wrong, without echoing the text.
+    pub fn parse(text: &str) -> Result<BaseUrl, String> {
+        let parsed = url::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err("must be an http or https URL with a host".to_owned());
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("must not contain credentials; use email and api_token".to_owned());
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        let text = parsed.as_str().trim_end_matches('/');
+        let text = text.strip_suffix("/rest/api").unwrap_or(text);
+        Ok(BaseUrl(text.trim_end_matches('/').to_owned()))
+    }
+
+    /// The URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host, lowercase.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default()
+    }
+
+    fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A validated endpoint configuration.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
-    pub name: String,
-    /// Confluence base URL without a trailing slash (Cloud: `https://site.atlassian.net/wiki`).
-    pub base_url: String,
-    /// The space's canonical key.
-    pub space_key: String,
-    /// The id of the sandbox's root page.
-    pub root_page_id: String,
-    /// The Bearer secret clients must send.
-    pub secret: Secret,
-    /// A second accepted secret, for rotation without downtime.
-    pub previous_secret: Option<Secret>,
-    /// How the gateway authenticates to Confluence.
-    pub credentials: UpstreamAuth,
-    /// Cloud or Data Center.
-    pub deployment: Deployment,
-    /// Which operations the endpoint publishes and allows.
-    pub flavor: Flavor,
-    /// An explicit allowlist on top of the flavor, if configured.
-    pub operations: Option<Vec<Operation>>,
-    /// The request budget of authenticated calls.
-    pub rate_limit: RateLimit,
-    /// Deadline for one request's upstream work, retries included.
-    pub upstream_timeout: Duration,
-    /// Cap on concurrent upstream calls for this endpoint.
-    pub upstream_max_concurrent: usize,
-    /// The https base that the OpenAPI `servers` entry advertises, without a trailing slash.
-    pub public_url: Option<String>,
-    /// Text appended to the OpenAPI `info.description`.
-    pub description: Option<String>,
-    /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
-    pub allowed_macros: Vec<String>,
+    name: String,
+    base_url: BaseUrl,
+    space_key: String,
+    root_page_id: String,
+    secret: Secret,
+    previous_secret: Option<Secret>,
+    credentials: UpstreamAuth,
+    deployment: Deployment,
+    flavor: Flavor,
+    operations: Option<Vec<Operation>>,
+    rate_limit: RateLimit,
+    upstream_timeout: Duration,
+    upstream_max_concurrent: NonZeroUsize,
+    public_url: Option<BaseUrl>,
+    description: Option<String>,
+    allowed_macros: Vec<String>,
 }
 
 /// The original Conflagent's flavors: which part of the API an endpoint exposes.
@@ -86,6 +147,71 @@ pub struct RateLimit {
 }
 
 impl Tenant {
+    /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Confluence base URL (Cloud: `https://site.atlassian.net/wiki`).
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.base_url
+    }
+
+    /// The space's canonical key.
+    pub fn space_key(&self) -> &str {
+        &self.space_key
+    }
+
+    /// The numeric id of the sandbox's root page.
+    pub fn root_page_id(&self) -> &str {
+        &self.root_page_id
+    }
+
+    /// How the gateway authenticates to Confluence.
+    pub fn credentials(&self) -> &UpstreamAuth {
+        &self.credentials
+    }
+
+    /// Cloud or Data Center.
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+
+    /// Which operations the endpoint publishes and allows.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The request budget of authenticated calls.
+    pub fn rate_limit(&self) -> RateLimit {
+        self.rate_limit
+    }
+
+    /// Deadline for one request's upstream work, retries included.
+    pub fn upstream_timeout(&self) -> Duration {
+        self.upstream_timeout
+    }
+
+    /// Cap on concurrent upstream calls for this endpoint.
+    pub fn upstream_max_concurrent(&self) -> NonZeroUsize {
+        self.upstream_max_concurrent
+    }
+
+    /// The https base that the OpenAPI `servers` entry advertises.
+    pub fn public_url(&self) -> Option<&BaseUrl> {
+        self.public_url.as_ref()
+    }
+
+    /// Text appended to the OpenAPI `info.description`.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
+    pub fn allowed_macros(&self) -> &[String] {
+        &self.allowed_macros
+    }
+
     /// Whether this endpoint publishes and serves `operation` (flavor and allowlist together).
     pub fn allows(&self, operation: Operation) -> bool {
         if operation.access() == Access::Public {
@@ -236,7 +362,9 @@ impl Fields<'_> {
             1,
             MAX_UPSTREAM_TIMEOUT_SECONDS,
         )?);
-        let upstream_max_concurrent = self.number("upstream_max_concurrent", 8, 1, 1024)?;
+        let upstream_max_concurrent =
+            NonZeroUsize::new(self.number("upstream_max_concurrent", 8, 1, 1024)?)
+                .unwrap_or(NonZeroUsize::MIN);
         let public_url = match self.optional("public_url") {
             Some((value, line)) => Some(self.url("public_url", &value, line, true)?),
             None => None,
@@ -349,39 +477,22 @@ impl Fields<'_> {
         found
     }
 
-    fn url(&mut self, key: &str, value: &str, line: usize, is_public: bool) -> Option<String> {
-        let parsed = match reqwest::Url::parse(value) {
-            Ok(url) => url,
-            Err(_) => {
-                self.error(line, format!("{key} is not a valid URL"));
-                return None;
+    fn url(&mut self, key: &str, value: &str, line: usize, is_public: bool) -> Option<BaseUrl> {
+        match BaseUrl::parse(value) {
+            Ok(url) => {
+                if is_public && !url.is_https() {
+                    self.warn(
+                        line,
+                        format!("{key} is not https; Custom GPT Actions require https"),
+                    );
+                }
+                Some(url)
             }
-        };
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            self.error(
-                line,
-                format!("{key} must be an http or https URL with a host"),
-            );
-            return None;
+            Err(why) => {
+                self.error(line, format!("{key} {why}"));
+                None
+            }
         }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            self.error(
-                line,
-                format!("{key} must not contain credentials; use email and api_token"),
-            );
-            return None;
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            self.error(line, format!("{key} must not have a query or fragment"));
-            return None;
-        }
-        if is_public && parsed.scheme() == "http" {
-            self.warn(
-                line,
-                format!("{key} is not https; Custom GPT Actions require https"),
-            );
-        }
-        Some(value.trim_end_matches('/').to_owned())
     }
 
     /// The `deployment` key: `Some(None)` when absent, `None` when invalid (an error was recorded).
@@ -399,25 +510,26 @@ impl Fields<'_> {
         }
     }
 
-    /// The base URL the client uses and the deployment, from `base_url` and `deployment`; a URL that
-    /// cannot be classified is an error that explains the accepted forms.
+    /// The base URL the client uses and the deployment, from `base_url` and `deployment`: a Cloud
+    /// site, Atlassian's API gateway (both ending in `/wiki`) or Data Center. A URL that cannot be
+    /// classified is an error that explains the accepted forms.
     fn classified_base(
         &mut self,
-        url: &str,
+        url: &BaseUrl,
         line: usize,
         explicit: Option<Deployment>,
-    ) -> (Option<String>, Option<Deployment>) {
-        match classify_base_url(url, explicit) {
+    ) -> (Option<BaseUrl>, Option<Deployment>) {
+        match classify_base_url(url.as_str(), explicit) {
             Ok(base) => {
                 if base.appended_wiki {
-                    let message = if url.contains("/ex/confluence/") {
+                    let message = if url.as_str().contains("/ex/confluence/") {
                         "base_url of the API gateway does not end in /wiki; using <base_url>/wiki"
                     } else {
                         "base_url of a Cloud site has no path; using <site>/wiki"
                     };
                     self.warn(line, message.to_owned());
                 }
-                (Some(base.base_url), Some(base.deployment))
+                (Some(BaseUrl(base.base_url)), Some(base.deployment))
             }
             Err(why) => {
                 self.error(line, format!("base_url {why}"));
@@ -459,6 +571,17 @@ impl Fields<'_> {
         } else {
             if let Some((_, line)) = email {
                 self.warn(line, "email is ignored with auth=bearer".to_owned());
+            }
+            if !api_token
+                .expose()
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic())
+            {
+                self.error(
+                    token_line,
+                    "api_token for auth=bearer must be visible ASCII without spaces".to_owned(),
+                );
+                return None;
             }
             Some(UpstreamAuth::Bearer { token: api_token })
         }
@@ -560,6 +683,50 @@ mod tests {
     }
 
     #[test]
+    fn base_urls_are_normalised_or_refused() {
+        fn check(base_url: &str, expected: Result<&str, &str>) {
+            assert_eq!(
+                BaseUrl::parse(base_url).as_ref().map(BaseUrl::as_str),
+                expected.map_err(str::to_owned).as_ref().map(|ok| *ok),
+                "{base_url}"
+            );
+        }
+        check(
+            "https://x.atlassian.net/wiki",
+            Ok("https://x.atlassian.net/wiki"),
+        );
+        check(
+            "https://x.atlassian.net/wiki/",
+            Ok("https://x.atlassian.net/wiki"),
+        );
+        check("https://host/ctx/rest/api/", Ok("https://host/ctx"));
+        check("http://127.0.0.1:8090", Ok("http://127.0.0.1:8090"));
+        check(
+            "ftp://host/",
+            Err("must be an http or https URL with a host"),
+        );
+        check(
+            "https://me:pw@host/",
+            Err("must not contain credentials; use email and api_token"),
+        );
+        check(
+            "https://host/?a=b",
+            Err("must not have a query or fragment"),
+        );
+        check("not a url", Err("is not a valid URL"));
+    }
+
+    #[test]
+    fn a_bearer_token_that_cannot_be_sent_in_a_header_is_refused() {
+        let text = VALID.replace("pat-token", "pat token");
+        let validated = check(
+            &text,
+            &["5: api_token for auth=bearer must be visible ASCII without spaces"],
+        );
+        assert!(validated.tenant.is_none());
+    }
+
+    #[test]
     fn minimal_file_gives_defaults() {
         let tenant = check(VALID, &[]).tenant.expect("valid");
         assert_eq!(tenant.name, "docs");
@@ -587,7 +754,7 @@ mod tests {
         .tenant
         .expect("valid");
         assert_eq!(tenant.deployment, Deployment::Cloud);
-        assert_eq!(tenant.base_url, "https://acme.atlassian.net/wiki");
+        assert_eq!(tenant.base_url.as_str(), "https://acme.atlassian.net/wiki");
         assert!(matches!(tenant.credentials, UpstreamAuth::Basic { .. }));
     }
 

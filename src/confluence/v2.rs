@@ -28,8 +28,8 @@ use super::types::{
     V2UpdateRequest, VersionRequest,
 };
 use super::{
-    Call, ClientConfigError, ConfluenceClient, Page, PageRef, PageUpdate, SubtreePage,
-    UpstreamError, json_body, parse, require_id, within,
+    Call, ConfluenceClient, Page, PageRef, PageUpdate, SubtreePage, UpstreamError, json_body,
+    parse, require_id, within,
 };
 
 /// How long a page title learned from an answer may stand in for a fresh one in breadcrumbs.
@@ -67,16 +67,16 @@ pub(super) struct V2State {
 
 impl V2State {
     /// The state for a client whose configured base (ending in `/wiki`) is `site_root`.
-    pub(super) fn new(site_root: &str) -> Result<V2State, ClientConfigError> {
+    pub(super) fn new(site_root: &str) -> V2State {
         let api_root = Url::parse(&format!("{site_root}/api/v2"))
-            .map_err(|e| ClientConfigError::InvalidBaseUrl(e.to_string()))?;
+            .expect("a validated base URL plus a fixed path is a URL");
         let base_path = api_root.path().trim_end_matches("/api/v2").to_owned();
-        Ok(V2State {
+        V2State {
             api_root,
             base_path,
             space_id: OnceCell::new(),
             titles: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     fn remember(&self, id: &str, title: &str) {

@@ -65,7 +65,10 @@ fn check_accepts_both_cloud_url_forms_and_explains_the_ones_it_cannot_classify()
         )
     };
     let site = cloud("https://acme.atlassian.net/wiki", "");
-    let gateway = cloud("https://api.atlassian.com/ex/confluence/0a1b2c3d-4e5f/wiki", "");
+    let gateway = cloud(
+        "https://api.atlassian.com/ex/confluence/0a1b2c3d-4e5f/wiki",
+        "",
+    );
     let (code, stdout) = check(&[
         ("conflagent.site.properties", &site),
         ("conflagent.gateway.properties", &gateway),
@@ -95,13 +98,16 @@ fn check_accepts_both_cloud_url_forms_and_explains_the_ones_it_cannot_classify()
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
-        lines[0].starts_with("conflagent.a.properties:1: base_url on api.atlassian.com must be \
-             https://api.atlassian.com/ex/confluence/<cloudId>"),
+        lines[0].starts_with(
+            "conflagent.a.properties:1: base_url on api.atlassian.com must be \
+             https://api.atlassian.com/ex/confluence/<cloudId>"
+        ),
         "{stdout}"
     );
     assert!(lines[0].contains("_edge/tenant_info"), "{stdout}");
     assert!(
-        lines[1].starts_with("conflagent.b.properties:1: base_url of a Confluence Cloud site must be"),
+        lines[1]
+            .starts_with("conflagent.b.properties:1: base_url of a Confluence Cloud site must be"),
         "{stdout}"
     );
     assert!(lines[2].contains("has no Data Center API"), "{stdout}");

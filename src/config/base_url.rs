@@ -1,18 +1,11 @@
-//! Which Confluence an endpoint talks to, and the one reading of a `base_url` that decides it.
+//! The one reading of a `base_url` that decides which Confluence an endpoint talks to.
 //!
 //! Pure: no IO. Cloud is reached either through the site (`https://<site>.atlassian.net/wiki`) or
 //! through Atlassian's API gateway (`https://api.atlassian.com/ex/confluence/<cloudId>/wiki`, needed
 //! for scoped API tokens); both end in `/wiki`, under which the REST APIs live. Anything else is Data
 //! Center unless `deployment=cloud` says otherwise (the simulator serves both Cloud forms on loopback).
 
-/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// Confluence Cloud: REST v2 for pages, v1 only where v2 has no equivalent.
-    Cloud,
-    /// Confluence Data Center or Server: REST v1.
-    DataCenter,
-}
+use super::tenant::Deployment;
 
 /// The Atlassian API gateway's host.
 const GATEWAY_HOST: &str = "api.atlassian.com";
@@ -34,7 +27,7 @@ pub fn classify_base_url(
     base_url: &str,
     explicit: Option<Deployment>,
 ) -> Result<ConfluenceBase, String> {
-    let url = reqwest::Url::parse(base_url.trim()).map_err(|_| "is not a valid URL".to_owned())?;
+    let url = url::Url::parse(base_url.trim()).map_err(|_| "is not a valid URL".to_owned())?;
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let trimmed = base_url.trim().trim_end_matches('/');
     let path = url.path().trim_end_matches('/');
