@@ -287,7 +287,7 @@ const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 40;
 
 /// Parses and validates the text of `conflagent.<name>.properties`.
 pub fn validate(name: &str, text: &str) -> Validated {
-    let parsed = properties::parse(text);
+    let parsed = properties::parse(text, KNOWN_KEYS);
     let mut problems: Vec<Problem> = parsed
         .problems
         .iter()
@@ -322,10 +322,19 @@ impl Fields<'_> {
     fn tenant(&mut self, name: &str) -> Option<Tenant> {
         for entry in &self.parsed.entries {
             if !KNOWN_KEYS.contains(&entry.key.as_str()) {
-                self.warn(
-                    entry.line,
-                    format!("unknown key `{}` is ignored", entry.key),
-                );
+                let message = match properties::near_miss(&entry.key, KNOWN_KEYS) {
+                    Some(known) => {
+                        format!(
+                            "unknown key `{}` is ignored; did you mean `{known}`?",
+                            entry.key
+                        )
+                    }
+                    None => "unknown key is ignored; it is not shown because it does not look \
+                             like a configuration key and may be a secret (a value on a line of \
+                             its own, or a value and key swapped)"
+                        .to_owned(),
+                };
+                self.warn(entry.line, message);
             }
         }
 
@@ -435,10 +444,27 @@ impl Fields<'_> {
     fn required(&mut self, key: &str) -> Option<(String, usize)> {
         let found = self.optional(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
+    }
+
+    /// Reports a required key that is absent, or present with an empty value (whose value may
+    /// have ended up on the next line, where it must never be echoed).
+    fn missing(&mut self, key: &str, why: &str) {
+        match self.parsed.get(key) {
+            Some(entry) => {
+                let line = entry.line;
+                self.error(
+                    line,
+                    format!(
+                        "{key} is empty{why}; its value must be on the same line (or continue \
+                         it with a trailing backslash)"
+                    ),
+                );
+            }
+            None => self.error(0, format!("missing required key {key}{why}")),
+        }
     }
 
     fn optional_secret(&mut self, key: &str) -> Option<Secret> {
@@ -471,8 +497,7 @@ impl Fields<'_> {
     fn required_secret(&mut self, key: &str) -> Option<Secret> {
         let found = self.optional_secret(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
     }
@@ -555,10 +580,7 @@ impl Fields<'_> {
         };
         let token_line = self.line_of("api_token");
         let Some(api_token) = api_token else {
-            self.error(
-                token_line,
-                format!("missing required key api_token (needed for auth={auth})"),
-            );
+            self.missing("api_token", &format!(" (needed for auth={auth})"));
             return None;
         };
         if auth == "basic" {
@@ -769,13 +791,52 @@ mod tests {
                 "2: root_page_id must be a numeric page id",
                 "3: flavor must be default, read or upload",
                 "4: rate_limit_burst must be a whole number from 0 to 100000",
-                "5: unknown key `mystery` is ignored",
+                "5: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
                 "-: missing required key space_key",
                 "-: missing required key gpt_shared_secret",
                 "-: missing required key api_token (needed for auth=bearer)",
             ],
         );
         assert!(validated.tenant.is_none());
+    }
+
+    #[test]
+    fn a_token_on_the_line_after_its_key_is_never_echoed() {
+        let token = "ATATT3xFfGF0T9nWq2cLk8s7ZpQvR1mYbXhE4uJdA6oI5gKtC1A2B3C4D";
+        let text = VALID.replace("api_token=pat-token\n", &format!("api_token=\n{token}\n"));
+        let validated = check(
+            &text,
+            &[
+                "5: api_token is empty (needed for auth=bearer); its value must be on the same \
+                 line (or continue it with a trailing backslash)",
+                "6: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
+            ],
+        );
+        assert!(validated.tenant.is_none());
+        let swapped = VALID.replace(
+            "gpt_shared_secret=0123456789abcdef0123",
+            "0123456789abcdef0123:gpt_shared_secret",
+        );
+        let validated = validate("docs", &swapped);
+        assert!(
+            validated
+                .problems
+                .iter()
+                .all(|problem| !problem.message.contains("0123456789abcdef0123")),
+            "{:?}",
+            validated.problems
+        );
+        let typo = check(
+            &format!("{VALID}rate_limit_per_minut=5\n"),
+            &[
+                "6: unknown key `rate_limit_per_minut` is ignored; did you mean `rate_limit_per_minute`?",
+            ],
+        );
+        assert!(typo.tenant.is_some());
     }
 
     #[test]
