@@ -7,7 +7,6 @@ use tokio::time::Instant;
 
 use super::types::{ContentRef, Links};
 use super::{ConfluenceClient, Page, PageRef, UpstreamError, cql_escape, within};
-use crate::config::Deployment;
 
 /// The search route, for logs and metrics.
 const SEARCH_ROUTE: &str = "/rest/api/search";
@@ -142,7 +141,8 @@ impl ConfluenceClient {
         limit: usize,
         deadline: Instant,
     ) -> Result<SearchResults, UpstreamError> {
-        let cursor_only = self.inner.deployment == Deployment::Cloud;
+        // Cloud (the v2 backend) pages search results by cursor only.
+        let cursor_only = self.inner.v2.is_some();
         let (start, asked) = if cursor_only {
             (0, offset.saturating_add(limit))
         } else {
