@@ -187,7 +187,10 @@ impl ConfluenceClient {
                 .total_size
                 .is_some_and(|total| total > (returned_start + received) as u64);
             match next {
-                Some(next) if hits.len() < limit => url = self.resolve_next(&next, &links)?,
+                Some(next) if hits.len() < limit => {
+                    url = self.resolve_next(&next, &links)?;
+                    keep_search_parameters(&mut url);
+                }
                 Some(_) => return Ok(SearchResults { hits, more: true }),
                 None => {
                     return Ok(SearchResults {
@@ -197,6 +200,19 @@ impl ConfluenceClient {
                 }
             }
         }
+    }
+}
+
+/// Puts back what a `next` link may leave out (Cloud's do not reliably carry every parameter):
+/// without the expansions a hit could not be placed, without the excerpt it would say nothing.
+fn keep_search_parameters(url: &mut reqwest::Url) {
+    let present: Vec<String> = url.query_pairs().map(|(key, _)| key.into_owned()).collect();
+    let mut pairs = url.query_pairs_mut();
+    if !present.iter().any(|key| key == "expand") {
+        pairs.append_pair("expand", "content.ancestors,content.version");
+    }
+    if !present.iter().any(|key| key == "excerpt") {
+        pairs.append_pair("excerpt", "highlight");
     }
 }
 
@@ -214,12 +230,9 @@ fn hit_from(row: SearchRow) -> Result<Option<SearchHit>, UpstreamError> {
             content.id
         ))
     })?;
-    let ancestors = content.ancestors.ok_or_else(|| {
-        UpstreamError::Protocol(format!(
-            "search hit {} came without its ancestors",
-            content.id
-        ))
-    })?;
+    // A hit without ancestors can only be the sandbox root itself; any other page is then dropped
+    // by the sandbox check, never let through.
+    let ancestors = content.ancestors.unwrap_or_default();
     Ok(Some(SearchHit {
         page: Page {
             id: content.id,

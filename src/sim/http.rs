@@ -709,7 +709,11 @@ fn site_search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         .map(str::to_owned)
         .collect();
     let expansions = Expansions(requested);
-    let cap = if expansions.has_body() { 50 } else { 200 };
+    let cap = match (call.deployment(), expansions.has_body()) {
+        (_, true) => 50,
+        (Deployment::DataCenter, false) => 200,
+        (Deployment::Cloud, false) => call.shared.settings.max_page_limit as usize,
+    };
     let (dc_start, limit) = call.paging(cap)?;
     let start = match call.deployment() {
         Deployment::DataCenter => dc_start,

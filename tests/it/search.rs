@@ -237,6 +237,36 @@ async fn search_pages_with_offset_and_limit_and_refuses_an_empty_query() {
 }
 
 #[tokio::test]
+async fn cloud_search_follows_cursors_to_reach_an_offset() {
+    let settings = SimSettings {
+        max_page_limit: 2,
+        ..SimSettings::for_deployment(Deployment::Cloud)
+    };
+    let world = World::start_custom(settings, "", |sim, root| {
+        for index in 1..=7 {
+            sim.add_page(
+                SPACE,
+                &format!("Match {index}"),
+                Some(root),
+                "<p>needle</p>",
+            );
+        }
+    })
+    .await;
+    let (count, (status, body)) = world
+        .upstream_calls(|| world.call(Method::GET, "/pages/search?q=needle&offset=3&limit=2", None))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hit_titles(&body), ["Match 4", "Match 5"]);
+    assert_eq!(body["data"]["nextOffset"], 5);
+    assert_eq!(
+        count, 3,
+        "Cloud has no start: three pages of two to reach hits 4 and 5"
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
 async fn a_new_page_is_found_once_the_index_has_caught_up() {
     let settings = SimSettings {
         cql_index_lag: Duration::from_secs(3600),
