@@ -802,7 +802,7 @@ async fn exchange(request: reqwest::RequestBuilder) -> (Option<u16>, Result<Byte
 
 /// The hook for per-call metrics: every upstream attempt ends here with its operation name
 /// (`page_by_title`, `page_by_title_ignoring_case`, `page_by_id`, `children`, `subtree`,
-/// `create_page`, `update_page`, `delete_page`, and on Cloud `space_id`), an outcome label and its
+/// `create_page`, `update_page`, `delete_page`, `search_pages`, and on Cloud `space_id`), an outcome label and its
 /// duration.
 fn record(operation: &'static str, outcome: &'static str, elapsed: Duration) {
     crate::metrics::upstream_request(operation, outcome, elapsed);

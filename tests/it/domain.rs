@@ -229,3 +229,85 @@ async fn create_then_list_and_rename() {
     );
     domain.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn search_places_hits_in_the_sandbox_and_sections_update_in_place() {
+    let domain = Domain::start().await;
+    let reply = domain
+        .run(Command::Search {
+            query: "steps outside".to_owned(),
+            offset: 0,
+            limit: 10,
+        })
+        .await;
+    assert!(
+        matches!(&reply, Ok(Reply::Searched { hits, next_offset: None, .. }) if hits.is_empty()),
+        "{reply:?}"
+    );
+    let reply = domain
+        .run(Command::Search {
+            query: "steps".to_owned(),
+            offset: 0,
+            limit: 10,
+        })
+        .await;
+    let Ok(Reply::Searched { hits, .. }) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(
+        hits.iter().map(|hit| hit.page.clone()).collect::<Vec<_>>(),
+        [Placed {
+            title: "Install".to_owned(),
+            path: "Guides/Install".to_owned(),
+        }]
+    );
+    assert_eq!(
+        domain
+            .run(Command::Search {
+                query: "()".to_owned(),
+                offset: 0,
+                limit: 10,
+            })
+            .await,
+        Err(PageError::NothingToSearch)
+    );
+
+    let reply = domain
+        .run(Command::UpdateSection {
+            title: path("Install"),
+            section: "install".to_owned(),
+            body: "# Install\n\nnew steps".to_owned(),
+            expected_version: Some(1),
+            format: Some(BodyFormat::Markdown),
+        })
+        .await;
+    assert!(
+        matches!(
+            &reply,
+            Ok(Reply::SectionUpdated {
+                version: 2,
+                changed: true,
+                ..
+            })
+        ),
+        "{reply:?}"
+    );
+    let stored = domain.sim.page_by_title("DOC", "Install").expect("page");
+    assert_eq!(stored.body, "<h1>Install</h1><p>new steps</p>");
+    let missing = domain
+        .run(Command::ReadSection {
+            title: path("Install"),
+            section: "Usage".to_owned(),
+            format: BodyFormat::Storage,
+            offset: 0,
+            max_chars: 100,
+        })
+        .await;
+    assert_eq!(
+        missing,
+        Err(PageError::SectionNotFound {
+            wanted: "Usage".to_owned(),
+            available: vec!["Install".to_owned()],
+        })
+    );
+}
