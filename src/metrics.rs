@@ -291,19 +291,53 @@ fn current_endpoint() -> LabelValue {
         .unwrap_or_default()
 }
 
-/// Records one call to Confluence for the current request's endpoint: `outcome` is `ok`, `error` or
-/// `timeout`. The Confluence client calls this for every attempt.
+/// Records one call to Confluence for the current request's endpoint: `outcome` is one of the
+/// outcome labels (`ok`, `not_found`, `rejected`, …, `timeout`).
 pub fn upstream_request(operation: &'static str, outcome: &'static str, elapsed: Duration) {
-    let endpoint = REQUEST
-        .try_with(|context| {
-            context.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            context.endpoint.clone()
-        })
-        .unwrap_or_default();
+    let endpoint = current_endpoint();
     counter!(UPSTREAM_REQUESTS, "endpoint" => endpoint.clone(), "operation" => operation, "outcome" => outcome)
         .increment(1);
     histogram!(UPSTREAM_DURATION, "endpoint" => endpoint, "operation" => operation)
         .record(elapsed.as_secs_f64());
+}
+
+/// One call to Confluence in flight for the current request. It counts in the request's
+/// `upstream_calls` as soon as it is sent; its outcome is recorded when it finishes, or as
+/// `timeout` when it is abandoned (the request's deadline passed while it was in flight).
+pub struct UpstreamCall {
+    operation: &'static str,
+    started: tokio::time::Instant,
+    finished: bool,
+}
+
+impl UpstreamCall {
+    /// A call of `operation` being sent now.
+    pub fn start(operation: &'static str) -> UpstreamCall {
+        let _ = REQUEST.try_with(|context| {
+            context.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        });
+        UpstreamCall {
+            operation,
+            started: tokio::time::Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records the call's `outcome`; returns how long it took.
+    pub fn finish(mut self, outcome: &'static str) -> Duration {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        upstream_request(self.operation, outcome, elapsed);
+        elapsed
+    }
+}
+
+impl Drop for UpstreamCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            upstream_request(self.operation, "timeout", self.started.elapsed());
+        }
+    }
 }
 
 /// Records that a call to Confluence is being retried, for the current request's endpoint.

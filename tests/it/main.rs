@@ -14,3 +14,4 @@ mod pages;
 mod sim;
 mod support;
 mod upstream_calls;
+mod write_outcome;
