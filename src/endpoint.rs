@@ -5,19 +5,23 @@ use crate::auth::SecretDigest;
 use crate::config::Tenant;
 use crate::confluence::{ClientConfigError, ConfluenceClient, UpstreamSettings, http_client};
 use crate::openapi::DocumentCache;
-use crate::ratelimit::EndpointLimits;
+use crate::ratelimit::redis::RedisBudgets;
+use crate::ratelimit::{EndpointLimits, Sharing, secrets_fingerprint};
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone)]
 pub struct Shared {
     /// The one HTTP client (and connection pool) for all upstream calls.
     pub http: reqwest::Client,
+    /// The Redis that every replica's rate-limit budgets live in (`--redis-url`), if any.
+    pub redis: Option<RedisBudgets>,
 }
 
 impl Default for Shared {
     fn default() -> Shared {
         Shared {
             http: http_client(),
+            redis: None,
         }
     }
 }
@@ -65,10 +69,24 @@ impl Endpoint {
                 .accepted_secrets()
                 .eq(tenant.accepted_secrets())
         });
+        let fingerprint = shared
+            .redis
+            .as_ref()
+            .map(|_| secrets_fingerprint(tenant.accepted_secrets().map(|secret| secret.expose())));
+        let sharing = shared
+            .redis
+            .as_ref()
+            .zip(fingerprint.as_deref())
+            .map(|(redis, secrets)| Sharing {
+                redis,
+                endpoint: &tenant.name,
+                secrets,
+            });
         let limits = EndpointLimits::new(
             tenant.rate_limit,
             previous.map(|previous| &previous.limits),
             same_secrets,
+            sharing,
         );
         Ok(Endpoint {
             tenant,

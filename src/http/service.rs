@@ -25,7 +25,7 @@ use crate::http::router::{self, Target, TitlePath};
 use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
 use crate::openapi;
 use crate::pages;
-use crate::ratelimit::LimitKind;
+use crate::ratelimit::{LimitKind, RateLimited};
 use crate::routes::Operation;
 
 /// Settings of the public service.
@@ -255,13 +255,17 @@ async fn endpoint_request(
         Ok(matched) => matched,
         Err(miss) => {
             // A route miss costs like a public route, so misses cannot flood the log either.
-            endpoint.limits.spend(LimitKind::Public)?;
+            endpoint
+                .limits
+                .spend(LimitKind::Public)
+                .await
+                .map_err(too_many_requests)?;
             return Err(miss);
         }
     };
     let operation = matched.operation;
     metrics::record_route(operation.route().template);
-    spend_budget(&endpoint, operation, request.headers())?;
+    spend_budget(&endpoint, operation, request.headers()).await?;
     if !endpoint.tenant.allows(operation) {
         return Err(ApiError::outside_flavor(endpoint.tenant.flavor.name()));
     }
@@ -290,19 +294,29 @@ async fn endpoint_request(
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct
 /// one is never refused for a stranger's failures; failures spend their own strict budget, and
 /// once that is spent they are answered 429 instead of 401.
-fn spend_budget(
+async fn spend_budget(
     endpoint: &Endpoint,
     operation: Operation,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
-    if !operation.requires_auth() {
-        return endpoint.limits.spend(LimitKind::Public);
-    }
-    if let Err(unauthorized) = auth::check_bearer(headers, &endpoint.secret_digests) {
-        endpoint.limits.spend(LimitKind::Auth)?;
+    let kind = if !operation.requires_auth() {
+        LimitKind::Public
+    } else if let Err(unauthorized) = auth::check_bearer(headers, &endpoint.secret_digests) {
+        endpoint
+            .limits
+            .spend(LimitKind::Auth)
+            .await
+            .map_err(too_many_requests)?;
         return Err(unauthorized);
-    }
-    endpoint.limits.spend(LimitKind::Quota)
+    } else {
+        LimitKind::Quota
+    };
+    endpoint.limits.spend(kind).await.map_err(too_many_requests)
+}
+
+/// The 429 envelope of a spent budget, with its `Retry-After`.
+fn too_many_requests(limited: RateLimited) -> ApiError {
+    ApiError::rate_limited(limited.retry_after_secs)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the
