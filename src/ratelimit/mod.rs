@@ -410,4 +410,87 @@ mod tests {
             .await
             .expect("failures against the old secrets are forgotten");
     }
+
+    async fn unreachable_redis() -> RedisBudgets {
+        let settings = redis::RedisSettings {
+            connect_timeout: Duration::from_millis(200),
+            ..redis::RedisSettings::default()
+        };
+        RedisBudgets::connect("redis://127.0.0.1:1", settings)
+            .await
+            .expect("a valid URL")
+    }
+
+    #[tokio::test]
+    async fn redis_keys_name_the_endpoint_the_budget_its_rate_and_the_secrets() {
+        let redis = unreachable_redis().await;
+        let fingerprint = secrets_fingerprint(["current-secret-0123456789"]);
+        let sharing = Sharing {
+            redis: &redis,
+            endpoint: "docs",
+            secrets: &fingerprint,
+        };
+        let limits = EndpointLimits::new(PER_MINUTE_60_BURST_3, None, false, Some(sharing));
+        let auth_key = format!("conflagent:ratelimit:docs:auth:10:5:{fingerprint}");
+        assert_eq!(
+            limits.redis_keys(),
+            [
+                "conflagent:ratelimit:docs:quota:60:3",
+                auth_key.as_str(),
+                "conflagent:ratelimit:docs:public:600:100"
+            ]
+        );
+        let unlimited = EndpointLimits::new(
+            RateLimit {
+                per_minute: 0,
+                burst: 20,
+            },
+            None,
+            false,
+            Some(sharing),
+        );
+        assert_eq!(
+            unlimited.redis_keys(),
+            [auth_key.as_str()],
+            "no bucket for a budget that is off"
+        );
+        assert!(
+            local(PER_MINUTE_60_BURST_3, None, false)
+                .redis_keys()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_secrets_fingerprint_is_short_and_changes_with_the_secrets() {
+        let one = secrets_fingerprint(["current-secret-0123456789"]);
+        assert_eq!(one.len(), 8);
+        assert!(one.bytes().all(|byte| byte.is_ascii_hexdigit()));
+        assert_eq!(one, secrets_fingerprint(["current-secret-0123456789"]));
+        assert_ne!(
+            one,
+            secrets_fingerprint(["current-secret-0123456789", "previous-secret-0123456789"])
+        );
+        assert_ne!(
+            secrets_fingerprint(["ab", "c"]),
+            secrets_fingerprint(["a", "bc"])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_redis_does_not_answer_the_local_budget_decides() {
+        let redis = unreachable_redis().await;
+        assert!(!redis.is_up());
+        let sharing = Sharing {
+            redis: &redis,
+            endpoint: "docs",
+            secrets: "00000000",
+        };
+        let limits = EndpointLimits::new(PER_MINUTE_60_BURST_3, None, false, Some(sharing));
+        for _ in 0..3 {
+            limits.spend(LimitKind::Quota).await.expect("local burst");
+        }
+        let refused = limits.spend(LimitKind::Quota).await.expect_err("spent");
+        assert_eq!(retry_after(&refused), 1);
+    }
 }

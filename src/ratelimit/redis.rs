@@ -38,6 +38,9 @@ redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((nex
 return {1, 0}
 ";
 
+/// The key the reconnection probe spends.
+const PROBE_KEY: &str = "conflagent:ratelimit-probe";
+
 /// How the replica talks to Redis.
 #[derive(Debug, Clone, Copy)]
 pub struct RedisSettings {
@@ -278,11 +281,17 @@ impl Inner {
                 connection
             }
         };
+        // The probe runs the script itself on a key of its own (gone a millisecond later): Redis
+        // is back when budget checks work again, and its script cache is filled again.
         let mut connection = MultiplexedConnection::clone(&connection);
-        let ping = redis::cmd("PING");
+        let probe = SharedBucket {
+            key: PROBE_KEY.to_owned(),
+            interval_micros: 1,
+            burst: 1,
+        };
         let answer = tokio::time::timeout(
             self.settings.deadline,
-            ping.query_async::<String>(&mut connection),
+            self.run_script(&mut connection, &probe),
         )
         .await;
         let failure = match answer {
