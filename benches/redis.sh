@@ -5,11 +5,12 @@
 # budgets and one with --redis-url on a loopback redis-server; then the Redis one again with Redis
 # stopped (every request falls back to the local budget). Needs wrk and redis-server (Debian:
 # apt-get install -y wrk redis-server).
-# Usage: bash benches/redis.sh [seconds] [connections]
+# Each is run with 64 connections (throughput) and with 1 (latency without queueing).
+# CONFLAGENT_REDIS_DEADLINE_MS in the environment sets the Redis gateway's deadline (default 5).
+# Usage: bash benches/redis.sh [seconds]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-10}"
-connections="${2:-64}"
 for tool in wrk redis-server; do
     command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk redis-server >/dev/null; }
 done
@@ -43,6 +44,10 @@ redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no --requirepa
     >"$work/redis.log" 2>&1 &
 redis_pid=$!
 pids+=($redis_pid)
+for _ in $(seq 100); do
+    redis-cli -p 16379 -a bench-redis-password --no-auth-warning ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+done
 RUST_LOG=warn target/release/conflagent serve --config-dir "$work/config.d" \
     --listen 127.0.0.1:18090 --metrics-listen 127.0.0.1:19474 &
 pids+=($!)
@@ -54,10 +59,10 @@ for port in 18090 18091; do
     for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 done
 
-# run LABEL PORT: one wrk run; prints requests/s, p50, p99 and the status mix.
+# run LABEL PORT CONNECTIONS: one wrk run; prints requests/s, p50 and p99.
 run() {
-    local out
-    out="$(wrk -t2 -c"$connections" -d"${duration}s" --latency -s "$work/post.lua" \
+    local out threads=$(( $3 < 2 ? 1 : 2 ))
+    out="$(wrk -t"$threads" -c"$3" -d"${duration}s" --latency -s "$work/post.lua" \
         "http://127.0.0.1:$2/endpoint/bench/pages")"
     awk -v label="$1" '
         /Requests\/sec/ {rps = $2}
@@ -65,8 +70,12 @@ run() {
         /^ +99%/ {p99 = $2}
         /requests in/ {total = $1}
         /Non-2xx/ {non2xx = $NF}
-        END {printf "%-34s %10s req/s   p50 %8s   p99 %8s   (%s requests)\n", label, rps, p50, p99, total}
+        END {printf "%-40s %10s req/s   p50 %8s   p99 %8s   (%s requests)\n", label, rps, p50, p99, total}
     ' <<<"$out"
+}
+fallbacks() {
+    curl -fs http://127.0.0.1:19475/metrics \
+        | awk '/^conflagent_ratelimit_backend_fallbacks_total/ {match($0, /reason="[a-z]+"/); printf "%s=%s ", substr($0, RSTART + 8, RLENGTH - 9), $NF}'
 }
 statuses() {
     curl -fs "http://127.0.0.1:$1/metrics" | awk '/^conflagent_http_requests_total\{.*route="\/pages".*method="POST"/ {
@@ -74,14 +83,20 @@ statuses() {
         END {for (s in n) printf "%s: %d  ", s, n[s]; print ""}'
 }
 
-echo "POST /endpoint/bench/pages (authenticated, refused by flavor), $connections connections, ${duration}s each"
-run "local budgets" 18090
-run "Redis budgets" 18091
-run "local budgets (again)" 18090
-run "Redis budgets (again)" 18091
+echo "POST /endpoint/bench/pages (authenticated, refused by flavor), ${duration}s per run"
+for connections in 64 1; do
+    run "local budgets, $connections conn" 18090 "$connections"
+    run "Redis budgets, $connections conn" 18091 "$connections"
+    echo "    answered locally (fallbacks) so far: $(fallbacks)"
+    run "local budgets (again), $connections conn" 18090 "$connections"
+    run "Redis budgets (again), $connections conn" 18091 "$connections"
+    echo "    answered locally (fallbacks) so far: $(fallbacks)"
+done
 echo "statuses, local: $(statuses 19474)"
 echo "statuses, Redis: $(statuses 19475)"
 kill "$redis_pid"
 wait "$redis_pid" 2>/dev/null || true
-run "Redis down: local fallback" 18091
-curl -fs http://127.0.0.1:19475/metrics | grep '^conflagent_ratelimit_backend_fallbacks_total' || true
+for connections in 64 1; do
+    run "Redis down (local fallback), $connections conn" 18091 "$connections"
+done
+echo "answered locally (fallbacks): $(fallbacks)"

@@ -1,14 +1,16 @@
 //! Budgets shared by every replica through Redis (or Valkey): each budget is a GCRA bucket that one
 //! Lua script reads and updates atomically, on Redis's own clock, in one round trip per request.
 //!
-//! Redis is never a reason to fail a request. Each call has a short deadline; when a call fails or
-//! misses it, the replica marks Redis down (one warning per outage), answers from its local budgets
-//! and counts every such request in `conflagent_ratelimit_backend_fallbacks_total`. A background
-//! task reconnects and probes until Redis answers within the deadline again, then requests go back to
-//! the shared buckets. A restarted or flushed Redis has no buckets: they start full.
+//! Redis is never a reason to fail a request. Each call has a short deadline; a call that fails or
+//! misses it is answered from the local budget and counted in
+//! `conflagent_ratelimit_backend_fallbacks_total`. A failed call, or several late ones in a row,
+//! mark Redis down (one warning per outage): requests then use their local budgets without asking,
+//! while a background task reconnects and probes until Redis answers within the deadline again, and
+//! requests go back to the shared buckets. A restarted or flushed Redis has no buckets: they start
+//! full.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -37,6 +39,14 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
 return {1, 0}
 ";
+
+/// Calls in a row that must miss the deadline before Redis counts as down. Each of them still
+/// falls back at once; a single late answer (a busy moment) does not start an outage.
+const LATE_IN_A_ROW: u32 = 3;
+
+/// After a warning about an outage, further outages within this time are logged at debug level
+/// only.
+const QUIET_AFTER_WARNING: Duration = Duration::from_secs(60);
 
 /// The key the reconnection probe spends.
 const PROBE_KEY: &str = "conflagent:ratelimit-probe";
@@ -85,8 +95,14 @@ struct Inner {
     settings: RedisSettings,
     connection: ArcSwapOption<MultiplexedConnection>,
     up: AtomicBool,
-    /// Requests answered from local budgets during the current outage.
+    /// Requests answered from local budgets since Redis last answered again.
     fallbacks: AtomicU64,
+    /// Calls in a row that missed the deadline.
+    late_in_a_row: AtomicU32,
+    /// When an outage was last logged as a warning.
+    last_warning: Mutex<Option<tokio::time::Instant>>,
+    /// Whether the current outage was logged as a warning (so its end is logged too).
+    outage_warned: AtomicBool,
     script_hash: String,
 }
 
@@ -153,6 +169,9 @@ impl RedisBudgets {
             connection: ArcSwapOption::empty(),
             up: AtomicBool::new(false),
             fallbacks: AtomicU64::new(0),
+            late_in_a_row: AtomicU32::new(0),
+            last_warning: Mutex::new(None),
+            outage_warned: AtomicBool::new(false),
             script_hash: redis::Script::new(GCRA).get_hash().to_owned(),
         });
         match inner.probe().await {
@@ -160,11 +179,14 @@ impl RedisBudgets {
                 inner.up.store(true, Ordering::Release);
                 tracing::info!(redis = %inner.target, "rate-limit budgets are shared through Redis");
             }
-            Err(reason) => tracing::warn!(
-                redis = %inner.target,
-                %reason,
-                "Redis does not answer; each replica uses its own rate-limit budgets until it does"
-            ),
+            Err(reason) => {
+                inner.outage_warned.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    redis = %inner.target,
+                    %reason,
+                    "Redis does not answer; each replica uses its own rate-limit budgets until it does"
+                );
+            }
         }
         tokio::spawn(supervise(Arc::downgrade(&inner)));
         Ok(RedisBudgets { inner })
@@ -192,17 +214,27 @@ impl RedisBudgets {
         let mut connection = MultiplexedConnection::clone(&connection);
         let call = inner.run_script(&mut connection, bucket);
         match tokio::time::timeout(inner.settings.deadline, call).await {
-            Ok(Ok((allowed, wait_micros))) => Some(if allowed == 1 {
-                Ok(())
-            } else {
-                Err(Duration::from_micros(wait_micros.max(0).unsigned_abs()))
-            }),
+            Ok(Ok((allowed, wait_micros))) => {
+                if inner.late_in_a_row.load(Ordering::Relaxed) != 0 {
+                    inner.late_in_a_row.store(0, Ordering::Relaxed);
+                }
+                Some(if allowed == 1 {
+                    Ok(())
+                } else {
+                    Err(Duration::from_micros(wait_micros.max(0).unsigned_abs()))
+                })
+            }
             Ok(Err(error)) => {
-                inner.went_down(Fallback::Error, &error.to_string());
+                inner.fell_back(Fallback::Error);
+                inner.went_down("error", &error.to_string());
                 None
             }
             Err(_) => {
-                inner.went_down(Fallback::Timeout, "no answer within the deadline");
+                // One late answer on a busy machine is not an outage; several in a row are.
+                inner.fell_back(Fallback::Timeout);
+                if inner.late_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= LATE_IN_A_ROW {
+                    inner.went_down("timeout", "no answer within the deadline");
+                }
                 None
             }
         }
@@ -244,13 +276,28 @@ impl Inner {
         crate::metrics::ratelimit_backend_fallback(reason.as_str());
     }
 
-    /// Marks Redis down after a failed call; only the call that notices first logs it.
-    fn went_down(&self, reason: Fallback, detail: &str) {
-        self.fell_back(reason);
-        if self.up.swap(false, Ordering::AcqRel) {
+    /// Marks Redis down; only the call that notices first logs it, and only as a warning when no
+    /// outage was warned about within [`QUIET_AFTER_WARNING`], so a flapping Redis does not flood
+    /// the log (the fallback counter still counts every request).
+    fn went_down(&self, reason: &'static str, detail: &str) {
+        if !self.up.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        self.late_in_a_row.store(0, Ordering::Relaxed);
+        let mut last_warning = self
+            .last_warning
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let quiet = last_warning.is_some_and(|at| at.elapsed() < QUIET_AFTER_WARNING);
+        if quiet {
+            self.outage_warned.store(false, Ordering::Relaxed);
+            tracing::debug!(redis = %self.target, reason, detail, "Redis stopped answering again");
+        } else {
+            *last_warning = Some(tokio::time::Instant::now());
+            self.outage_warned.store(true, Ordering::Relaxed);
             tracing::warn!(
                 redis = %self.target,
-                reason = reason.as_str(),
+                reason,
                 detail,
                 "Redis stopped answering; each replica uses its own rate-limit budgets until it answers again"
             );
@@ -321,11 +368,15 @@ async fn supervise(inner: Weak<Inner>) {
         if inner.probe().await.is_ok() {
             inner.up.store(true, Ordering::Release);
             let fallbacks = inner.fallbacks.swap(0, Ordering::Relaxed);
-            tracing::info!(
-                redis = %inner.target,
-                fallbacks,
-                "Redis answers again; rate-limit budgets are shared again"
-            );
+            if inner.outage_warned.swap(false, Ordering::Relaxed) {
+                tracing::info!(
+                    redis = %inner.target,
+                    fallbacks,
+                    "Redis answers again; rate-limit budgets are shared again"
+                );
+            } else {
+                tracing::debug!(redis = %inner.target, fallbacks, "Redis answers again");
+            }
         }
     }
 }
