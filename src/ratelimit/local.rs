@@ -12,7 +12,7 @@ use governor::nanos::Nanos;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
-use crate::config::tenant::RateLimit;
+use crate::config::RateLimit;
 
 /// A point in time on tokio's clock, which `tokio::time::pause` and `advance` control.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use self::local::Budget;
 use self::redis::{RedisBudgets, SharedBucket};
-use crate::config::tenant::RateLimit;
+use crate::config::RateLimit;
 
 /// Failed authentications one endpoint answers with 401 per minute, once its burst is spent; past
 /// that a wrong or missing secret gets 429.
@@ -174,7 +174,7 @@ impl EndpointLimits {
             LimitKind::Public => &self.public,
         };
         bucket.spend().await.map_err(|wait| {
-            crate::metrics::rate_limited(kind);
+            crate::metrics::rate_limited(kind.as_str());
             RateLimited {
                 kind,
                 retry_after_secs: whole_seconds(wait),

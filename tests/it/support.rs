@@ -9,9 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conflagent::config::ConfigStore;
 use conflagent::config::watch::WatchSettings;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{self, Shared};
 use conflagent::http::server::ServerSettings;
 use conflagent::{RunSettings, run};
 use tokio::net::TcpListener;
@@ -72,7 +71,7 @@ impl Gateway {
             redis: options.redis.clone(),
             ..Shared::default()
         };
-        let (store, _report) = ConfigStore::load(dir.path(), shared).expect("load config dir");
+        let (store, _report) = endpoint::load(dir.path(), shared).expect("load config dir");
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let private = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = public.local_addr().expect("addr");
