@@ -319,11 +319,25 @@ impl Inner {
                         .get_multiplexed_async_connection_with_config(&config),
                 )
                 .await;
-                let connection = match connected {
-                    Ok(Ok(connection)) => Arc::new(connection),
+                let mut connection = match connected {
+                    Ok(Ok(connection)) => connection,
                     Ok(Err(error)) => return Err(error.to_string()),
                     Err(_) => return Err("connection timed out".to_owned()),
                 };
+                // Load the script while there is time (the first call on a fresh connection, TLS
+                // included, may be slower than the deadline); budget checks then run it by hash.
+                let load = redis::cmd("SCRIPT").arg("LOAD").arg(GCRA).to_owned();
+                match tokio::time::timeout(
+                    self.settings.connect_timeout,
+                    load.query_async::<String>(&mut connection),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => return Err(error.to_string()),
+                    Err(_) => return Err("loading the script timed out".to_owned()),
+                }
+                let connection = Arc::new(connection);
                 self.connection.store(Some(Arc::clone(&connection)));
                 connection
             }

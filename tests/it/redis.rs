@@ -402,3 +402,176 @@ async fn the_redis_password_never_appears_in_the_log() {
     assert!(log.contains("Redis URL is not valid"), "{log}");
     assert!(!log.contains(PASSWORD), "the password leaked: {log}");
 }
+
+#[tokio::test]
+async fn rediss_urls_share_budgets_over_tls() {
+    let Some(_) = RedisServer::start(None) else {
+        return;
+    };
+    // `openssl` answers `version`, not `--version`: only a missing one goes to the checker notice.
+    let openssl = "openssl";
+    let found = Command::new(openssl)
+        .arg("version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found && crate::support::find_checker(openssl, "apt-get install -y openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let output = Command::new(openssl)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("openssl");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    // A throwaway CA and a certificate for localhost, trusted by the gateway through SSL_CERT_FILE.
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(path("ext.cnf"), "subjectAltName=DNS:localhost\n").expect("write");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "server.pem",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let mut server = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+        ])
+        .args([
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ])
+        .args([
+            "--requirepass",
+            "tls-password-0123",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start redis-server with TLS");
+    eventually(Duration::from_secs(10), || async {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+
+    let config = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        config.path().join("conflagent.r-tls.properties"),
+        read_only_file(1, 1),
+    )
+    .expect("write");
+    let http = reqwest::Client::new();
+    // Two gateway processes one after the other: the second finds the first's bucket spent.
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let listen = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut gateway = Command::new(env!("CARGO_BIN_EXE_conflagent"))
+            .arg("serve")
+            .arg("--config-dir")
+            .arg(config.path())
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .args(["--redis-deadline-ms", "200"])
+            .env(
+                "CONFLAGENT_REDIS_URL",
+                format!("rediss://:tls-password-0123@localhost:{port}"),
+            )
+            .env("SSL_CERT_FILE", path("ca.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the gateway");
+        let url = format!("http://127.0.0.1:{listen}/endpoint/r-tls/pages");
+        let write = || async {
+            http.post(&url)
+                .bearer_auth(SECRET)
+                .send()
+                .await
+                .map(|response| response.status().as_u16())
+                .ok()
+        };
+        eventually(Duration::from_secs(10), || async {
+            http.get(format!("http://127.0.0.1:{listen}/health"))
+                .send()
+                .await
+                .is_ok()
+        })
+        .await;
+        statuses.push(write().await);
+        let _ = gateway.kill();
+        let _ = gateway.wait();
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(
+        statuses,
+        [Some(403), Some(429)],
+        "one request a minute, kept in Redis over TLS across processes"
+    );
+}
