@@ -27,6 +27,9 @@ pub const UPSTREAM_DURATION: &str = "conflagent_upstream_request_duration_second
 pub const UPSTREAM_RETRIES: &str = "conflagent_upstream_retries_total";
 /// Requests refused with 429: `endpoint`, `kind` (`quota`, `auth`, `public`).
 pub const RATE_LIMITED: &str = "conflagent_rate_limited_total";
+/// Budget checks answered from the local budget because Redis was down, failed or too slow:
+/// `reason` (`down`, `error`, `timeout`).
+pub const RATELIMIT_BACKEND_FALLBACKS: &str = "conflagent_ratelimit_backend_fallbacks_total";
 /// Config changes applied (`result="success"`) or file contents rejected (`result="failure"`).
 pub const CONFIG_RELOADS: &str = "conflagent_config_reloads_total";
 /// Unix time of the last successful config load.
@@ -92,6 +95,10 @@ fn describe() {
     );
     describe_counter!(UPSTREAM_RETRIES, "Calls to Confluence that were retried");
     describe_counter!(RATE_LIMITED, "Requests refused with 429, by budget");
+    describe_counter!(
+        RATELIMIT_BACKEND_FALLBACKS,
+        "Budget checks answered locally because Redis was down, failed or too slow"
+    );
     describe_counter!(
         CONFIG_RELOADS,
         "Config changes applied (success) and endpoint file contents rejected (failure)"
@@ -350,6 +357,11 @@ pub fn upstream_retry(operation: &'static str) {
 /// request's endpoint.
 pub fn rate_limited(kind: &'static str) {
     counter!(RATE_LIMITED, "endpoint" => current_endpoint(), "kind" => kind).increment(1);
+}
+
+/// Counts a budget check answered from the local budget instead of Redis, for `reason`.
+pub fn ratelimit_backend_fallback(reason: &'static str) {
+    counter!(RATELIMIT_BACKEND_FALLBACKS, "reason" => reason).increment(1);
 }
 
 /// A request being served: counted in flight from creation until dropped, whatever happens to it.
