@@ -6,6 +6,7 @@
 mod read;
 mod search;
 mod sections;
+mod verify;
 mod write;
 
 use crate::config::Tenant;

@@ -197,8 +197,7 @@ impl Pages<'_> {
             });
         }
         let page = self
-            .client
-            .update_page(&PageUpdate {
+            .update_verified(&PageUpdate {
                 id: resolved.page.id.clone(),
                 title: resolved.page.title.clone(),
                 new_version: resolved.page.version + 1,
