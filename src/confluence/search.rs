@@ -298,7 +298,8 @@ pub fn plain_excerpt(excerpt: &str) -> String {
     out.replace("****", "").trim().to_owned()
 }
 
-/// Resolves the entities an excerpt carries (XML's, numeric ones, and `&nbsp;`); others stay.
+/// Resolves the entities an excerpt carries (XML's, numeric ones, spaces, dashes, quotes and
+/// ellipses); others stay.
 fn resolve_entities(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -316,6 +317,13 @@ fn resolve_entities(text: &str) -> String {
             "quot" => Some('"'),
             "apos" | "#39" => Some('\''),
             "nbsp" => Some(' '),
+            "hellip" => Some('…'),
+            "ndash" => Some('–'),
+            "mdash" => Some('—'),
+            "lsquo" => Some('‘'),
+            "rsquo" => Some('’'),
+            "ldquo" => Some('“'),
+            "rdquo" => Some('”'),
             _ => {
                 let number = name.strip_prefix('#')?;
                 let code = match number.strip_prefix(['x', 'X']) {
@@ -358,6 +366,7 @@ mod tests {
             ("@@@hl@@@ x @@@endhl@@@y", "**x**y"),
             ("broken <tag", "broken"),
             ("&unknown; & done", "&unknown; & done"),
+            ("more&hellip; &ldquo;quoted&rdquo;", "more… “quoted”"),
         ] {
             assert_eq!(plain_excerpt(raw), expected, "{raw}");
         }
