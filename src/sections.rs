@@ -9,7 +9,8 @@
 //! up to its next heading of the same or a higher level, never the cells after it; a heading of the
 //! page body owns every container that follows it (layouts included) up to its next heading. The
 //! whitespace between a section and what follows it stays outside the section, so a replacement
-//! keeps the page's separators.
+//! keeps the page's separators. Headings inside `ac:adf-fallback` (Cloud's copy of an
+//! `ac:adf-extension` for older renderers) are copies and open no section.
 
 use std::ops::Range;
 
@@ -256,11 +257,17 @@ struct Found {
     container_end: usize,
 }
 
-/// An element being read: where it starts, and the heading it is when it is one.
+/// An element being read: where it starts, the heading it is when it is one, and whether it is a
+/// copy kept only for old renderers.
 struct Open {
     start: usize,
     heading: Option<(u8, Option<String>)>,
+    fallback: bool,
 }
+
+/// The element under which Cloud repeats an `ac:adf-extension`'s content for renderers that do not
+/// know it; its headings are copies, not sections of their own.
+const FALLBACK: &[u8] = b"ac:adf-fallback";
 
 /// Finds every heading element with its container.
 fn scan(source: &str) -> Result<Vec<Found>, MalformedBody> {
@@ -287,14 +294,20 @@ fn scan(source: &str) -> Result<Vec<Found>, MalformedBody> {
         let end = base + position(reader.buffer_position());
         match event {
             Event::Start(tag) => {
-                let heading = heading_of(&tag);
+                let in_fallback = stack.iter().any(|open| open.fallback);
+                let heading = heading_of(&tag).filter(|_| !in_fallback);
                 if heading.is_some() && heading_text.is_none() {
                     heading_text = Some(String::new());
                 }
-                stack.push(Open { start, heading });
+                stack.push(Open {
+                    start,
+                    heading,
+                    fallback: tag.name().as_ref() == FALLBACK,
+                });
             }
             Event::Empty(tag) => {
-                if let Some((level, id)) = heading_of(&tag) {
+                let in_fallback = stack.iter().any(|open| open.fallback);
+                if let Some((level, id)) = heading_of(&tag).filter(|_| !in_fallback) {
                     let container = stack.last().map_or(usize::MAX, |open| open.start);
                     waiting.push(found.len());
                     found.push(Found {
@@ -537,6 +550,15 @@ mod tests {
         assert_eq!(section(page, "Left"), Ok("<h2>Left</h2><p>l</p>"));
         assert_eq!(section(page, "Top/Right"), Ok("<h2>Right</h2><p>r</p>"));
         assert!(section(page, "Top").is_ok_and(|top| top.ends_with("</ac:layout>")));
+    }
+
+    #[test]
+    fn headings_in_an_adf_fallback_copy_open_no_section() {
+        let page = "<ac:adf-extension><ac:adf-node type=\"panel\"><ac:adf-content>\
+            <h3>Warning</h3><p>w</p></ac:adf-content></ac:adf-node><ac:adf-fallback>\
+            <div><h3>Warning</h3><p>w</p></div></ac:adf-fallback></ac:adf-extension><h2>Next</h2>";
+        assert_eq!(section(page, "Warning"), Ok("<h3>Warning</h3><p>w</p>"));
+        assert_eq!(outline(page).map(|o| o.headings().len()), Ok(2));
     }
 
     #[test]
