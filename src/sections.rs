@@ -126,23 +126,7 @@ impl Outline {
     /// runs of whitespace. A whole name that matches is never read as a path, so a heading with a
     /// `/` in its text is found by its text.
     pub fn find(&self, wanted: &str) -> Result<usize, SectionError> {
-        let mut matches = self.matching(&[wanted]);
-        if matches.is_empty() && wanted.contains('/') {
-            let parts: Vec<&str> = wanted.split('/').collect();
-            matches = self.matching(&parts);
-        }
-        let mut pick = None;
-        if matches.is_empty()
-            && let Some((name, number)) = wanted.rsplit_once('#')
-            && let Ok(number) = number.trim().parse::<usize>()
-        {
-            matches = self.matching(&[name]);
-            if matches.is_empty() && name.contains('/') {
-                let parts: Vec<&str> = name.split('/').collect();
-                matches = self.matching(&parts);
-            }
-            pick = Some(number);
-        }
+        let (matches, pick) = self.candidates(wanted);
         match (matches.as_slice(), pick) {
             ([], _) => Err(SectionError::NotFound {
                 wanted: wanted.to_owned(),
@@ -163,18 +147,60 @@ impl Outline {
         }
     }
 
+    /// The headings `wanted` matches, and the `#N` it picks among them when it ends in one that
+    /// the whole name does not match.
+    fn candidates(&self, wanted: &str) -> (Vec<usize>, Option<usize>) {
+        let matches = self.matches_of(wanted);
+        if matches.is_empty()
+            && let Some((name, number)) = wanted.rsplit_once('#')
+            && let Ok(number) = number.trim().parse::<usize>()
+        {
+            return (self.matches_of(name), Some(number));
+        }
+        (matches, None)
+    }
+
+    /// The one heading `wanted` picks, if it picks one.
+    fn pick(&self, wanted: &str) -> Option<usize> {
+        match self.candidates(wanted) {
+            (matches, None) if matches.len() == 1 => Some(matches[0]),
+            (matches, Some(number)) => number
+                .checked_sub(1)
+                .and_then(|at| matches.get(at).copied()),
+            _ => None,
+        }
+    }
+
+    /// The headings `name` matches before any `#N`: by its whole text, else as a path.
+    fn matches_of(&self, name: &str) -> Vec<usize> {
+        let matches = self.matching(&[name]);
+        if matches.is_empty() && name.contains('/') {
+            let parts: Vec<&str> = name.split('/').collect();
+            return self.matching(&parts);
+        }
+        matches
+    }
+
     /// The shortest name that picks heading `index` with [`Outline::find`]: its text when no other
-    /// heading shares it, else its path, else its path with `#N`.
+    /// heading shares it, else its path, else either with `#N`.
     pub fn selector(&self, index: usize) -> String {
-        let text = &self.headings[index].text;
-        if self.find(text) == Ok(index) {
-            return text.clone();
-        }
+        let text = self.headings[index].text.clone();
         let path = self.path(index).join("/");
-        if self.find(&path) == Ok(index) {
-            return path;
+        for name in [&text, &path] {
+            if self.pick(name) == Some(index) {
+                return name.clone();
+            }
         }
-        self.unique_names(&[index]).remove(0)
+        for name in [&text, &path] {
+            let matches = self.matches_of(name);
+            if let Some(at) = matches.iter().position(|&other| other == index) {
+                let numbered = format!("{name}#{}", at + 1);
+                if self.pick(&numbered) == Some(index) {
+                    return numbered;
+                }
+            }
+        }
+        path
     }
 
     /// Headings whose text matches the last part and whose enclosing headings contain the earlier
@@ -200,30 +226,9 @@ impl Outline {
             .collect()
     }
 
-    /// A name for each of `indices` that picks it alone: its path, with `#N` when several share it.
+    /// A name for each of `indices` that picks it alone.
     fn unique_names(&self, indices: &[usize]) -> Vec<String> {
-        let paths: Vec<String> = indices
-            .iter()
-            .map(|&index| self.path(index).join("/"))
-            .collect();
-        paths
-            .iter()
-            .enumerate()
-            .map(|(position, path)| {
-                let same: Vec<usize> = (0..self.headings.len())
-                    .filter(|&other| self.path(other).join("/") == *path)
-                    .collect();
-                if same.len() > 1 {
-                    let number = same
-                        .iter()
-                        .position(|&other| other == indices[position])
-                        .map_or(1, |at| at + 1);
-                    format!("{path}#{number}")
-                } else {
-                    path.clone()
-                }
-            })
-            .collect()
+        indices.iter().map(|&index| self.selector(index)).collect()
     }
 }
 

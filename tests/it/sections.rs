@@ -411,3 +411,55 @@ async fn a_one_paragraph_edit_on_a_long_page_costs_a_fraction_by_section() {
     assert!(section_received + section_sent < (whole_received + whole_sent) / 5);
     world.stop().await;
 }
+
+mod properties {
+    use conflagent::sections::{outline, replace_section};
+    use proptest::prelude::*;
+
+    /// A body of headings with few distinct texts (so duplicates and nesting are common),
+    /// paragraphs, and layouts whose cells hold their own headings.
+    fn body() -> impl Strategy<Value = String> {
+        let heading = (
+            1u8..=4,
+            prop::sample::select(vec!["A", "B", "C", "A/B", "C#"]),
+        )
+            .prop_map(|(level, text)| format!("<h{level}>{text}</h{level}>"));
+        let block = prop_oneof![
+            3 => heading.clone(),
+            2 => Just("<p>text &amp; more</p>".to_owned()),
+            1 => Just("\n".to_owned()),
+            1 => prop::collection::vec(heading.clone(), 0..3).prop_map(|cell| format!(
+                "<ac:layout><ac:layout-section ac:type=\"single\"><ac:layout-cell>{}<p>x</p>\
+                 </ac:layout-cell></ac:layout-section></ac:layout>",
+                cell.concat()
+            )),
+        ];
+        prop::collection::vec(block, 0..25).prop_map(|blocks| blocks.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Every section opens with its heading, sections nest or are disjoint, each heading's
+        /// `section` name picks it back, and replacing a section keeps every other byte.
+        #[test]
+        fn sections_nest_names_pick_them_and_splices_keep_the_rest(storage in body()) {
+            let outline = outline(&storage).expect("generated bodies are well-formed");
+            let headings = outline.headings();
+            for (index, heading) in headings.iter().enumerate() {
+                let range = heading.section.clone();
+                prop_assert!(storage[range.clone()].starts_with("<h"));
+                for other in headings {
+                    let inside = other.section.start >= range.start && other.section.end <= range.end;
+                    let around = range.start >= other.section.start && range.end <= other.section.end;
+                    let apart = other.section.end <= range.start || other.section.start >= range.end;
+                    prop_assert!(inside || around || apart, "{storage}");
+                }
+                prop_assert_eq!(outline.find(&outline.selector(index)), Ok(index));
+                let spliced = replace_section(&storage, range.clone(), "<p>new</p>");
+                prop_assert_eq!(&spliced[..range.start], &storage[..range.start]);
+                prop_assert!(spliced.ends_with(&storage[range.end..]));
+            }
+        }
+    }
+}
