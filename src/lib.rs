@@ -32,7 +32,8 @@ use tokio::sync::watch;
 use crate::config::ConfigStore;
 use crate::config::watch::{WatchSettings, watch_config};
 use crate::http::private::{PrivateService, Readiness};
-use crate::http::server::{ServerSettings, serve};
+use crate::http::conn::Connections;
+use crate::http::server::{ServerSettings, serve, serve_tracked};
 use crate::http::service::{AppState, GatewayService, ServiceSettings};
 
 /// Everything `run` needs besides the listeners and the loaded config.
@@ -49,8 +50,10 @@ pub struct RunSettings {
 }
 
 /// Serves the gateway on `public` and the operator endpoints on `private` until `shutdown`
-/// completes; then readiness fails first, the public listener drains within the grace period, and
-/// the watcher stops. Config must already be loaded: `run` never fails on config.
+/// completes. Then readiness fails at once while both listeners keep serving for the drain delay
+/// (so that load balancers stop routing first); then both stop accepting and drain together within
+/// one grace period, after which what is still open is closed; then the watcher stops. Config must
+/// already be loaded: `run` never fails on config.
 pub async fn run(
     public: TcpListener,
     private: TcpListener,
@@ -76,27 +79,32 @@ pub async fn run(
         store,
         settings: settings.service.clone(),
     });
-    let public_server = tokio::spawn(serve(
+    let public_connections = Arc::new(Connections::new(settings.server.max_connections));
+    readiness.watch_public(Arc::clone(&public_connections));
+    let public_server = tokio::spawn(serve_tracked(
         public,
         GatewayService::new(state),
         settings.server,
         stop_rx.clone(),
+        public_connections,
     ));
-    let (private_stop_tx, private_stop_rx) = watch::channel(false);
     let private_server = tokio::spawn(serve(
         private,
         PrivateService::new(Arc::clone(&readiness), render_metrics),
         settings.server,
-        private_stop_rx,
+        stop_rx,
     ));
 
     shutdown.await;
-    tracing::info!("shutting down: readiness off, draining connections");
     readiness.set(false);
+    tracing::info!(
+        drain_delay = ?settings.server.drain_delay,
+        grace_period = ?settings.server.grace_period,
+        "shutting down: readiness off; still accepting for the drain delay, then draining"
+    );
+    tokio::time::sleep(settings.server.drain_delay).await;
+    tracing::info!("listeners closed; draining connections");
     let _ = stop_tx.send(true);
-    let _ = public_server.await;
-    let _ = watcher.await;
-    let _ = private_stop_tx.send(true);
-    let _ = private_server.await;
+    let _ = tokio::join!(public_server, private_server, watcher);
     tracing::info!("stopped");
 }

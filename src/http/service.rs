@@ -9,9 +9,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -20,6 +19,7 @@ use crate::auth;
 use crate::config::ConfigStore;
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
+use crate::http::body::{self, BodySettings};
 use crate::http::envelope::{self, Body};
 use crate::http::router::{self, Target, TitlePath};
 use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
@@ -35,6 +35,8 @@ pub struct ServiceSettings {
     pub body_limit: usize,
     /// The global `--public-url`, used when an endpoint has no `public_url` of its own.
     pub public_url: Option<String>,
+    /// Body read deadline and the process-wide body budget.
+    pub body: BodySettings,
 }
 
 impl Default for ServiceSettings {
@@ -42,6 +44,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             body_limit: 1024 * 1024,
             public_url: None,
+            body: BodySettings::default(),
         }
     }
 }
@@ -275,7 +278,13 @@ async fn endpoint_request(
         })
         .unwrap_or_default();
     let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body, state.settings.body_limit).await?;
+    let body = body::read(
+        &parts.headers,
+        body,
+        state.settings.body_limit,
+        &state.settings.body,
+    )
+    .await?;
     let request = OperationRequest {
         endpoint,
         operation,
@@ -305,25 +314,6 @@ fn spend_budget(
     endpoint.limits.spend(LimitKind::Quota)
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the
-/// declared length already says so).
-async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::payload_too_large(limit))
-        }
-        Err(_) => Err(ApiError::invalid_input("request body could not be read")),
-    }
-}
-
 async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Response<Body>, ApiError> {
     match request.operation {
         Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
@@ -342,6 +332,7 @@ async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Respons
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_generic_500_envelope() {
