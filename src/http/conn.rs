@@ -292,11 +292,27 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// The socket as the HTTP stack sees it. Reads pass through. Writes pass through too, except the
 /// bodiless 400, 414 and 431 answers the HTTP/1 parser sends on its own for a malformed or
 /// oversized request head: those are replaced by the same status with an envelope body.
+/// After such an answer, the rest of the request is read and discarded before the socket closes
+/// (at most this much, for at most [`LINGER`]), so that the client receives the answer rather than
+/// a reset caused by unread bytes.
 pub(crate) struct EnvelopeIo<T> {
     inner: T,
     /// Bytes of a replaced answer not yet written, and how many of them were.
     pending: Option<(Vec<u8>, usize)>,
+    /// Set once an answer was replaced: closing lingers.
+    linger: Option<Linger>,
 }
+
+struct Linger {
+    until: Pin<Box<tokio::time::Sleep>>,
+    drained: usize,
+    write_closed: bool,
+}
+
+/// How long closing after a parser error waits for the client to finish sending.
+const LINGER: Duration = Duration::from_secs(2);
+/// How many bytes closing after a parser error discards at most.
+const LINGER_BYTES: usize = 256 * 1024;
 
 impl<T> EnvelopeIo<T> {
     /// Wraps `inner`.
@@ -304,6 +320,7 @@ impl<T> EnvelopeIo<T> {
         EnvelopeIo {
             inner,
             pending: None,
+            linger: None,
         }
     }
 }
@@ -337,7 +354,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for EnvelopeIo<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for EnvelopeIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for EnvelopeIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -349,6 +366,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for EnvelopeIo<T> {
         }
         if let Some(replacement) = parser_error_envelope(buf) {
             this.pending = Some((replacement, 0));
+            this.linger = Some(Linger {
+                until: Box::pin(tokio::time::sleep(LINGER)),
+                drained: 0,
+                write_closed: false,
+            });
             // The parser's own bytes count as written: they are replaced, not sent.
             let _ = this.poll_pending(cx)?;
             return Poll::Ready(Ok(buf.len()));
@@ -369,7 +391,28 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for EnvelopeIo<T> {
         if this.poll_pending(cx)?.is_pending() {
             return Poll::Pending;
         }
-        Pin::new(&mut this.inner).poll_shutdown(cx)
+        let Some(linger) = this.linger.as_mut() else {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        };
+        if !linger.write_closed {
+            if Pin::new(&mut this.inner).poll_shutdown(cx)?.is_pending() {
+                return Poll::Pending;
+            }
+            linger.write_closed = true;
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            if linger.drained >= LINGER_BYTES || linger.until.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => linger.drained += buf.filled().len(),
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 

@@ -3,12 +3,16 @@
 mod cli;
 mod config_reload;
 mod confluence;
+mod connections;
 mod demo;
 mod http_surface;
 mod markdown;
 mod observability;
 mod openapi;
 mod pages;
+mod request_limits;
+mod shutdown;
 mod sim;
 mod support;
 mod upstream_calls;
+mod upstream_retries;
