@@ -31,8 +31,8 @@ use tokio::sync::watch;
 
 use crate::config::ConfigStore;
 use crate::config::watch::{WatchSettings, watch_config};
-use crate::http::private::{PrivateService, Readiness};
 use crate::http::conn::Connections;
+use crate::http::private::{PrivateService, Readiness};
 use crate::http::server::{ServerSettings, serve, serve_tracked};
 use crate::http::service::{AppState, GatewayService, ServiceSettings};
 

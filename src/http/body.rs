@@ -44,7 +44,9 @@ impl BodyBudget {
             return Some(());
         }
         let permits = u32::try_from(bytes).ok()?;
-        let more = Arc::clone(&self.bytes).try_acquire_many_owned(permits).ok()?;
+        let more = Arc::clone(&self.bytes)
+            .try_acquire_many_owned(permits)
+            .ok()?;
         match held {
             Some(permit) => permit.merge(more),
             None => *held = Some(more),
@@ -223,9 +225,14 @@ mod tests {
         )])
         .chain(futures_util::stream::pending());
         let started = tokio::time::Instant::now();
-        let error = read(&HeaderMap::new(), StreamBody::new(chunks), 1 << 20, &settings)
-            .await
-            .expect_err("stalled");
+        let error = read(
+            &HeaderMap::new(),
+            StreamBody::new(chunks),
+            1 << 20,
+            &settings,
+        )
+        .await
+        .expect_err("stalled");
         assert_eq!(error.status, StatusCode::REQUEST_TIMEOUT);
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(settings.budget.in_use(), 0);

@@ -95,7 +95,9 @@ impl Connections {
                 in_flight: 0,
                 served: false,
                 idle_since: Instant::now(),
+                head_started: None,
             }),
+            http2: AtomicBool::new(false),
             wake: Notify::new(),
             evicted: AtomicBool::new(false),
         });
@@ -137,6 +139,8 @@ impl Connections {
 pub(crate) struct Deadlines {
     /// From accept to the first complete request head (either protocol).
     pub first_request: Duration,
+    /// From the first byte of a later HTTP/1 request head to its end.
+    pub header: Duration,
     /// From the end of the last request to the start of the next one.
     pub idle: Duration,
 }
@@ -157,6 +161,8 @@ struct Phase {
     in_flight: usize,
     served: bool,
     idle_since: Instant,
+    /// When the first byte of the next HTTP/1 request head arrived on an idle connection.
+    head_started: Option<Instant>,
 }
 
 /// One open connection.
@@ -167,9 +173,28 @@ pub(crate) struct Tracked {
     phase: Mutex<Phase>,
     wake: Notify,
     evicted: AtomicBool,
+    /// Whether the connection speaks HTTP/2 (known from its first request).
+    http2: AtomicBool,
 }
 
 impl Tracked {
+    /// Bytes arrived: on an idle HTTP/1 connection that has served a request, they start the next
+    /// request head, which must then be complete within the header deadline.
+    fn bytes_read(&self) {
+        if self.http2.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut phase = self
+            .phase
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if phase.in_flight == 0 && phase.served && phase.head_started.is_none() {
+            phase.head_started = Some(Instant::now());
+            drop(phase);
+            self.wake.notify_one();
+        }
+    }
+
     fn phase(&self) -> Phase {
         *self
             .phase
@@ -198,10 +223,14 @@ impl Tracked {
         self.wake.notify_one();
     }
 
-    fn request_started(self: &Arc<Self>) -> InFlight {
+    fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
+        if version == http::Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
         self.update(|phase| {
             phase.in_flight += 1;
             phase.served = true;
+            phase.head_started = None;
         });
         InFlight(Arc::clone(self))
     }
@@ -219,9 +248,16 @@ impl Tracked {
                 continue;
             }
             let (deadline, reason) = if phase.served {
-                (phase.idle_since + deadlines.idle, Closed::Idle)
+                let idle = phase.idle_since + deadlines.idle;
+                match phase.head_started {
+                    Some(started) => (idle.min(started + deadlines.header), Closed::NoRequest),
+                    None => (idle, Closed::Idle),
+                }
             } else {
-                (phase.idle_since + deadlines.first_request, Closed::NoRequest)
+                (
+                    phase.idle_since + deadlines.first_request,
+                    Closed::NoRequest,
+                )
             };
             if deadline <= Instant::now() {
                 return reason;
@@ -276,7 +312,7 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        let in_flight = self.tracked.request_started();
+        let in_flight = self.tracked.request_started(request.version());
         let response = self.inner.call(request);
         Box::pin(async move {
             let response = response.await;
@@ -297,6 +333,7 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 /// a reset caused by unread bytes.
 pub(crate) struct EnvelopeIo<T> {
     inner: T,
+    tracked: Arc<Tracked>,
     /// Bytes of a replaced answer not yet written, and how many of them were.
     pending: Option<(Vec<u8>, usize)>,
     /// Set once an answer was replaced: closing lingers.
@@ -315,10 +352,11 @@ const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 256 * 1024;
 
 impl<T> EnvelopeIo<T> {
-    /// Wraps `inner`.
-    pub fn new(inner: T) -> EnvelopeIo<T> {
+    /// Wraps `inner`, the socket of `tracked`.
+    pub fn new(inner: T, tracked: Arc<Tracked>) -> EnvelopeIo<T> {
         EnvelopeIo {
             inner,
+            tracked,
             pending: None,
             linger: None,
         }
@@ -350,7 +388,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for EnvelopeIo<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.tracked.bytes_read();
+        }
+        polled
     }
 }
 
@@ -439,7 +482,9 @@ fn parser_error_envelope(written: &[u8]) -> Option<Vec<u8>> {
         ),
         _ => return None,
     };
-    let head_end = written.windows(4).position(|window| window == b"\r\n\r\n")?;
+    let head_end = written
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")?;
     if head_end + 4 != written.len() {
         return None;
     }
@@ -451,12 +496,19 @@ fn parser_error_envelope(written: &[u8]) -> Option<Vec<u8>> {
                 .is_some_and(|start| start.eq_ignore_ascii_case(name))
         })
     };
-    if has("content-type:") || !lines.iter().any(|line| line.eq_ignore_ascii_case("content-length: 0")) {
+    if has("content-type:")
+        || !lines
+            .iter()
+            .any(|line| line.eq_ignore_ascii_case("content-length: 0"))
+    {
         return None;
     }
     let date = lines
         .iter()
-        .find(|line| line.get(..5).is_some_and(|start| start.eq_ignore_ascii_case("date:")))
+        .find(|line| {
+            line.get(..5)
+                .is_some_and(|start| start.eq_ignore_ascii_case("date:"))
+        })
         .map(|line| line[5..].trim().to_owned());
     let response = envelope::envelope(status, "INVALID_INPUT", &message, &serde_json::Value::Null);
     // A `Full` body is complete at once.
@@ -493,8 +545,8 @@ mod tests {
     #[test]
     fn bare_parser_errors_become_envelopes_and_service_answers_pass() {
         let bare = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\ndate: Sun, 29 Nov 2026 10:00:00 GMT\r\n\r\n";
-        let replaced = String::from_utf8(parser_error_envelope(bare).expect("replaced"))
-            .expect("utf-8");
+        let replaced =
+            String::from_utf8(parser_error_envelope(bare).expect("replaced")).expect("utf-8");
         assert!(replaced.starts_with("HTTP/1.1 431 "), "{replaced}");
         assert!(replaced.contains("connection: close"));
         assert!(replaced.contains("date: Sun, 29 Nov 2026 10:00:00 GMT"));

@@ -42,7 +42,8 @@ impl Readiness {
 
     /// Whether the process is ready.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst) && !self.public_load().is_some_and(|load| load.saturated())
+        self.ready.load(Ordering::SeqCst)
+            && !self.public_load().is_some_and(|load| load.saturated())
     }
 }
 
@@ -93,9 +94,8 @@ impl PrivateService {
 impl PrivateService {
     fn readyz(&self) -> Response<Body> {
         let load = self.readiness.public_load();
-        let connections = load.map(|load| {
-            json!({"open": load.open, "busy": load.busy, "limit": load.limit})
-        });
+        let connections =
+            load.map(|load| json!({"open": load.open, "busy": load.busy, "limit": load.limit}));
         if !self.readiness.ready.load(Ordering::SeqCst) {
             return envelope::envelope(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -95,7 +95,9 @@ pub async fn serve_tracked<S>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        // The connection watchdog applies the header deadline: the parser's own timer would also
+        // run on idle keep-alive connections and cut them at the header deadline.
+        .header_read_timeout(None)
         .max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
@@ -105,6 +107,7 @@ pub async fn serve_tracked<S>(
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let deadlines = Deadlines {
         first_request: settings.header_read_timeout,
+        header: settings.header_read_timeout,
         idle: settings.idle_timeout,
     };
     let graceful = GracefulShutdown::new();
@@ -152,7 +155,10 @@ pub async fn serve_tracked<S>(
             tracked: Arc::clone(&tracked),
         };
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(EnvelopeIo::new(stream)), service)
+            .serve_connection_with_upgrades(
+                TokioIo::new(EnvelopeIo::new(stream, Arc::clone(&tracked))),
+                service,
+            )
             .into_owned();
         let connection = graceful.watch(connection);
         let connections = Arc::clone(&connections);

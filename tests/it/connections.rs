@@ -51,7 +51,12 @@ async fn a_connection_that_never_completes_a_first_request_is_closed() {
 
 #[tokio::test]
 async fn an_http1_keep_alive_connection_that_goes_quiet_is_closed() {
-    let gateway = gateway(short_deadlines()).await;
+    let gateway = gateway(ServerSettings {
+        header_read_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_millis(300),
+        ..ServerSettings::default()
+    })
+    .await;
     let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
     stream
         .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -60,6 +65,28 @@ async fn an_http1_keep_alive_connection_that_goes_quiet_is_closed() {
     let mut buffer = [0u8; 1024];
     let read = stream.read(&mut buffer).await.expect("answer");
     assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    closed_by_server(&mut stream).await;
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn a_later_http1_request_head_sent_slowly_is_cut_at_the_header_deadline() {
+    let gateway = gateway(ServerSettings {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(60),
+        ..ServerSettings::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = [0u8; 1024];
+    let read = stream.read(&mut buffer).await.expect("answer");
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    // Idle keep-alive is allowed for a minute, but a head once started must end in time.
+    stream.write_all(b"GET /he").await.expect("write");
     closed_by_server(&mut stream).await;
     gateway.stop().await;
 }

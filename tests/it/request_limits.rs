@@ -33,16 +33,27 @@ fn create_request(body_len: usize, sent: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_header_block_over_32_kib_is_431_in_the_envelope() {
     let gateway = gateway(BodySettings::default()).await;
-    let fits = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n", "a".repeat(30 * 1024));
+    let fits = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(30 * 1024)
+    );
     let (status, _) = raw_exchange(gateway.addr, fits.as_bytes()).await;
     assert_eq!(status, 200);
 
-    let too_large = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n", "a".repeat(40 * 1024));
+    let too_large = format!(
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(40 * 1024)
+    );
     let (status, envelope) = raw_exchange(gateway.addr, too_large.as_bytes()).await;
     assert_eq!(status, 431, "{envelope}");
     assert_eq!(envelope["code"], "INVALID_INPUT");
     assert_eq!(envelope["success"], false);
-    assert!(envelope["message"].as_str().expect("message").contains("32768"));
+    assert!(
+        envelope["message"]
+            .as_str()
+            .expect("message")
+            .contains("32768")
+    );
     gateway.stop().await;
 }
 

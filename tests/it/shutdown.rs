@@ -39,14 +39,20 @@ async fn stuck_clients_on_both_listeners_get_one_grace_and_are_closed() {
     let mut public = stalled_client(gateway.addr, half).await;
     let mut private = stalled_client(gateway.private_addr, half).await;
     // Connections are accepted in order: once a later one is answered, the stuck ones are held.
-    assert_eq!(status(&gateway.http, gateway.url("/health")).await, Some(200));
+    assert_eq!(
+        status(&gateway.http, gateway.url("/health")).await,
+        Some(200)
+    );
     let healthz = format!("http://{}/healthz", gateway.private_addr);
     assert_eq!(status(&gateway.http, healthz).await, Some(200));
 
     let started = Instant::now();
     gateway.begin_stop().await.expect("run returns");
     let took = started.elapsed();
-    assert!(took >= grace, "the stuck clients were not waited for: {took:?}");
+    assert!(
+        took >= grace,
+        "the stuck clients were not waited for: {took:?}"
+    );
     assert!(
         took < grace + Duration::from_millis(700),
         "two listeners took {took:?} for one grace of {grace:?}"
@@ -75,8 +81,14 @@ async fn the_port_keeps_serving_during_the_drain_delay_while_readiness_fails() {
     })
     .await;
     // Readiness fails, and a load balancer that has not noticed yet is still served.
-    assert_eq!(status(&gateway.http, gateway.url("/health")).await, Some(200));
-    assert!(started.elapsed() < drain_delay, "test too slow to observe the delay");
+    assert_eq!(
+        status(&gateway.http, gateway.url("/health")).await,
+        Some(200)
+    );
+    assert!(
+        started.elapsed() < drain_delay,
+        "test too slow to observe the delay"
+    );
 
     stopped.await.expect("run returns");
     assert!(started.elapsed() >= drain_delay);

@@ -74,6 +74,9 @@ async fn a_retry_after_date_beyond_the_deadline_is_passed_on_at_once() {
         .parse()
         .expect("seconds");
     assert!((110..=120).contains(&retry_after), "{retry_after}");
-    assert!(started.elapsed() < Duration::from_secs(5), "waited instead of answering");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "waited instead of answering"
+    );
     gateway.stop().await;
 }
