@@ -69,7 +69,7 @@ impl Default for BodySettings {
     fn default() -> BodySettings {
         BodySettings {
             read_timeout: Duration::from_secs(30),
-            budget: Arc::new(BodyBudget::new(64 * 1024 * 1024)),
+            budget: Arc::new(BodyBudget::new(32 * 1024 * 1024)),
         }
     }
 }
