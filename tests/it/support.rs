@@ -21,11 +21,12 @@ use tokio::task::JoinHandle;
 /// The secret every test endpoint accepts unless a test says otherwise.
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
-/// The text of a valid endpoint file.
+/// The text of a valid endpoint file. Its upstream deadline is short (2 s): reads are retried until
+/// the deadline, and many tests point at an unreachable Confluence.
 pub fn endpoint_file(secret: &str, base_url: &str) -> String {
     format!(
         "base_url={base_url}\nspace_key=DOC\nroot_page_id=1000\ngpt_shared_secret={secret}\n\
-         api_token=upstream-token\n"
+         api_token=upstream-token\nupstream_timeout_seconds=2\n"
     )
 }
 

@@ -10,8 +10,8 @@ use crate::support::{Gateway, SECRET, World, endpoint_file};
 #[tokio::test]
 async fn a_read_outlasts_more_than_five_failed_attempts() {
     let world = World::start().await;
-    // Confluence answers 503 six times in a row (a restart), then serves again.
-    world.sim.fail_next(6, 503, None);
+    // Confluence answers 503 five times in a row (a restart), then serves again: a sixth attempt.
+    world.sim.fail_next(5, 503, None);
     let (status, body) = world
         .call(reqwest::Method::GET, "/pages/Install", None)
         .await;
