@@ -8,10 +8,13 @@ use std::time::Duration;
 use notify::RecursiveMode;
 use notify_debouncer_full::new_debouncer;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::ConfigStore;
 use crate::config::table::ReloadReport;
-use crate::endpoint::Shared;
+
+/// Called with the report of every rescan, after it is logged (the runtime counts it in metrics).
+pub type OnReport = fn(&ReloadReport);
 
 /// How the watcher behaves.
 #[derive(Debug, Clone, Copy)]
@@ -34,10 +37,11 @@ impl Default for WatchSettings {
 
 /// Watches the store's directory until `shutdown` turns true. When the directory cannot be watched
 /// (no inotify instances left, say), it logs why and relies on the periodic rescan alone.
-pub async fn watch_config(
-    store: Arc<ConfigStore>,
+pub async fn watch_config<T: Send + Sync + 'static>(
+    store: Arc<ConfigStore<T>>,
     settings: WatchSettings,
     mut shutdown: watch::Receiver<bool>,
+    on_report: OnReport,
 ) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
     let debouncer = start_debouncer(store.dir(), settings.debounce, events_tx.clone());
@@ -45,12 +49,21 @@ pub async fn watch_config(
         tracing::error!(%error, "cannot watch the config directory; changes apply at the next periodic rescan");
     }
     // Whatever changed between the initial load and the watch taking effect has no event: look now.
-    rescan(&store).await;
+    let grace = settings.debounce;
+    let mut recheck = rescan(&store, grace, on_report)
+        .await
+        .then(|| Instant::now() + grace);
 
     let mut interval = tokio::time::interval(settings.rescan_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
+        let removal_due = async {
+            match recheck {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.changed() => break,
             event = events_rx.recv() => {
@@ -61,8 +74,11 @@ pub async fn watch_config(
                 while events_rx.try_recv().is_ok() {}
             }
             _ = interval.tick() => {}
+            () = removal_due => {}
         }
-        rescan(&store).await;
+        recheck = rescan(&store, grace, on_report)
+            .await
+            .then(|| Instant::now() + grace);
     }
     drop(debouncer);
     drop(events_tx);
@@ -84,31 +100,29 @@ fn start_debouncer(
     Ok(debouncer)
 }
 
-/// The first load of `dir`: every file validated, problems logged and counted. Fails only when the
-/// directory cannot be read.
-pub fn initial_load(dir: &Path, shared: Shared) -> std::io::Result<ConfigStore> {
-    let (store, report) = ConfigStore::load(dir, shared)?;
-    log_report(dir, &report);
-    crate::metrics::config_reloaded(&report);
-    crate::metrics::mark_reload_success();
-    if report.loaded == 0 {
-        tracing::warn!(dir = %dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
-    }
-    Ok(store)
-}
-
-/// Rescans on a blocking thread (file IO) and logs the outcome.
-pub async fn rescan(store: &Arc<ConfigStore>) {
+/// Rescans on a blocking thread (file IO) and logs the outcome. An endpoint whose file is gone
+/// stays served for `removal_grace`; returns whether one is waiting for that, so the caller
+/// rescans again once it has passed.
+pub async fn rescan<T: Send + Sync + 'static>(
+    store: &Arc<ConfigStore<T>>,
+    removal_grace: Duration,
+    on_report: OnReport,
+) -> bool {
     let task_store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || task_store.rescan()).await {
+    match tokio::task::spawn_blocking(move || task_store.rescan_with_grace(removal_grace)).await {
         Ok(Ok(report)) => {
             log_report(store.dir(), &report);
-            crate::metrics::config_reloaded(&report);
+            on_report(&report);
+            !report.pending_removal.is_empty()
         }
         Ok(Err(error)) => {
             tracing::error!(dir = %store.dir().display(), %error, "config directory unreadable; keeping the current endpoints");
+            false
         }
-        Err(error) => tracing::error!(%error, "config rescan task failed"),
+        Err(error) => {
+            tracing::error!(%error, "config rescan task failed");
+            false
+        }
     }
 }
 

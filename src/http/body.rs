@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 
 /// Bytes a body buffer starts with when its length is not declared.
 const INITIAL_CAPACITY: usize = 8 * 1024;

@@ -7,13 +7,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::http::conn::{Connections, Load};
 use crate::http::envelope::{self, Body};
+use crate::http::error::ApiError;
 
 /// Whether the process should receive traffic: true once config is loaded, false from the moment
 /// shutdown begins, and false while the public listener is saturated (every connection permit held
@@ -93,25 +93,18 @@ impl PrivateService {
 
 impl PrivateService {
     fn readyz(&self) -> Response<Body> {
+        if !self.readiness.ready.load(Ordering::SeqCst) {
+            return ApiError::not_ready().into_response();
+        }
         let load = self.readiness.public_load();
+        if load.is_some_and(|load| load.saturated()) {
+            return ApiError::upstream_unavailable(
+                "not ready: the public listener is saturated; every connection has a request in flight",
+            )
+            .into_response();
+        }
         let connections =
             load.map(|load| json!({"open": load.open, "busy": load.busy, "limit": load.limit}));
-        if !self.readiness.ready.load(Ordering::SeqCst) {
-            return envelope::envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "not ready",
-                &json!({"status": "not ready", "connections": connections}),
-            );
-        }
-        if load.is_some_and(|load| load.saturated()) {
-            return envelope::envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "the public listener is saturated: every connection has a request in flight",
-                &json!({"status": "saturated", "connections": connections}),
-            );
-        }
         envelope::ok(
             "ready",
             json!({"status": "ready", "connections": connections}),

@@ -13,6 +13,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::http::conn::{Connections, Deadlines, EnvelopeIo, MAX_HEADER_BYTES, TrackedService};
 use crate::http::envelope::Body;
@@ -55,13 +56,13 @@ impl Default for ServerSettings {
     }
 }
 
-/// Serves `service` on `listener` until `shutdown` turns true, then stops accepting and lets open
-/// connections finish for up to the grace period; what is still open then is closed.
+/// Serves `service` on `listener` until `shutdown` holds a deadline, then stops accepting and lets
+/// open connections finish until that deadline; what is still open then is closed.
 pub async fn serve<S>(
     listener: TcpListener,
     service: S,
     settings: ServerSettings,
-    shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<Option<Instant>>,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
         + Clone
@@ -80,7 +81,7 @@ pub async fn serve_tracked<S>(
     listener: TcpListener,
     service: S,
     settings: ServerSettings,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<Option<Instant>>,
     connections: Arc<Connections>,
 ) where
     S: hyper::service::Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
@@ -117,7 +118,7 @@ pub async fn serve_tracked<S>(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.wait_for(|stop| *stop) => break,
+            _ = shutdown.wait_for(Option::is_some) => break,
         };
         while tasks.try_join_next().is_some() {}
         let (stream, _peer) = match accepted {
@@ -144,7 +145,7 @@ pub async fn serve_tracked<S>(
                         Ok(permit) => permit,
                         Err(_) => break,
                     },
-                    _ = shutdown.wait_for(|stop| *stop) => break,
+                    _ = shutdown.wait_for(Option::is_some) => break,
                 }
             }
         };
@@ -179,9 +180,12 @@ pub async fn serve_tracked<S>(
     }
 
     drop(listener);
+    let deadline = shutdown
+        .borrow()
+        .unwrap_or_else(|| Instant::now() + settings.grace_period);
     tokio::select! {
         _ = graceful.shutdown() => tracing::debug!("all connections drained"),
-        _ = tokio::time::sleep(settings.grace_period) => {
+        _ = tokio::time::sleep_until(deadline) => {
             while tasks.try_join_next().is_some() {}
             tracing::warn!(
                 grace_period = ?settings.grace_period,
