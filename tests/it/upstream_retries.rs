@@ -9,7 +9,7 @@ use crate::support::{Gateway, SECRET, World, endpoint_file};
 
 #[tokio::test]
 async fn a_read_outlasts_more_than_five_failed_attempts() {
-    let world = World::start().await;
+    let world = World::start_with(conflagent::sim::Deployment::DataCenter, "").await;
     // Confluence answers 503 five times in a row (a restart), then serves again: a sixth attempt.
     world.sim.fail_next(5, 503, None);
     let (status, body) = world
