@@ -84,7 +84,9 @@ impl Pages<'_> {
                     "body is not well-formed storage XHTML at line {}, column {}: {}",
                     xhtml.line, xhtml.column, xhtml.message
                 )),
-                BodyError::Unsafe { .. } => ApiError::invalid_input(error.to_string()),
+                BodyError::Unsafe { .. } | BodyError::Character(_) => {
+                    ApiError::invalid_input(error.to_string())
+                }
             },
         )
     }
@@ -124,12 +126,22 @@ impl Pages<'_> {
         title: &TitlePath,
     ) -> Result<Outcome, ApiError> {
         let body: UpdateBody = request.json()?;
-        let storage = self.storage_body(&body.body, body.format)?;
-        let resolved = self.resolve(title, false).await?;
+        let mut storage = self.storage_body(&body.body, body.format)?;
+        // Markdown is merged block by block into the current body: unchanged blocks stay as stored.
+        let markdown = body
+            .format
+            .map(BodyFormat::from)
+            .unwrap_or_else(|| markdown::detect_format(&body.body))
+            == BodyFormat::Markdown;
+        let resolved = self.resolve(title, markdown).await?;
         if let Some(expected) = body.expected_version
             && expected != resolved.page.version
         {
             return Err(ApiError::version_conflict(resolved.page.version));
+        }
+        if let (true, Some(current)) = (markdown, resolved.page.body.as_deref()) {
+            storage = markdown::merge_markdown(current, &body.body, &self.write_policy())
+                .map_err(|error| ApiError::invalid_input(error.to_string()))?;
         }
         let page = self
             .client
