@@ -16,6 +16,7 @@ pub(crate) const RESERVED: &[&str] = &[
     "link",
     "mention",
     "span",
+    "time",
 ];
 
 /// One parsed directive: its name, optional label and attributes in their written order.
@@ -76,15 +77,29 @@ pub(crate) fn write_attributes(out: &mut String, attributes: &[(String, String)]
         }
         out.push_str(key);
         out.push('=');
-        if !value.is_empty() && value.bytes().all(is_bare_value_char) {
+        let chars: Vec<char> = value.chars().collect();
+        // An underscore between letters or digits never delimits emphasis.
+        let intraword = |index: usize| {
+            index > 0
+                && chars[index - 1].is_alphanumeric()
+                && chars.get(index + 1).is_some_and(|c| c.is_alphanumeric())
+        };
+        let bare = !chars.is_empty()
+            && chars.iter().enumerate().all(|(index, c)| {
+                (c.is_ascii() && is_bare_value_char(*c as u8)) || (*c == '_' && intraword(index))
+            });
+        if bare {
             out.push_str(value);
         } else {
             out.push('"');
-            for c in value.chars() {
-                if matches!(
-                    c,
-                    '"' | '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '~' | '&' | '!' | '|'
-                ) {
+            for (index, &c) in chars.iter().enumerate() {
+                let entity = c == '&'
+                    && chars
+                        .get(index + 1)
+                        .is_some_and(|next| next.is_ascii_alphanumeric() || *next == '#');
+                let syntax =
+                    matches!(c, '"' | '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '~' | '|');
+                if syntax || entity || (c == '_' && !intraword(index)) {
                     out.push('\\');
                 }
                 out.push(c);
@@ -140,7 +155,10 @@ pub(crate) fn parse_attributes(text: &str) -> Option<(Vec<(String, String)>, usi
                     value
                 } else {
                     let value_start = index;
-                    while bytes.get(index).copied().is_some_and(is_bare_value_char) {
+                    while bytes
+                        .get(index)
+                        .is_some_and(|b| is_bare_value_char(*b) || *b == b'_')
+                    {
                         index += 1;
                     }
                     if index == value_start {
@@ -203,13 +221,21 @@ pub(crate) fn parse_inline(text: &str) -> Option<(Directive, usize)> {
     ))
 }
 
-/// A block directive line: its colon count and directive.
+/// A block directive line: its colon count and directive. The attributes may be left out.
 fn parse_block_line(line: &str) -> Option<(usize, Directive)> {
     let colons = line.bytes().take_while(|b| *b == b':').count();
     if colons < 2 {
         return None;
     }
     let rest = line[colons..].trim_end();
+    if is_valid_name(rest) {
+        let directive = Directive {
+            name: rest.to_owned(),
+            label: None,
+            attributes: Vec::new(),
+        };
+        return Some((colons, directive));
+    }
     let (directive, length) = parse_inline(rest)?;
     (length == rest.len() && directive.label.is_none()).then_some((colons, directive))
 }

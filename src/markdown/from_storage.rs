@@ -25,6 +25,7 @@ fn is_editor_bookkeeping(name: &str, value: &str) -> bool {
         || matches!(
             name,
             "id" | "local-id"
+                | "ri:local-id"
                 | "ac:original-height"
                 | "ac:original-width"
                 | "ac:custom-width"
@@ -33,6 +34,8 @@ fn is_editor_bookkeeping(name: &str, value: &str) -> bool {
                 | "rowspan"
                 | "ac:breakout-mode"
                 | "ac:breakout-width"
+                | "ac:card-appearance"
+                | "ri:version-at-save"
         ) && !matches!((name, value), ("colspan" | "rowspan", v) if v.trim() != "1")
         || (name.starts_with("data-") && name != "data-highlight-colour")
 }
@@ -321,7 +324,9 @@ fn container(name: &str, attributes: &[(String, String)], body: &str) -> String 
     let mut out = String::with_capacity(body.len() + 64);
     out.push_str(&colons);
     out.push_str(name);
-    directive::write_attributes(&mut out, attributes);
+    if !attributes.is_empty() {
+        directive::write_attributes(&mut out, attributes);
+    }
     out.push('\n');
     if !body.is_empty() {
         out.push_str(body);
@@ -412,6 +417,16 @@ impl Renderer<'_> {
         let last = run.iter().rposition(|node| !is_blank(node))?;
         let span = run[first].span().start..run[last].span().end;
         let text = &self.source[span.clone()];
+        // Inline content the editor put between blocks (Cloud's images) reads as a paragraph.
+        let nodes: Vec<Node> = run[first..=last].iter().map(|node| (*node).clone()).collect();
+        if nodes
+            .iter()
+            .all(|node| matches!(node, Node::Element(_)) || is_blank(node))
+            && let Some(paragraph) = self.inline(&nodes, InlineContext::Flow)
+            && !paragraph.is_empty()
+        {
+            return Some((paragraph, span));
+        }
         if first == last
             && matches!(run[first], Node::Other(_))
             && text.starts_with("<!--")
@@ -520,7 +535,9 @@ impl Renderer<'_> {
             None => {
                 let mut out = String::from("::");
                 out.push_str(name);
-                directive::write_attributes(&mut out, &parameters);
+                if !parameters.is_empty() {
+                    directive::write_attributes(&mut out, &parameters);
+                }
                 Some(out)
             }
             Some(body) => {
@@ -1023,6 +1040,20 @@ impl Renderer<'_> {
                 let attributes = directive_attributes(element, "ac:", &[])?;
                 Some(inline_directive("emoticon", None, &attributes))
             }
+            // Underlined text as Markdown's own inline HTML.
+            "u" if plain && element.children.iter().all(|node| matches!(node, Node::Text(..))) => {
+                let mut inner = String::new();
+                escape_inline_text(&mut inner, &element.text_content());
+                (!inner.trim().is_empty() && inner == inner.trim()).then(|| format!("<u>{inner}</u>"))
+            }
+            // A span with nothing but bookkeeping (`class="placeholder-inline-tasks"`) is transparent.
+            "span" if plain => self.inline(&element.children, context),
+            "time"
+                if has_only_significant(element, &["datetime"]) && element.children.is_empty() =>
+            {
+                let attributes = directive_attributes(element, "", &[])?;
+                Some(inline_directive("time", None, &attributes))
+            }
             "span"
                 if has_only_significant(element, &["style"])
                     && element.attribute("style").is_some()
@@ -1115,7 +1146,14 @@ impl Renderer<'_> {
         let mut label = None;
         for child in link.child_elements() {
             match child.name {
-                "ac:plain-text-link-body" if label.is_none() && child.attributes.is_empty() => {
+                "ac:plain-text-link-body" | "ac:link-body"
+                    if label.is_none()
+                        && child.attributes.is_empty()
+                        && child
+                            .children
+                            .iter()
+                            .all(|node| matches!(node, Node::Text(..) | Node::CData(..))) =>
+                {
                     label = Some(child.text_content());
                 }
                 name if name.starts_with("ri:") && target.is_none() => target = Some(child),
@@ -1135,6 +1173,9 @@ impl Renderer<'_> {
         }
         let mut attributes = Vec::new();
         if let Some(anchor) = link.attribute("ac:anchor") {
+            if anchor.contains(['\n', '\r']) {
+                return None;
+            }
             attributes.push(("anchor".to_owned(), anchor.to_owned()));
         }
         if target.name == "ri:url" {
@@ -1565,8 +1606,7 @@ fn escape_inline_text(out: &mut String, text: &str) {
                 out.push(c);
             }
             ':' => {
-                let opens = index == 0 || chars[index - 1] != ':';
-                if opens && starts_directive(&chars[index + 1..]) {
+                if starts_directive(&chars[index + 1..]) {
                     out.push('\\');
                 }
                 out.push(c);

@@ -949,7 +949,7 @@ impl Writer<'_> {
             let colon = search + found;
             search = colon + 1;
             let before = raw[..colon].chars().next_back();
-            if before.is_some_and(|c| c == '\\' || c == ':') {
+            if before == Some('\\') {
                 continue;
             }
             let Some((directive, length)) = directive::parse_inline(&raw[colon + 1..]) else {
@@ -1129,6 +1129,11 @@ fn inline_directive(directive: &Directive) -> Option<String> {
             out.push('>');
             escape_text_into(&mut out, &label);
             out.push_str("</span>");
+        }
+        ("time", None) => {
+            out.push_str("<time");
+            write_prefixed_attributes(&mut out, "", &directive.attributes);
+            out.push_str("/>");
         }
         ("link", label) => {
             let mut rest: Vec<(String, String)> = directive.attributes.clone();
