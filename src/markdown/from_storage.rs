@@ -1027,13 +1027,16 @@ impl Renderer<'_> {
                     .attribute("title")
                     .map(link_title)
                     .unwrap_or_default();
-                Some(format!("[{label}]({}{title})", link_destination(href)))
+                Some(format!(
+                    "[{label}]({})",
+                    in_cell(format!("{}{title}", link_destination(href)), context)
+                ))
             }
             "ac:link" => self
                 .page_link(element, context)
                 .or_else(|| self.link_directive(element)),
             "ac:image" => self
-                .image(element)
+                .image(element, context)
                 .or_else(|| self.image_directive(element)),
             "sup" if plain => self.footnote_reference(element),
             "ac:emoticon" if element.children.is_empty() => {
@@ -1291,7 +1294,7 @@ impl Renderer<'_> {
         }
     }
 
-    fn image(&self, image: &Element) -> Option<String> {
+    fn image(&self, image: &Element, context: InlineContext) -> Option<String> {
         if !has_only_significant(image, &["ac:alt", "ac:title"]) || !image.only_elements() {
             return None;
         }
@@ -1337,8 +1340,8 @@ impl Renderer<'_> {
             .map(link_title)
             .unwrap_or_default();
         Some(format!(
-            "![{escaped_alt}]({}{title})",
-            link_destination(&destination)
+            "![{escaped_alt}]({})",
+            in_cell(format!("{}{title}", link_destination(&destination)), context)
         ))
     }
 
@@ -1465,6 +1468,15 @@ fn wrap(inner: &str, delimiter: &str) -> Option<String> {
     Some(format!(
         "{leading}{delimiter}{trimmed}{delimiter}{trailing}"
     ))
+}
+
+/// A link destination and title: in a table cell, a pipe is escaped so that it does not end the cell.
+fn in_cell(target: String, context: InlineContext) -> String {
+    if context == InlineContext::TableCell {
+        target.replace('|', "\\|")
+    } else {
+        target
+    }
 }
 
 /// One table row in pipe syntax.

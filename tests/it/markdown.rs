@@ -596,3 +596,129 @@ fn editing_one_heading_changes_that_block_only() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Storage read as Markdown and converted back (as a changed block would be) gives `expected`.
+fn check_written_back(storage: &str, markdown: &str, expected: &str) {
+    let read = storage_to_markdown(storage).expect("well-formed");
+    assert_eq!(read, markdown, "storage was:\n{storage}");
+    assert_eq!(markdown_to_storage(&read), expected);
+}
+
+#[test]
+fn an_image_of_another_pages_attachment_keeps_its_page() {
+    let storage = r#"<p><ac:image><ri:attachment ri:filename="a.png"><ri:page ri:content-title="Other"/></ri:attachment></ac:image></p>"#;
+    check_written_back(
+        storage,
+        ":image{attachment=a.png page=Other}\n",
+        r#"<p><ac:image><ri:attachment ri:filename="a.png"><ri:page ri:content-title="Other"/></ri:attachment></ac:image></p>"#,
+    );
+}
+
+#[test]
+fn runs_of_spaces_and_tabs_in_inline_code_survive() {
+    check_written_back(
+        "<p>run <code>a   b\tc</code></p>",
+        "run `a   b\tc`\n",
+        "<p>run <code>a   b\tc</code></p>",
+    );
+}
+
+#[test]
+fn a_fence_info_string_keeps_the_code_macros_parameters() {
+    let storage = markdown_to_storage("```sh title=\"run.sh\" linenumbers=true\necho hi\n```");
+    assert_eq!(
+        storage,
+        "<ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">sh</ac:parameter><ac:parameter ac:name=\"title\">run.sh</ac:parameter><ac:parameter ac:name=\"linenumbers\">true</ac:parameter><ac:plain-text-body><![CDATA[echo hi]]></ac:plain-text-body></ac:structured-macro>"
+    );
+    assert_eq!(
+        storage_to_markdown(&storage).expect("well-formed"),
+        "```sh title=\"run.sh\" linenumbers=\"true\"\necho hi\n```\n"
+    );
+}
+
+#[test]
+fn escaped_pipes_in_a_table_cell_leave_no_backslash_in_targets() {
+    let storage = r#"<table><tbody><tr><th>a</th></tr><tr><td><ac:image ac:alt="x|y" ac:title="t|u"><ri:attachment ri:filename="a|b.png"/></ac:image> <a href="https://e.org/u|v" title="q|r">l</a></td></tr></tbody></table>"#;
+    check_written_back(
+        storage,
+        "| a |\n| --- |\n| ![x\\|y](a\\|b.png \"t\\|u\") [l](https://e.org/u\\|v \"q\\|r\") |\n",
+        storage,
+    );
+}
+
+#[test]
+fn characters_storage_cannot_hold_are_refused_with_their_position() {
+    for (markdown, line, column) in [
+        ("# T\n\nab\u{1}c", 3, 3),
+        ("x\u{0}", 1, 2),
+        ("a\n\u{FFFF}", 2, 1),
+        ("\u{B}", 1, 1),
+    ] {
+        let error = prepare_body(markdown, Some(BodyFormat::Markdown), &WritePolicy::default())
+            .expect_err("refused");
+        let BodyError::Character(at) = &error else {
+            panic!("expected a character error, got {error}");
+        };
+        assert_eq!((at.line, at.column), (line, column), "{error}");
+        let merged = merge_markdown("<p>x</p>", markdown, &WritePolicy::default());
+        assert!(matches!(merged, Err(BodyError::Character(_))));
+    }
+    assert!(prepare_body("tab\there", None, &WritePolicy::default()).is_ok());
+}
+
+#[test]
+fn a_changed_block_keeps_the_strikethrough_element_the_page_had() {
+    let policy = WritePolicy::default();
+    for element in ["s", "strike", "del"] {
+        let stored = format!("<p><{element}>old</{element}> text</p><p>other</p>");
+        let markdown = storage_to_markdown(&stored).expect("well-formed");
+        assert_eq!(markdown, "~~old~~ text\n\nother\n");
+        let merged = merge_markdown(&stored, "~~old~~ new text\n\nother\n", &policy)
+            .expect("merges");
+        assert_eq!(
+            merged,
+            format!("<p><{element}>old</{element}> new text</p><p>other</p>")
+        );
+    }
+}
+
+#[test]
+fn a_page_title_that_looks_like_a_script_url_is_only_a_title() {
+    let storage = prepare_body("[[javascript:alert(1)]]", None, &WritePolicy::default())
+        .expect("a title is not a url");
+    assert_eq!(
+        storage,
+        r#"<p><ac:link><ri:page ri:content-title="javascript:alert(1)"/></ac:link></p>"#
+    );
+    check_refused("[x](javascript:alert(1))", "script url");
+    check_refused(
+        r#"<p><ac:image><ri:url ri:value="javascript:alert(1)"/></ac:image></p>"#,
+        "script url",
+    );
+}
+
+#[test]
+fn front_matter_is_kept_as_a_code_block_and_comments_as_comments() {
+    let markdown = "---\ntitle: Runbook\ntags: [ops]\n---\n\n# Runbook\n\n<!-- reviewed in May -->\n\nText.\n";
+    let storage = markdown_to_storage(markdown);
+    assert_eq!(
+        storage,
+        "<ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">yaml</ac:parameter><ac:parameter ac:name=\"title\">front matter</ac:parameter><ac:plain-text-body><![CDATA[title: Runbook\ntags: [ops]]]></ac:plain-text-body></ac:structured-macro>\n\n<h1>Runbook</h1>\n\n<!-- reviewed in May -->\n\n<p>Text.</p>"
+    );
+    assert!(!storage.contains("<h2>"), "front matter is not a heading");
+    assert_eq!(storage_to_markdown(&storage).expect("well-formed"), markdown);
+    // A rule followed by text later in the page is not front matter.
+    assert_eq!(
+        markdown_to_storage("a\n\n---\nb: c\n---\n"),
+        "<p>a</p>\n\n<hr/>\n\n<h2>b: c</h2>"
+    );
+}
+
+#[test]
+fn top_level_blocks_are_separated_by_a_blank_line_as_the_original_wrote_them() {
+    assert_eq!(markdown_to_storage("# T\nText"), "<h1>T</h1>\n\n<p>Text</p>");
+    assert_eq!(
+        markdown_to_storage("- a\n- b\n\n> q"),
+        "<ul><li>a</li><li>b</li></ul>\n\n<blockquote><p>q</p></blockquote>"
+    );
+}
