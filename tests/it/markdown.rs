@@ -722,3 +722,71 @@ fn top_level_blocks_are_separated_by_a_blank_line_as_the_original_wrote_them() {
         "<ul><li>a</li><li>b</li></ul>\n\n<blockquote><p>q</p></blockquote>"
     );
 }
+
+/// Through the gateway: a page saved by Confluence's editor, read as Markdown and written back.
+#[tokio::test]
+async fn a_markdown_update_through_the_gateway_keeps_untouched_blocks_as_stored() {
+    use crate::support::{SPACE, World};
+    use reqwest::Method;
+    use serde_json::json;
+
+    let world = World::start().await;
+    let storage = fixtures_in("tests/fixtures/storage")
+        .into_iter()
+        .find(|(name, _)| name == "cloud-01-runbook-search.xml")
+        .expect("fixture")
+        .1;
+    let (status, _) = world
+        .call(
+            Method::PUT,
+            "/pages/Install",
+            Some(json!({"body": storage, "format": "storage"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stored = |world: &World| world.sim.page_by_title(SPACE, "Install").expect("page").body;
+    let before = stored(&world);
+
+    let (status, read) = world
+        .call(Method::GET, "/pages/Install?format=markdown", None)
+        .await;
+    assert_eq!(status, 200);
+    let markdown = read["data"]["body"].as_str().expect("markdown body").to_owned();
+    let (status, body) = world
+        .call(
+            Method::PUT,
+            "/pages/Install",
+            Some(json!({"body": markdown, "expectedVersion": 2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stored(&world), before, "an unchanged write keeps the body");
+
+    let edited = markdown.replacen("## Restart\n", "## Restart safely\n", 1);
+    assert_ne!(edited, markdown);
+    let (status, body) = world
+        .call(
+            Method::PUT,
+            "/pages/Install",
+            Some(json!({"body": edited, "format": "markdown", "expectedVersion": 3})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = stored(&world);
+    assert_eq!(
+        after,
+        before.replacen("<h2>Restart</h2>", "<h2>Restart safely</h2>", 1),
+        "only the edited heading differs; ids, widths and macro ids elsewhere are kept"
+    );
+
+    let (status, body) = world
+        .call(
+            Method::PUT,
+            "/pages/Install",
+            Some(json!({"body": markdown, "format": "markdown", "expectedVersion": 3})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(stored(&world), after);
+    world.stop().await;
+}
