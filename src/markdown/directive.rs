@@ -97,8 +97,10 @@ pub(crate) fn write_attributes(out: &mut String, attributes: &[(String, String)]
                     && chars
                         .get(index + 1)
                         .is_some_and(|next| next.is_ascii_alphanumeric() || *next == '#');
-                let syntax =
-                    matches!(c, '"' | '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '~' | '|');
+                let syntax = matches!(
+                    c,
+                    '"' | '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '~' | '|'
+                );
                 if syntax || entity || (c == '_' && !intraword(index)) {
                     out.push('\\');
                 }

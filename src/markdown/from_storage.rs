@@ -243,11 +243,14 @@ fn directive_label(text: &str) -> Option<String> {
     Some(escaped)
 }
 
+/// Directive attributes: keys and values in their order.
+type Attributes = Vec<(String, String)>;
+
 /// The parameters of a macro as directive attributes: `_` for the default parameter, `name.page`
 /// and `name.space` for a parameter that links to a page.
 fn macro_parameters<'e, 's>(
     element: &'e Element<'s>,
-) -> Option<(Vec<(String, String)>, Option<&'e Element<'s>>)> {
+) -> Option<(Attributes, Option<&'e Element<'s>>)> {
     let mut parameters = Vec::new();
     let mut body = None;
     for child in element.child_elements() {
@@ -418,7 +421,10 @@ impl Renderer<'_> {
         let span = run[first].span().start..run[last].span().end;
         let text = &self.source[span.clone()];
         // Inline content the editor put between blocks (Cloud's images) reads as a paragraph.
-        let nodes: Vec<Node> = run[first..=last].iter().map(|node| (*node).clone()).collect();
+        let nodes: Vec<Node> = run[first..=last]
+            .iter()
+            .map(|node| (*node).clone())
+            .collect();
         if nodes
             .iter()
             .all(|node| matches!(node, Node::Element(_)) || is_blank(node))
@@ -1044,10 +1050,16 @@ impl Renderer<'_> {
                 Some(inline_directive("emoticon", None, &attributes))
             }
             // Underlined text as Markdown's own inline HTML.
-            "u" if plain && element.children.iter().all(|node| matches!(node, Node::Text(..))) => {
+            "u" if plain
+                && element
+                    .children
+                    .iter()
+                    .all(|node| matches!(node, Node::Text(..))) =>
+            {
                 let mut inner = String::new();
                 escape_inline_text(&mut inner, &element.text_content());
-                (!inner.trim().is_empty() && inner == inner.trim()).then(|| format!("<u>{inner}</u>"))
+                (!inner.trim().is_empty() && inner == inner.trim())
+                    .then(|| format!("<u>{inner}</u>"))
             }
             // A span with nothing but bookkeeping (`class="placeholder-inline-tasks"`) is transparent.
             "span" if plain => self.inline(&element.children, context),
@@ -1341,7 +1353,10 @@ impl Renderer<'_> {
             .unwrap_or_default();
         Some(format!(
             "![{escaped_alt}]({})",
-            in_cell(format!("{}{title}", link_destination(&destination)), context)
+            in_cell(
+                format!("{}{title}", link_destination(&destination)),
+                context
+            )
         ))
     }
 

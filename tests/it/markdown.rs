@@ -41,7 +41,9 @@ fn storage_corpus_survives_markdown_round_trip() {
         let merged = merge_markdown(storage, &markdown, &WritePolicy::default())
             .expect("unchanged markdown merges");
         if &merged != storage {
-            failures.push(format!("{name}: not byte-identical after an unchanged write"));
+            failures.push(format!(
+                "{name}: not byte-identical after an unchanged write"
+            ));
             continue;
         }
         let written = markdown_to_storage(&markdown);
@@ -591,7 +593,9 @@ fn editing_one_heading_changes_that_block_only() {
             &storage[end..]
         );
         if merged != expected {
-            failures.push(format!("{name}\n--- merged\n{merged}\n--- expected\n{expected}"));
+            failures.push(format!(
+                "{name}\n--- merged\n{merged}\n--- expected\n{expected}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -654,8 +658,12 @@ fn characters_storage_cannot_hold_are_refused_with_their_position() {
         ("a\n\u{FFFF}", 2, 1),
         ("\u{B}", 1, 1),
     ] {
-        let error = prepare_body(markdown, Some(BodyFormat::Markdown), &WritePolicy::default())
-            .expect_err("refused");
+        let error = prepare_body(
+            markdown,
+            Some(BodyFormat::Markdown),
+            &WritePolicy::default(),
+        )
+        .expect_err("refused");
         let BodyError::Character(at) = &error else {
             panic!("expected a character error, got {error}");
         };
@@ -673,8 +681,8 @@ fn a_changed_block_keeps_the_strikethrough_element_the_page_had() {
         let stored = format!("<p><{element}>old</{element}> text</p><p>other</p>");
         let markdown = storage_to_markdown(&stored).expect("well-formed");
         assert_eq!(markdown, "~~old~~ text\n\nother\n");
-        let merged = merge_markdown(&stored, "~~old~~ new text\n\nother\n", &policy)
-            .expect("merges");
+        let merged =
+            merge_markdown(&stored, "~~old~~ new text\n\nother\n", &policy).expect("merges");
         assert_eq!(
             merged,
             format!("<p><{element}>old</{element}> new text</p><p>other</p>")
@@ -699,14 +707,18 @@ fn a_page_title_that_looks_like_a_script_url_is_only_a_title() {
 
 #[test]
 fn front_matter_is_kept_as_a_code_block_and_comments_as_comments() {
-    let markdown = "---\ntitle: Runbook\ntags: [ops]\n---\n\n# Runbook\n\n<!-- reviewed in May -->\n\nText.\n";
+    let markdown =
+        "---\ntitle: Runbook\ntags: [ops]\n---\n\n# Runbook\n\n<!-- reviewed in May -->\n\nText.\n";
     let storage = markdown_to_storage(markdown);
     assert_eq!(
         storage,
         "<ac:structured-macro ac:name=\"code\"><ac:parameter ac:name=\"language\">yaml</ac:parameter><ac:parameter ac:name=\"title\">front matter</ac:parameter><ac:plain-text-body><![CDATA[title: Runbook\ntags: [ops]]]></ac:plain-text-body></ac:structured-macro>\n\n<h1>Runbook</h1>\n\n<!-- reviewed in May -->\n\n<p>Text.</p>"
     );
     assert!(!storage.contains("<h2>"), "front matter is not a heading");
-    assert_eq!(storage_to_markdown(&storage).expect("well-formed"), markdown);
+    assert_eq!(
+        storage_to_markdown(&storage).expect("well-formed"),
+        markdown
+    );
     // A rule followed by text later in the page is not front matter.
     assert_eq!(
         markdown_to_storage("a\n\n---\nb: c\n---\n"),
@@ -716,7 +728,10 @@ fn front_matter_is_kept_as_a_code_block_and_comments_as_comments() {
 
 #[test]
 fn top_level_blocks_are_separated_by_a_blank_line_as_the_original_wrote_them() {
-    assert_eq!(markdown_to_storage("# T\nText"), "<h1>T</h1>\n\n<p>Text</p>");
+    assert_eq!(
+        markdown_to_storage("# T\nText"),
+        "<h1>T</h1>\n\n<p>Text</p>"
+    );
     assert_eq!(
         markdown_to_storage("- a\n- b\n\n> q"),
         "<ul><li>a</li><li>b</li></ul>\n\n<blockquote><p>q</p></blockquote>"
@@ -744,14 +759,23 @@ async fn a_markdown_update_through_the_gateway_keeps_untouched_blocks_as_stored(
         )
         .await;
     assert_eq!(status, 200);
-    let stored = |world: &World| world.sim.page_by_title(SPACE, "Install").expect("page").body;
+    let stored = |world: &World| {
+        world
+            .sim
+            .page_by_title(SPACE, "Install")
+            .expect("page")
+            .body
+    };
     let before = stored(&world);
 
     let (status, read) = world
         .call(Method::GET, "/pages/Install?format=markdown", None)
         .await;
     assert_eq!(status, 200);
-    let markdown = read["data"]["body"].as_str().expect("markdown body").to_owned();
+    let markdown = read["data"]["body"]
+        .as_str()
+        .expect("markdown body")
+        .to_owned();
     let (status, body) = world
         .call(
             Method::PUT,
