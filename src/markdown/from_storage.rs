@@ -122,7 +122,10 @@ pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
 
 /// The top-level blocks of a body: each one's Markdown and the span of storage it comes from.
 pub(crate) fn render_blocks(source: &str, nodes: &[Node]) -> Vec<(String, Range<usize>)> {
-    let renderer = Renderer { source };
+    let renderer = Renderer {
+        source,
+        nested: std::cell::Cell::new(0),
+    };
     let mut blocks: Vec<(String, Range<usize>)> = renderer
         .blocks(nodes)
         .into_iter()
@@ -166,6 +169,9 @@ fn front_matter(element: &Element) -> Option<String> {
 
 struct Renderer<'s> {
     source: &'s str,
+    /// How many quotes, alerts and list items enclose what is being rendered: block directives are
+    /// only read at the top level and in the bodies of container directives.
+    nested: std::cell::Cell<usize>,
 }
 
 /// Where inline content ends up, which changes what must be escaped.
@@ -351,6 +357,14 @@ fn is_block(node: &Node) -> bool {
 }
 
 impl Renderer<'_> {
+    /// Runs `render` one level deeper in quotes, alerts and list items.
+    fn nested<T>(&self, render: impl FnOnce() -> T) -> T {
+        self.nested.set(self.nested.get() + 1);
+        let rendered = render();
+        self.nested.set(self.nested.get() - 1);
+        rendered
+    }
+
     fn block_texts(&self, nodes: &[Node]) -> Vec<String> {
         self.blocks(nodes)
             .into_iter()
@@ -490,7 +504,7 @@ impl Renderer<'_> {
                 Some("---".to_owned())
             }
             "blockquote" if has_only_significant(element, &[]) => {
-                let blocks = self.block_texts(&element.children);
+                let blocks = self.nested(|| self.block_texts(&element.children));
                 if blocks.is_empty() {
                     return None;
                 }
@@ -505,6 +519,9 @@ impl Renderer<'_> {
 
     /// `ac:layout`, its sections and cells as nested containers.
     fn layout_part(&self, element: &Element) -> Option<String> {
+        if self.nested.get() > 0 {
+            return None;
+        }
         let name = element.name.strip_prefix("ac:")?;
         let attributes = directive_attributes(element, "ac:", &[])?;
         let body = if name == "layout-cell" {
@@ -532,6 +549,9 @@ impl Renderer<'_> {
 
     /// A macro as a leaf or container directive.
     fn macro_directive(&self, element: &Element) -> Option<String> {
+        if self.nested.get() > 0 {
+            return None;
+        }
         let name = element.attribute("ac:name")?;
         if !directive::is_valid_name(name) || directive::RESERVED.contains(&name) {
             return None;
@@ -624,7 +644,7 @@ impl Renderer<'_> {
                 {
                     return None;
                 }
-                let blocks = self.block_texts(&body.children);
+                let blocks = self.nested(|| self.block_texts(&body.children));
                 let mut alert = format!("> [!{kind}]");
                 if !blocks.is_empty() {
                     alert.push('\n');
@@ -787,7 +807,7 @@ impl Renderer<'_> {
         if rest.iter().any(|node| !is_block(node) && !is_blank(node)) {
             return None;
         }
-        let rendered = self.blocks(rest);
+        let rendered = self.nested(|| self.blocks(rest));
         let paragraph_next = rendered
             .first()
             .is_some_and(|(_, kind, _)| *kind == BlockKind::Paragraph);
@@ -1588,9 +1608,13 @@ fn escape_inline_text(out: &mut String, text: &str) {
                     | b'\t'
                     | b'\n'
                     | b'\r'
-                    | b':'
             )
-        });
+        })
+        // A colon matters only before a letter (`:name[` or `:name{`).
+        && !text
+            .as_bytes()
+            .windows(2)
+            .any(|pair| pair[0] == b':' && pair[1].is_ascii_alphabetic());
     if plain {
         out.push_str(text);
         return;

@@ -342,7 +342,8 @@ fn normaliser_ignores_what_confluence_changes() {
 
 mod properties {
     use conflagent::markdown::{
-        check_storage, markdown_to_storage, normalize_storage, storage_to_markdown,
+        WritePolicy, check_storage, markdown_to_storage, merge_markdown, normalize_storage,
+        storage_to_markdown,
     };
     use proptest::prelude::*;
 
@@ -378,6 +379,8 @@ mod properties {
                     "#", "-", "+", "1.", "\\", "&", "&amp;", "&#", ";", ":", "\n", "\n\n", "  ",
                     "    ", "\t", "[^1]", "[!NOTE]", "<p>", "</p>", "<br/>", "]]>", "confluence-storage",
                     "confluence-storage:", "javascript:", "a", "word", "x.png", "https://e.org",
+                    "{", "}", "=", "\"", ":status", ":span[", "::", ":::", "::toc{", ":::expand{t=\"x\"}\n",
+                    "\n:::\n", "---\n", "<!-- c -->",
                 ]).prop_map(str::to_owned),
                 1 => any::<char>().prop_map(String::from),
             ],
@@ -400,6 +403,18 @@ mod properties {
         #[test]
         fn writer_output_survives_a_trip_through_markdown(markdown in markdownish()) {
             assert_storage_round_trip(&markdown_to_storage(&markdown))?;
+        }
+
+        #[test]
+        fn an_unchanged_read_merges_back_byte_identical(markdown in markdownish(), edit in markdownish()) {
+            let stored = markdown_to_storage(&markdown);
+            let read = storage_to_markdown(&stored).expect("writer output is well-formed");
+            let policy = WritePolicy::default();
+            let merged = merge_markdown(&stored, &read, &policy).expect("unchanged merges");
+            prop_assert_eq!(&merged, &stored, "markdown was:\n{}", read);
+            if let Ok(merged) = merge_markdown(&stored, &format!("{read}\n{edit}"), &policy) {
+                prop_assert!(check_storage(&merged).is_ok(), "merged: {}", merged);
+            }
         }
 
         #[test]
