@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conflagent::config::ConfigStore;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{self, Shared};
 use conflagent::{RunSettings, run};
 
 const ENDPOINTS: usize = 10_000;
@@ -53,7 +52,7 @@ fn main() {
         }
         let rss_before = resident_kib();
         let started = Instant::now();
-        let (store, report) = ConfigStore::load(dir.path(), shared.clone()).expect("load");
+        let (store, report) = endpoint::load(dir.path(), shared.clone()).expect("load");
         let cold = started.elapsed();
         let rss_after = resident_kib();
         assert_eq!(report.loaded, ENDPOINTS);
@@ -92,7 +91,7 @@ fn main() {
 
         // File written → endpoint answering, through the real watcher and listener.
         let live_dir = tempfile::tempdir().expect("temp dir");
-        let (store, _) = ConfigStore::load(live_dir.path(), shared).expect("load");
+        let (store, _) = endpoint::load(live_dir.path(), shared).expect("load");
         let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let private = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = public.local_addr().expect("addr");

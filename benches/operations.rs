@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conflagent::config::ConfigStore;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{self, Shared};
 use conflagent::sim::{Deployment, SimSettings, Simulator};
 use conflagent::{RunSettings, run};
 use reqwest::Method;
@@ -60,7 +59,7 @@ async fn measure(deployment: Deployment) {
         ),
     )
     .expect("write");
-    let (store, _) = ConfigStore::load(dir.path(), Shared::default()).expect("load");
+    let (store, _) = endpoint::load(dir.path(), Shared::default()).expect("load");
     let public = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -7,9 +7,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
-use crate::config::ConfigStore;
-use crate::config::watch::initial_load;
-use crate::endpoint::Shared;
+use crate::endpoint::{EndpointStore, Shared, initial_load};
 use crate::sim::{Deployment, SimSettings, Simulator};
 use crate::{RunSettings, run};
 
@@ -27,7 +25,7 @@ pub struct Demo {
     /// The gateway's private listener.
     pub private: TcpListener,
     /// The loaded config (a temporary directory holding one endpoint file).
-    pub store: Arc<ConfigStore>,
+    pub store: Arc<EndpointStore>,
     /// The endpoint's Bearer secret.
     pub secret: String,
     /// Keeps the temporary config directory alive.

@@ -1,11 +1,22 @@
-//! A loaded endpoint: its validated config plus the runtime state built from it (upstream client,
-//! rate limiters). Built once per config change, shared by every request through the tenant table.
+//! The endpoint runtime: an [`Endpoint`] is built from a validated [`Tenant`] (its upstream client,
+//! request budgets and OpenAPI document cache), and the live table of endpoints is a
+//! [`ConfigStore`] of them, rebuilt and swapped as the config directory changes.
 
-use crate::auth::SecretDigest;
-use crate::config::Tenant;
-use crate::confluence::{ClientConfigError, ConfluenceClient, UpstreamSettings, http_client};
+use std::path::Path;
+
+use crate::config::watch::log_report;
+use crate::config::{ConfigStore, ReloadReport, Table, Tenant};
+use crate::confluence::{ConfluenceClient, UpstreamSettings, http_client};
+use crate::metrics::{LabelValue, endpoint_label_value};
 use crate::openapi::DocumentCache;
 use crate::ratelimit::EndpointLimits;
+use crate::secret::SecretDigest;
+
+/// The live table of endpoints.
+pub type EndpointStore = ConfigStore<Endpoint>;
+
+/// One snapshot of the live table.
+pub type EndpointTable = Table<Endpoint>;
 
 /// Process-wide resources that endpoints are built from.
 #[derive(Clone)]
@@ -26,8 +37,8 @@ impl Default for Shared {
 pub struct Endpoint {
     /// The validated configuration.
     pub tenant: Tenant,
-    /// SHA-256 of the file it was loaded from; an unchanged file keeps its endpoint.
-    pub source_hash: [u8; 32],
+    /// The endpoint's name as a metric label value, shared by all its series.
+    pub label: LabelValue,
     /// Digests of the accepted secrets, for constant-time checks.
     pub secret_digests: Vec<SecretDigest>,
     /// The client for this endpoint's Confluence space.
@@ -41,23 +52,8 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds the endpoint for `tenant`. `previous` is the endpoint this one replaces, whose state
     /// (such as a rate-limit budget) may carry over when the relevant settings did not change.
-    pub fn new(
-        tenant: Tenant,
-        source_hash: [u8; 32],
-        previous: Option<&Endpoint>,
-        shared: &Shared,
-    ) -> Result<Endpoint, ClientConfigError> {
-        let upstream = ConfluenceClient::new(
-            shared.http.clone(),
-            UpstreamSettings {
-                base_url: tenant.base_url.clone(),
-                deployment: tenant.deployment,
-                auth: tenant.credentials.clone(),
-                space_key: tenant.space_key.clone(),
-                deadline: tenant.upstream_timeout,
-                max_concurrent: tenant.upstream_max_concurrent,
-            },
-        )?;
+    pub fn new(tenant: Tenant, previous: Option<&Endpoint>, shared: &Shared) -> Endpoint {
+        let upstream = ConfluenceClient::new(shared.http.clone(), UpstreamSettings::of(&tenant));
         let secret_digests = tenant.accepted_secrets().map(SecretDigest::of).collect();
         let same_secrets = previous.is_some_and(|previous| {
             previous
@@ -66,17 +62,47 @@ impl Endpoint {
                 .eq(tenant.accepted_secrets())
         });
         let limits = EndpointLimits::new(
-            tenant.rate_limit,
+            tenant.rate_limit(),
             previous.map(|previous| &previous.limits),
             same_secrets,
         );
-        Ok(Endpoint {
+        Endpoint {
+            label: endpoint_label_value(tenant.name()),
             tenant,
-            source_hash,
             secret_digests,
             upstream,
             openapi: DocumentCache::default(),
             limits,
-        })
+        }
     }
+}
+
+/// Loads `dir` into a new store of endpoints built with `shared`, without logging or counting:
+/// the caller decides what to do with the report. Fails only when the directory cannot be read.
+pub fn load(dir: &Path, shared: Shared) -> std::io::Result<(EndpointStore, ReloadReport)> {
+    ConfigStore::load(dir, move |tenant, previous| {
+        Endpoint::new(tenant, previous, &shared)
+    })
+}
+
+/// The first load of `dir`: every file validated, problems logged and counted. Fails only when the
+/// directory cannot be read.
+pub fn initial_load(dir: &Path, shared: Shared) -> std::io::Result<EndpointStore> {
+    let (store, report) = load(dir, shared)?;
+    log_report(dir, &report);
+    count_reload(&report);
+    crate::metrics::mark_reload_success();
+    if report.loaded == 0 {
+        tracing::warn!(dir = %dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
+    }
+    Ok(store)
+}
+
+/// Counts a rescan's outcome in the config metrics.
+pub fn count_reload(report: &ReloadReport) {
+    crate::metrics::config_reloaded(
+        report.failed.len(),
+        report.changed_anything(),
+        report.loaded,
+    );
 }

@@ -1,18 +1,18 @@
 //! Conflagent: one process, many sandboxed Confluence endpoints for Custom GPTs and other agents.
 //!
-//! Bird's-eye view: `config` turns a directory of `conflagent.<name>.properties` files into an
-//! immutable tenant table and keeps it current; `http` accepts connections and routes each request
-//! (through `routes`, the one route table) to an endpoint's operation after `auth`; page operations
-//! talk to Confluence only through `confluence`; `markdown` converts bodies without IO; `sim` is the
-//! Confluence simulator used by tests and `conflagent demo`.
+//! Bird's-eye view, one way down: `http` accepts connections, routes each request once (through
+//! `routes`, the one route table), authenticates it and turns it into a typed command of `pages`,
+//! the page domain, which talks to Confluence only through `confluence`. `endpoint` is the runtime:
+//! each endpoint's upstream client, budgets (`ratelimit`) and OpenAPI cache (`openapi`), built from a
+//! validated `config::Tenant` and kept in the live table that `config` rebuilds as files change. The
+//! leaves (`config`, `markdown`, `titles`, `routes`, `metrics`, `secret`) import nothing above them.
+//! `sim` is the Confluence simulator used by tests and `conflagent demo`; it uses leaves only.
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod config;
 pub mod confluence;
 pub mod demo;
 pub mod endpoint;
-pub mod error;
 pub mod http;
 pub mod markdown;
 pub mod metrics;
@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod secret;
 pub mod sim;
+pub mod titles;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,8 +30,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::config::ConfigStore;
 use crate::config::watch::{WatchSettings, watch_config};
+use crate::endpoint::{EndpointStore, count_reload};
 use crate::http::private::{PrivateService, Readiness};
 use crate::http::server::{ServerSettings, serve};
 use crate::http::service::{AppState, GatewayService, ServiceSettings};
@@ -54,7 +55,7 @@ pub struct RunSettings {
 pub async fn run(
     public: TcpListener,
     private: TcpListener,
-    store: Arc<ConfigStore>,
+    store: Arc<EndpointStore>,
     settings: RunSettings,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -63,14 +64,22 @@ pub async fn run(
     readiness.set(true);
     let render_metrics: Arc<dyn Fn() -> String + Send + Sync> =
         match settings.render_metrics.clone() {
-            Some(render) => metrics::scrape(Arc::clone(&store), render),
+            Some(render) => {
+                let store = Arc::clone(&store);
+                Arc::new(move || {
+                    let table = store.table();
+                    metrics::scrape(render.as_ref(), table.len(), |name| {
+                        table.get(name).is_some()
+                    })
+                })
+            }
             None => Arc::new(String::new),
         };
 
     let watcher = tokio::spawn({
         let store = Arc::clone(&store);
         let stop = stop_rx.clone();
-        watch_config(store, settings.watch, stop)
+        watch_config(store, settings.watch, stop, count_reload)
     });
     let state = Arc::new(AppState {
         store,

@@ -1,20 +1,17 @@
 //! Prometheus metrics: the recorder, the metric names deploy alerts rely on, the per-request context
 //! (endpoint label, upstream-call count) that upstream calls report into, and the scrape that hides
-//! endpoints no longer loaded.
+//! endpoints no longer loaded. A leaf: callers pass plain values, so it imports nothing of the
+//! product.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use http::Method;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
-
-use crate::config::{ConfigStore, ReloadReport, TenantTable};
-use crate::http::router::{self, Target};
-use crate::ratelimit::LimitKind;
 
 /// Requests answered: `endpoint`, `route`, `method`, `status`.
 pub const HTTP_REQUESTS: &str = "conflagent_http_requests_total";
@@ -110,17 +107,16 @@ fn describe() {
     );
 }
 
-/// Wraps `render` into the `/metrics` scrape: process-wide gauges are refreshed first (so the idle
-/// timeout never drops them), and series of endpoints that are no longer loaded are left out.
+/// The `/metrics` scrape: process-wide gauges are refreshed first (so the idle timeout never drops
+/// them), then `render` renders the recorder, and series of endpoints for which `is_loaded` is false
+/// are left out.
 pub fn scrape(
-    store: Arc<ConfigStore>,
-    render: Arc<dyn Fn() -> String + Send + Sync>,
-) -> Arc<dyn Fn() -> String + Send + Sync> {
-    Arc::new(move || {
-        let table = store.table();
-        refresh_process_gauges(table.len());
-        only_loaded_endpoints(&render(), &table)
-    })
+    render: &dyn Fn() -> String,
+    endpoints_loaded: usize,
+    is_loaded: impl Fn(&str) -> bool,
+) -> String {
+    refresh_process_gauges(endpoints_loaded);
+    only_loaded_endpoints(&render(), is_loaded)
 }
 
 fn refresh_process_gauges(endpoints_loaded: usize) {
@@ -136,9 +132,9 @@ fn refresh_process_gauges(endpoints_loaded: usize) {
     counter!(CONFIG_RELOADS, "result" => "failure").increment(0);
 }
 
-/// Drops the samples whose `endpoint` label names an endpoint not in `table`, and the headers of
+/// Drops the samples whose `endpoint` label names an endpoint that is not loaded, and the headers of
 /// families left without samples.
-fn only_loaded_endpoints(text: &str, table: &TenantTable) -> String {
+fn only_loaded_endpoints(text: &str, is_loaded: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut headers: Vec<&str> = Vec::new();
     let mut in_samples = false;
@@ -155,8 +151,7 @@ fn only_loaded_endpoints(text: &str, table: &TenantTable) -> String {
             continue;
         }
         in_samples = true;
-        let live =
-            endpoint_label(line).is_none_or(|name| name.is_empty() || table.get(name).is_some());
+        let live = endpoint_label(line).is_none_or(|name| name.is_empty() || is_loaded(name));
         if !live {
             continue;
         }
@@ -185,17 +180,18 @@ fn endpoint_label(line: &str) -> Option<&str> {
     value.find('"').map(|end| &value[..end])
 }
 
-/// Counts what a config load or rescan did: one success per change applied, one failure per newly
-/// rejected file content (the same bad content is not counted again on the next rescan).
-pub fn config_reloaded(report: &ReloadReport) {
-    if !report.failed.is_empty() {
-        counter!(CONFIG_RELOADS, "result" => "failure").increment(report.failed.len() as u64);
+/// Counts what a config load or rescan did: one success when it changed what is served, one
+/// failure per newly rejected file content (`newly_rejected`; the same bad content is not counted
+/// again on the next rescan), and the endpoints now `loaded`.
+pub fn config_reloaded(newly_rejected: usize, changed_anything: bool, loaded: usize) {
+    if newly_rejected > 0 {
+        counter!(CONFIG_RELOADS, "result" => "failure").increment(newly_rejected as u64);
     }
-    if report.changed_anything() {
+    if changed_anything {
         counter!(CONFIG_RELOADS, "result" => "success").increment(1);
         mark_reload_success();
     }
-    gauge!(ENDPOINTS_LOADED).set(report.loaded as f64);
+    gauge!(ENDPOINTS_LOADED).set(loaded as f64);
 }
 
 /// Records that config was loaded successfully now (the initial load, or a change applied).
@@ -207,12 +203,24 @@ pub fn mark_reload_success() {
     gauge!(CONFIG_LAST_SUCCESS).set(now as f64);
 }
 
+/// A label value that clones without allocating (an endpoint name, shared by every series of the
+/// endpoint).
+pub type LabelValue = ::metrics::SharedString;
+
+/// The `endpoint` label value of `name`; build it once per endpoint and clone it per request.
+pub fn endpoint_label_value(name: &str) -> LabelValue {
+    LabelValue::from_shared(Arc::from(name))
+}
+
+/// The `endpoint` label of requests that belong to no loaded endpoint.
+pub const NO_ENDPOINT: LabelValue = LabelValue::const_str("");
+
 /// The labels of one request, from the route table: never a raw path, a title or an endpoint name
 /// that is not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLabels {
     /// The endpoint name, or `""` for top-level routes and unknown endpoints.
-    pub endpoint: String,
+    pub endpoint: LabelValue,
     /// The route template (`/pages/{title}`), or [`UNMATCHED`].
     pub route: &'static str,
     /// The method, or `OTHER` for methods no route uses.
@@ -222,21 +230,12 @@ pub struct RequestLabels {
 impl RequestLabels {
     /// The labels of a request with `method` to `endpoint` (a loaded endpoint's name or `""`),
     /// served by `route` (the template recorded while serving it, or [`UNMATCHED`]).
-    pub fn new(endpoint: String, route: &'static str, method: &Method) -> RequestLabels {
+    pub fn new(endpoint: LabelValue, route: &'static str, method: &Method) -> RequestLabels {
         RequestLabels {
             endpoint,
             route,
             method: method_label(method),
         }
-    }
-}
-
-/// The `endpoint` label of a request to `path`: the endpoint's name when it is loaded, else `""`
-/// (top-level routes, and names a client invented, which must not create series).
-pub fn request_endpoint(table: &TenantTable, path: &str) -> String {
-    match router::target(path) {
-        Target::Endpoint { name, .. } if table.get(name).is_some() => name.to_owned(),
-        _ => String::new(),
     }
 }
 
@@ -253,28 +252,21 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// What one request shares with the code that serves it: its endpoint label, the route that served
-/// it, and how many calls to Confluence it made.
+/// What one request shares with the code that serves it: its endpoint label and how many calls to
+/// Confluence it made.
 #[derive(Debug, Default)]
 pub struct RequestContext {
-    endpoint: String,
-    route: OnceLock<&'static str>,
+    endpoint: LabelValue,
     upstream_calls: AtomicU32,
 }
 
 impl RequestContext {
     /// The context of a request to `endpoint` (`""` when none).
-    pub fn new(endpoint: &str) -> RequestContext {
+    pub fn new(endpoint: LabelValue) -> RequestContext {
         RequestContext {
-            endpoint: endpoint.to_owned(),
-            route: OnceLock::new(),
+            endpoint,
             upstream_calls: AtomicU32::new(0),
         }
-    }
-
-    /// The route template that served the request, or [`UNMATCHED`] when none matched.
-    pub fn route(&self) -> &'static str {
-        self.route.get().copied().unwrap_or(UNMATCHED)
     }
 
     /// Calls to Confluence made so far.
@@ -293,13 +285,7 @@ pub async fn scope<F: Future>(context: Arc<RequestContext>, future: F) -> F::Out
     REQUEST.scope(context, future).await
 }
 
-/// Records the route template serving the current request: routing happens once, and the labels
-/// reuse its result.
-pub fn record_route(route: &'static str) {
-    let _ = REQUEST.try_with(|context| context.route.set(route));
-}
-
-fn current_endpoint() -> String {
+fn current_endpoint() -> LabelValue {
     REQUEST
         .try_with(|context| context.endpoint.clone())
         .unwrap_or_default()
@@ -326,23 +312,22 @@ pub fn upstream_retry(operation: &'static str) {
         .increment(1);
 }
 
-/// Counts a request refused by the `kind` budget of the current request's endpoint.
-pub fn rate_limited(kind: LimitKind) {
-    counter!(RATE_LIMITED, "endpoint" => current_endpoint(), "kind" => kind.as_str()).increment(1);
+/// Counts a request refused by the `kind` budget (`quota`, `auth`, `public`) of the current
+/// request's endpoint.
+pub fn rate_limited(kind: &'static str) {
+    counter!(RATE_LIMITED, "endpoint" => current_endpoint(), "kind" => kind).increment(1);
 }
 
 /// A request being served: counted in flight from creation until dropped, whatever happens to it.
 pub struct InFlight {
-    endpoint: String,
+    endpoint: LabelValue,
 }
 
 impl InFlight {
     /// Counts a request to `endpoint` in flight.
-    pub fn start(endpoint: &str) -> InFlight {
-        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.to_owned()).increment(1.0);
-        InFlight {
-            endpoint: endpoint.to_owned(),
-        }
+    pub fn start(endpoint: LabelValue) -> InFlight {
+        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()).increment(1.0);
+        InFlight { endpoint }
     }
 }
 
@@ -352,6 +337,32 @@ impl Drop for InFlight {
     }
 }
 
+/// The `status` label: a static string for the statuses the gateway answers, so counting a request
+/// allocates nothing for it.
+fn status_label(status: u16) -> LabelValue {
+    let known = match status {
+        200 => "200",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return LabelValue::from_owned(other.to_string()),
+    };
+    LabelValue::const_str(known)
+}
+
 /// Counts an answered request and its duration.
 pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) {
     counter!(
@@ -359,7 +370,7 @@ pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) 
         "endpoint" => labels.endpoint.clone(),
         "route" => labels.route,
         "method" => labels.method,
-        "status" => status.to_string()
+        "status" => status_label(status)
     )
     .increment(1);
     histogram!(
@@ -374,35 +385,16 @@ pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::table::FileProblems;
-
-    fn bad_file() -> FileProblems {
-        FileProblems {
-            path: "conflagent.bad.properties".into(),
-            problems: Vec::new(),
-        }
-    }
 
     #[test]
     fn reloads_count_changes_and_newly_rejected_files_only() {
         let recorder = builder().expect("builder").build_recorder();
         let handle = recorder.handle();
         ::metrics::with_local_recorder(&recorder, || {
-            config_reloaded(&ReloadReport {
-                added: vec!["docs".to_owned()],
-                loaded: 1,
-                ..ReloadReport::default()
-            });
-            config_reloaded(&ReloadReport {
-                failed: vec![bad_file()],
-                loaded: 1,
-                ..ReloadReport::default()
-            });
+            config_reloaded(0, true, 1);
+            config_reloaded(1, false, 1);
             // A periodic rescan of the same bad content reports nothing new.
-            config_reloaded(&ReloadReport {
-                loaded: 1,
-                ..ReloadReport::default()
-            });
+            config_reloaded(0, false, 1);
         });
         let text = handle.render();
         assert!(

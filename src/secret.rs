@@ -1,10 +1,15 @@
-//! A string that must never be printed: Confluence tokens and endpoint secrets.
+//! Secrets: a string that must never be printed (Confluence tokens, endpoint secrets), and the
+//! constant-time check of a candidate against the accepted ones.
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
 /// A secret value. `Debug` and `Display` print a fixed placeholder, so a secret cannot reach a log
 /// line or an error message by accident; the value is only available through [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
+/// Equality is decided in constant time, on digests.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -19,6 +24,14 @@ impl Secret {
     }
 }
 
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        SecretDigest::of(self).matches(other.expose())
+    }
+}
+
+impl Eq for Secret {}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
@@ -31,14 +44,64 @@ impl fmt::Display for Secret {
     }
 }
 
+/// The SHA-256 digest of an accepted secret, computed once when the endpoint is built. Candidates
+/// are hashed to the same fixed length and compared with `subtle`, so neither content nor length
+/// leaks through timing.
+#[derive(Clone)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// Digests `secret`.
+    pub fn of(secret: &Secret) -> SecretDigest {
+        SecretDigest(Sha256::digest(secret.expose().as_bytes()).into())
+    }
+
+    /// Whether `candidate` is this secret, in constant time.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+        bool::from(self.0.ct_eq(&candidate))
+    }
+}
+
+/// Whether `candidate` is one of `accepted`. Every accepted digest is compared, whatever the
+/// outcome of the others.
+pub fn matches_any(candidate: &str, accepted: &[SecretDigest]) -> bool {
+    let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
+    let mut matched = Choice::from(0);
+    for digest in accepted {
+        matched |= digest.0.ct_eq(&candidate);
+    }
+    bool::from(matched)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::*;
 
     #[test]
     fn secret_is_redacted_in_debug_and_display() {
         let secret = Secret::new("hunter2-very-secret");
         assert_eq!(format!("{secret:?} {secret}"), "Secret(***) ***");
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn candidates_match_only_an_accepted_secret() {
+        let accepted = [
+            SecretDigest::of(&Secret::new("current-secret-0123456789")),
+            SecretDigest::of(&Secret::new("previous-secret-0123456789")),
+        ];
+        assert!(matches_any("current-secret-0123456789", &accepted));
+        assert!(matches_any("previous-secret-0123456789", &accepted));
+        assert!(!matches_any("current-secret-012345678", &accepted));
+        assert!(!matches_any("", &accepted));
+        assert!(!matches_any("current-secret-0123456789", &[]));
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert_eq!(Secret::new("a-long-secret"), Secret::new("a-long-secret"));
+        assert_ne!(Secret::new("a-long-secret"), Secret::new("a-long-secreT"));
+        assert_ne!(Secret::new("a-long-secret"), Secret::new("a-long-secret "));
     }
 }

@@ -1,13 +1,14 @@
-//! Endpoint configuration: the `.properties` parser, validation into tenants, the tenant table and the
-//! directory watcher that keeps it current.
+//! Endpoint configuration: the `.properties` parser, validation into tenants, the table of what is
+//! served and the directory watcher that keeps it current. A leaf: it imports nothing of the product
+//! beyond the route table and `Secret`, and builds no runtime state itself.
 
 pub mod properties;
 pub mod table;
 pub mod tenant;
 pub mod watch;
 
-pub use table::{ConfigStore, ReloadReport, TenantTable};
-pub use tenant::Tenant;
+pub use table::{ConfigStore, FileProblems, ReloadReport, Table};
+pub use tenant::{BaseUrl, Deployment, Flavor, RateLimit, Tenant, UpstreamAuth};
 
 /// The endpoint name of a config file name, when the file is an endpoint file:
 /// `conflagent.<name>.properties` with `<name>` of 1 to 128 characters from `[A-Za-z0-9_-]`.

@@ -1,5 +1,7 @@
-//! The tenant table: an immutable map from endpoint name to endpoint, rebuilt from the config
-//! directory and swapped atomically. In-flight requests keep the table they started with.
+//! The table of what is served: an immutable map from endpoint name to whatever the caller builds
+//! from each [`Tenant`], rebuilt from the config directory and swapped atomically. In-flight requests
+//! keep the table they started with. The store builds nothing itself: it validates files and hands
+//! each new or changed tenant to the build function it was given, with the value it replaces.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -11,19 +13,40 @@ use sha2::{Digest, Sha256};
 
 use crate::config::endpoint_name;
 use crate::config::properties::Severity;
-use crate::config::tenant::{self, Problem};
-use crate::endpoint::{Endpoint, Shared};
+use crate::config::tenant::{self, Problem, Tenant};
 
-/// An immutable snapshot of every loaded endpoint.
-#[derive(Default)]
-pub struct TenantTable {
-    endpoints: HashMap<String, Arc<Endpoint>>,
+/// One served entry: the value built from a file, and the SHA-256 of the file's content.
+struct Entry<T> {
+    value: Arc<T>,
+    source_hash: [u8; 32],
 }
 
-impl TenantTable {
+impl<T> Clone for Entry<T> {
+    fn clone(&self) -> Entry<T> {
+        Entry {
+            value: Arc::clone(&self.value),
+            source_hash: self.source_hash,
+        }
+    }
+}
+
+/// An immutable snapshot of every loaded endpoint.
+pub struct Table<T> {
+    endpoints: HashMap<String, Entry<T>>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Table<T> {
+        Table {
+            endpoints: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Table<T> {
     /// The endpoint called `name`.
-    pub fn get(&self, name: &str) -> Option<&Arc<Endpoint>> {
-        self.endpoints.get(name)
+    pub fn get(&self, name: &str) -> Option<&Arc<T>> {
+        self.endpoints.get(name).map(|entry| &entry.value)
     }
 
     /// How many endpoints are loaded.
@@ -37,8 +60,8 @@ impl TenantTable {
     }
 
     /// The loaded endpoints, in no particular order.
-    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<Endpoint>> {
-        self.endpoints.values()
+    pub fn endpoints(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.endpoints.values().map(|entry| &entry.value)
     }
 }
 
@@ -103,25 +126,32 @@ impl ReloadReport {
     }
 }
 
+/// Builds what is served from a tenant; the second argument is the value it replaces (same
+/// endpoint name, earlier content), whose state may carry over.
+pub type BuildFn<T> = dyn Fn(Tenant, Option<&T>) -> T + Send + Sync;
+
 /// The config directory and the table built from it.
-pub struct ConfigStore {
+pub struct ConfigStore<T> {
     dir: PathBuf,
-    table: ArcSwap<TenantTable>,
+    table: ArcSwap<Table<T>>,
     /// Hashes of files that failed validation, so an unchanged bad file is not re-parsed and
     /// re-logged on every rescan. Also serialises rescans.
     failed_hashes: Mutex<HashMap<String, [u8; 32]>>,
-    shared: Shared,
+    build: Box<BuildFn<T>>,
 }
 
-impl ConfigStore {
-    /// Loads the directory for the first time. Fails only when the directory cannot be read; bad files
-    /// are reported and skipped.
-    pub fn load(dir: &Path, shared: Shared) -> io::Result<(ConfigStore, ReloadReport)> {
+impl<T> ConfigStore<T> {
+    /// Loads the directory for the first time, building each endpoint with `build`. Fails only when
+    /// the directory cannot be read; bad files are reported and skipped.
+    pub fn load(
+        dir: &Path,
+        build: impl Fn(Tenant, Option<&T>) -> T + Send + Sync + 'static,
+    ) -> io::Result<(ConfigStore<T>, ReloadReport)> {
         let store = ConfigStore {
             dir: dir.to_owned(),
-            table: ArcSwap::from_pointee(TenantTable::default()),
+            table: ArcSwap::from_pointee(Table::default()),
             failed_hashes: Mutex::new(HashMap::new()),
-            shared,
+            build: Box::new(build),
         };
         let report = store.rescan()?;
         Ok((store, report))
@@ -133,7 +163,7 @@ impl ConfigStore {
     }
 
     /// The current table. Hold the returned `Arc` for the whole request.
-    pub fn table(&self) -> Arc<TenantTable> {
+    pub fn table(&self) -> Arc<Table<T>> {
         self.table.load_full()
     }
 
@@ -161,20 +191,23 @@ impl ConfigStore {
                         problems: vec![read_problem(&error)],
                     });
                     if let Some(old) = old {
-                        endpoints.insert(file.name, Arc::clone(old));
+                        endpoints.insert(file.name, old.clone());
                     }
                     continue;
                 }
             };
             let hash: [u8; 32] = Sha256::digest(&content).into();
             if let Some(old) = old.filter(|old| old.source_hash == hash) {
-                endpoints.insert(file.name, Arc::clone(old));
+                // Back to (or still) the served content: a bad content seen meanwhile is forgotten,
+                // so it is reported again if it comes back.
+                failed_hashes.remove(&file.name);
+                endpoints.insert(file.name, old.clone());
                 continue;
             }
             if failed_hashes.get(&file.name) == Some(&hash) {
                 // Still the same bad content: already reported.
                 if let Some(old) = old {
-                    endpoints.insert(file.name, Arc::clone(old));
+                    endpoints.insert(file.name, old.clone());
                 }
                 continue;
             }
@@ -185,39 +218,29 @@ impl ConfigStore {
             };
             match validated.tenant {
                 Some(tenant) => {
-                    match Endpoint::new(tenant, hash, old.map(Arc::as_ref), &self.shared) {
-                        Ok(endpoint) => {
-                            failed_hashes.remove(&file.name);
-                            if !problems.problems.is_empty() {
-                                report.warned.push(problems);
-                            }
-                            if old.is_some() {
-                                report.changed.push(file.name.clone());
-                            } else {
-                                report.added.push(file.name.clone());
-                            }
-                            endpoints.insert(file.name, Arc::new(endpoint));
-                        }
-                        Err(error) => {
-                            let mut problems = problems;
-                            problems.problems.push(Problem {
-                                line: None,
-                                message: format!("cannot set up the Confluence client: {error}"),
-                                severity: Severity::Error,
-                            });
-                            failed_hashes.insert(file.name.clone(), hash);
-                            report.failed.push(problems);
-                            if let Some(old) = old {
-                                endpoints.insert(file.name, Arc::clone(old));
-                            }
-                        }
+                    failed_hashes.remove(&file.name);
+                    if !problems.problems.is_empty() {
+                        report.warned.push(problems);
                     }
+                    if old.is_some() {
+                        report.changed.push(file.name.clone());
+                    } else {
+                        report.added.push(file.name.clone());
+                    }
+                    let value = (self.build)(tenant, old.map(|old| old.value.as_ref()));
+                    endpoints.insert(
+                        file.name,
+                        Entry {
+                            value: Arc::new(value),
+                            source_hash: hash,
+                        },
+                    );
                 }
                 None => {
                     failed_hashes.insert(file.name.clone(), hash);
                     report.failed.push(problems);
                     if let Some(old) = old {
-                        endpoints.insert(file.name, Arc::clone(old));
+                        endpoints.insert(file.name, old.clone());
                     }
                 }
             }
@@ -231,7 +254,7 @@ impl ConfigStore {
         failed_hashes.retain(|name, _| seen.contains(name));
         report.loaded = endpoints.len();
         if report.changed_anything() {
-            self.table.store(Arc::new(TenantTable { endpoints }));
+            self.table.store(Arc::new(Table { endpoints }));
         }
         Ok(report)
     }

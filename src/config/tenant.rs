@@ -1,48 +1,113 @@
 //! Turns the raw entries of one endpoint file into a validated [`Tenant`], collecting every problem.
-//! Later code never re-checks what is validated here.
+//! Later code never re-checks what is validated here: a `Tenant` can only be made by [`validate`],
+//! and its fields are parsed types behind getters.
 
+use std::fmt;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use crate::config::properties::{self, Parsed, Severity};
-use crate::confluence::{Deployment, UpstreamAuth};
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;
+
+/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deployment {
+    /// Confluence Cloud (`*.atlassian.net/wiki`).
+    Cloud,
+    /// Confluence Data Center or Server.
+    DataCenter,
+}
+
+/// The credential sent to Confluence.
+#[derive(Debug, Clone)]
+pub enum UpstreamAuth {
+    /// HTTP Basic with an account email and an API token (Cloud), or a user and password (DC).
+    Basic {
+        /// The account's email address or user name.
+        email: String,
+        /// The API token or password.
+        api_token: Secret,
+    },
+    /// A bearer token: a personal access token (DC) or an OAuth access token. Only visible ASCII,
+    /// so it can always be sent in a header.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+}
+
+/// An absolute http(s) URL without credentials, query, fragment or trailing slash: a Confluence
+/// base URL (with `/rest/api` removed when the operator included it) or a public base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(String);
+
+impl BaseUrl {
+    /// Checks `text` as a base URL; the error says what is wrong, without echoing the text.
+    pub fn parse(text: &str) -> Result<BaseUrl, String> {
+        let parsed = url::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+            return Err("must be an http or https URL with a host".to_owned());
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err("must not contain credentials; use email and api_token".to_owned());
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err("must not have a query or fragment".to_owned());
+        }
+        let text = parsed.as_str().trim_end_matches('/');
+        let text = text.strip_suffix("/rest/api").unwrap_or(text);
+        Ok(BaseUrl(text.trim_end_matches('/').to_owned()))
+    }
+
+    /// The URL, without a trailing slash.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The host, lowercase.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.0)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default()
+    }
+
+    /// Whether the URL has a path beyond `/`.
+    fn has_path(&self) -> bool {
+        url::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
+    }
+
+    fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A validated endpoint configuration.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
-    pub name: String,
-    /// Confluence base URL without a trailing slash (Cloud: `https://site.atlassian.net/wiki`).
-    pub base_url: String,
-    /// The space's canonical key.
-    pub space_key: String,
-    /// The id of the sandbox's root page.
-    pub root_page_id: String,
-    /// The Bearer secret clients must send.
-    pub secret: Secret,
-    /// A second accepted secret, for rotation without downtime.
-    pub previous_secret: Option<Secret>,
-    /// How the gateway authenticates to Confluence.
-    pub credentials: UpstreamAuth,
-    /// Cloud or Data Center.
-    pub deployment: Deployment,
-    /// Which operations the endpoint publishes and allows.
-    pub flavor: Flavor,
-    /// An explicit allowlist on top of the flavor, if configured.
-    pub operations: Option<Vec<Operation>>,
-    /// The request budget of authenticated calls.
-    pub rate_limit: RateLimit,
-    /// Deadline for one request's upstream work, retries included.
-    pub upstream_timeout: Duration,
-    /// Cap on concurrent upstream calls for this endpoint.
-    pub upstream_max_concurrent: usize,
-    /// The https base that the OpenAPI `servers` entry advertises, without a trailing slash.
-    pub public_url: Option<String>,
-    /// Text appended to the OpenAPI `info.description`.
-    pub description: Option<String>,
-    /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
-    pub allowed_macros: Vec<String>,
+    name: String,
+    base_url: BaseUrl,
+    space_key: String,
+    root_page_id: String,
+    secret: Secret,
+    previous_secret: Option<Secret>,
+    credentials: UpstreamAuth,
+    deployment: Deployment,
+    flavor: Flavor,
+    operations: Option<Vec<Operation>>,
+    rate_limit: RateLimit,
+    upstream_timeout: Duration,
+    upstream_max_concurrent: NonZeroUsize,
+    public_url: Option<BaseUrl>,
+    description: Option<String>,
+    allowed_macros: Vec<String>,
 }
 
 /// The original Conflagent's flavors: which part of the API an endpoint exposes.
@@ -85,6 +150,71 @@ pub struct RateLimit {
 }
 
 impl Tenant {
+    /// The endpoint name, from the file name; the URL segment after `/endpoint/`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Confluence base URL (Cloud: `https://site.atlassian.net/wiki`).
+    pub fn base_url(&self) -> &BaseUrl {
+        &self.base_url
+    }
+
+    /// The space's canonical key.
+    pub fn space_key(&self) -> &str {
+        &self.space_key
+    }
+
+    /// The numeric id of the sandbox's root page.
+    pub fn root_page_id(&self) -> &str {
+        &self.root_page_id
+    }
+
+    /// How the gateway authenticates to Confluence.
+    pub fn credentials(&self) -> &UpstreamAuth {
+        &self.credentials
+    }
+
+    /// Cloud or Data Center.
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+
+    /// Which operations the endpoint publishes and allows.
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The request budget of authenticated calls.
+    pub fn rate_limit(&self) -> RateLimit {
+        self.rate_limit
+    }
+
+    /// Deadline for one request's upstream work, retries included.
+    pub fn upstream_timeout(&self) -> Duration {
+        self.upstream_timeout
+    }
+
+    /// Cap on concurrent upstream calls for this endpoint.
+    pub fn upstream_max_concurrent(&self) -> NonZeroUsize {
+        self.upstream_max_concurrent
+    }
+
+    /// The https base that the OpenAPI `servers` entry advertises.
+    pub fn public_url(&self) -> Option<&BaseUrl> {
+        self.public_url.as_ref()
+    }
+
+    /// Text appended to the OpenAPI `info.description`.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// Storage macros allowed in writes on top of the safe default (e.g. `html`).
+    pub fn allowed_macros(&self) -> &[String] {
+        &self.allowed_macros
+    }
+
     /// Whether this endpoint publishes and serves `operation` (flavor and allowlist together).
     pub fn allows(&self, operation: Operation) -> bool {
         if operation.access() == Access::Public {
@@ -160,7 +290,7 @@ const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 40;
 
 /// Parses and validates the text of `conflagent.<name>.properties`.
 pub fn validate(name: &str, text: &str) -> Validated {
-    let parsed = properties::parse(text);
+    let parsed = properties::parse(text, KNOWN_KEYS);
     let mut problems: Vec<Problem> = parsed
         .problems
         .iter()
@@ -195,10 +325,19 @@ impl Fields<'_> {
     fn tenant(&mut self, name: &str) -> Option<Tenant> {
         for entry in &self.parsed.entries {
             if !KNOWN_KEYS.contains(&entry.key.as_str()) {
-                self.warn(
-                    entry.line,
-                    format!("unknown key `{}` is ignored", entry.key),
-                );
+                let message = match properties::near_miss(&entry.key, KNOWN_KEYS) {
+                    Some(known) => {
+                        format!(
+                            "unknown key `{}` is ignored; did you mean `{known}`?",
+                            entry.key
+                        )
+                    }
+                    None => "unknown key is ignored; it is not shown because it does not look \
+                             like a configuration key and may be a secret (a value on a line of \
+                             its own, or a value and key swapped)"
+                        .to_owned(),
+                };
+                self.warn(entry.line, message);
             }
         }
 
@@ -217,7 +356,7 @@ impl Fields<'_> {
         });
         let secret = self.required_secret("gpt_shared_secret");
         let previous_secret = self.optional_secret("gpt_shared_secret_previous");
-        let deployment = self.deployment(base_url.as_ref().map(|(url, _)| url.as_str()));
+        let deployment = self.deployment(base_url.as_ref().map(|(url, _)| url));
         let base_url = match (base_url, deployment) {
             (Some((url, line)), Some(Deployment::Cloud)) => Some(self.cloud_base(url, line)),
             (Some((url, _)), _) => Some(url),
@@ -236,7 +375,9 @@ impl Fields<'_> {
             1,
             MAX_UPSTREAM_TIMEOUT_SECONDS,
         )?);
-        let upstream_max_concurrent = self.number("upstream_max_concurrent", 8, 1, 1024)?;
+        let upstream_max_concurrent =
+            NonZeroUsize::new(self.number("upstream_max_concurrent", 8, 1, 1024)?)
+                .unwrap_or(NonZeroUsize::MIN);
         let public_url = match self.optional("public_url") {
             Some((value, line)) => Some(self.url("public_url", &value, line, true)?),
             None => None,
@@ -307,10 +448,27 @@ impl Fields<'_> {
     fn required(&mut self, key: &str) -> Option<(String, usize)> {
         let found = self.optional(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
+    }
+
+    /// Reports a required key that is absent, or present with an empty value (whose value may
+    /// have ended up on the next line, where it must never be echoed).
+    fn missing(&mut self, key: &str, why: &str) {
+        match self.parsed.get(key) {
+            Some(entry) => {
+                let line = entry.line;
+                self.error(
+                    line,
+                    format!(
+                        "{key} is empty{why}; its value must be on the same line (or continue \
+                         it with a trailing backslash)"
+                    ),
+                );
+            }
+            None => self.error(0, format!("missing required key {key}{why}")),
+        }
     }
 
     fn optional_secret(&mut self, key: &str) -> Option<Secret> {
@@ -343,48 +501,30 @@ impl Fields<'_> {
     fn required_secret(&mut self, key: &str) -> Option<Secret> {
         let found = self.optional_secret(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
     }
 
-    fn url(&mut self, key: &str, value: &str, line: usize, is_public: bool) -> Option<String> {
-        let parsed = match reqwest::Url::parse(value) {
-            Ok(url) => url,
-            Err(_) => {
-                self.error(line, format!("{key} is not a valid URL"));
-                return None;
+    fn url(&mut self, key: &str, value: &str, line: usize, is_public: bool) -> Option<BaseUrl> {
+        match BaseUrl::parse(value) {
+            Ok(url) => {
+                if is_public && !url.is_https() {
+                    self.warn(
+                        line,
+                        format!("{key} is not https; Custom GPT Actions require https"),
+                    );
+                }
+                Some(url)
             }
-        };
-        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            self.error(
-                line,
-                format!("{key} must be an http or https URL with a host"),
-            );
-            return None;
+            Err(why) => {
+                self.error(line, format!("{key} {why}"));
+                None
+            }
         }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            self.error(
-                line,
-                format!("{key} must not contain credentials; use email and api_token"),
-            );
-            return None;
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            self.error(line, format!("{key} must not have a query or fragment"));
-            return None;
-        }
-        if is_public && parsed.scheme() == "http" {
-            self.warn(
-                line,
-                format!("{key} is not https; Custom GPT Actions require https"),
-            );
-        }
-        Some(value.trim_end_matches('/').to_owned())
     }
 
-    fn deployment(&mut self, base_url: Option<&str>) -> Option<Deployment> {
+    fn deployment(&mut self, base_url: Option<&BaseUrl>) -> Option<Deployment> {
         match self.optional("deployment") {
             Some((value, line)) => match value.to_ascii_lowercase().as_str() {
                 "cloud" => Some(Deployment::Cloud),
@@ -394,29 +534,23 @@ impl Fields<'_> {
                     None
                 }
             },
-            None => {
-                let host = base_url
-                    .and_then(|url| reqwest::Url::parse(url).ok())
-                    .and_then(|url| url.host_str().map(str::to_ascii_lowercase));
-                Some(match host {
-                    Some(host) if host.ends_with(".atlassian.net") => Deployment::Cloud,
-                    _ => Deployment::DataCenter,
-                })
-            }
+            None => Some(match base_url.map(BaseUrl::host) {
+                Some(host) if host.ends_with(".atlassian.net") => Deployment::Cloud,
+                _ => Deployment::DataCenter,
+            }),
         }
     }
 
     /// Cloud's REST API lives under `/wiki`; a bare site URL gets it appended.
-    fn cloud_base(&mut self, url: String, line: usize) -> String {
-        let has_path = reqwest::Url::parse(&url).is_ok_and(|parsed| parsed.path() != "/");
-        if has_path {
+    fn cloud_base(&mut self, url: BaseUrl, line: usize) -> BaseUrl {
+        if url.has_path() {
             url
         } else {
             self.warn(
                 line,
                 "base_url of a Cloud site has no path; using <site>/wiki".to_owned(),
             );
-            format!("{url}/wiki")
+            BaseUrl(format!("{url}/wiki"))
         }
     }
 
@@ -437,10 +571,7 @@ impl Fields<'_> {
         };
         let token_line = self.line_of("api_token");
         let Some(api_token) = api_token else {
-            self.error(
-                token_line,
-                format!("missing required key api_token (needed for auth={auth})"),
-            );
+            self.missing("api_token", &format!(" (needed for auth={auth})"));
             return None;
         };
         if auth == "basic" {
@@ -453,6 +584,17 @@ impl Fields<'_> {
         } else {
             if let Some((_, line)) = email {
                 self.warn(line, "email is ignored with auth=bearer".to_owned());
+            }
+            if !api_token
+                .expose()
+                .bytes()
+                .all(|byte| byte.is_ascii_graphic())
+            {
+                self.error(
+                    token_line,
+                    "api_token for auth=bearer must be visible ASCII without spaces".to_owned(),
+                );
+                return None;
             }
             Some(UpstreamAuth::Bearer { token: api_token })
         }
@@ -554,6 +696,50 @@ mod tests {
     }
 
     #[test]
+    fn base_urls_are_normalised_or_refused() {
+        fn check(base_url: &str, expected: Result<&str, &str>) {
+            assert_eq!(
+                BaseUrl::parse(base_url).as_ref().map(BaseUrl::as_str),
+                expected.map_err(str::to_owned).as_ref().map(|ok| *ok),
+                "{base_url}"
+            );
+        }
+        check(
+            "https://x.atlassian.net/wiki",
+            Ok("https://x.atlassian.net/wiki"),
+        );
+        check(
+            "https://x.atlassian.net/wiki/",
+            Ok("https://x.atlassian.net/wiki"),
+        );
+        check("https://host/ctx/rest/api/", Ok("https://host/ctx"));
+        check("http://127.0.0.1:8090", Ok("http://127.0.0.1:8090"));
+        check(
+            "ftp://host/",
+            Err("must be an http or https URL with a host"),
+        );
+        check(
+            "https://me:pw@host/",
+            Err("must not contain credentials; use email and api_token"),
+        );
+        check(
+            "https://host/?a=b",
+            Err("must not have a query or fragment"),
+        );
+        check("not a url", Err("is not a valid URL"));
+    }
+
+    #[test]
+    fn a_bearer_token_that_cannot_be_sent_in_a_header_is_refused() {
+        let text = VALID.replace("pat-token", "pat token");
+        let validated = check(
+            &text,
+            &["5: api_token for auth=bearer must be visible ASCII without spaces"],
+        );
+        assert!(validated.tenant.is_none());
+    }
+
+    #[test]
     fn minimal_file_gives_defaults() {
         let tenant = check(VALID, &[]).tenant.expect("valid");
         assert_eq!(tenant.name, "docs");
@@ -581,7 +767,7 @@ mod tests {
         .tenant
         .expect("valid");
         assert_eq!(tenant.deployment, Deployment::Cloud);
-        assert_eq!(tenant.base_url, "https://acme.atlassian.net/wiki");
+        assert_eq!(tenant.base_url.as_str(), "https://acme.atlassian.net/wiki");
         assert!(matches!(tenant.credentials, UpstreamAuth::Basic { .. }));
     }
 
@@ -596,13 +782,52 @@ mod tests {
                 "2: root_page_id must be a numeric page id",
                 "3: flavor must be default, read or upload",
                 "4: rate_limit_burst must be a whole number from 0 to 100000",
-                "5: unknown key `mystery` is ignored",
+                "5: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
                 "-: missing required key space_key",
                 "-: missing required key gpt_shared_secret",
                 "-: missing required key api_token (needed for auth=bearer)",
             ],
         );
         assert!(validated.tenant.is_none());
+    }
+
+    #[test]
+    fn a_token_on_the_line_after_its_key_is_never_echoed() {
+        let token = "ATATT3xFfGF0T9nWq2cLk8s7ZpQvR1mYbXhE4uJdA6oI5gKtC1A2B3C4D";
+        let text = VALID.replace("api_token=pat-token\n", &format!("api_token=\n{token}\n"));
+        let validated = check(
+            &text,
+            &[
+                "5: api_token is empty (needed for auth=bearer); its value must be on the same \
+                 line (or continue it with a trailing backslash)",
+                "6: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
+            ],
+        );
+        assert!(validated.tenant.is_none());
+        let swapped = VALID.replace(
+            "gpt_shared_secret=0123456789abcdef0123",
+            "0123456789abcdef0123:gpt_shared_secret",
+        );
+        let validated = validate("docs", &swapped);
+        assert!(
+            validated
+                .problems
+                .iter()
+                .all(|problem| !problem.message.contains("0123456789abcdef0123")),
+            "{:?}",
+            validated.problems
+        );
+        let typo = check(
+            &format!("{VALID}rate_limit_per_minut=5\n"),
+            &[
+                "6: unknown key `rate_limit_per_minut` is ignored; did you mean `rate_limit_per_minute`?",
+            ],
+        );
+        assert!(typo.tenant.is_some());
     }
 
     #[test]

@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::ConfigStore;
 use crate::config::table::ReloadReport;
-use crate::endpoint::Shared;
+
+/// Called with the report of every rescan, after it is logged (the runtime counts it in metrics).
+pub type OnReport = fn(&ReloadReport);
 
 /// How the watcher behaves.
 #[derive(Debug, Clone, Copy)]
@@ -34,10 +36,11 @@ impl Default for WatchSettings {
 
 /// Watches the store's directory until `shutdown` turns true. When the directory cannot be watched
 /// (no inotify instances left, say), it logs why and relies on the periodic rescan alone.
-pub async fn watch_config(
-    store: Arc<ConfigStore>,
+pub async fn watch_config<T: Send + Sync + 'static>(
+    store: Arc<ConfigStore<T>>,
     settings: WatchSettings,
     mut shutdown: watch::Receiver<bool>,
+    on_report: OnReport,
 ) {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
     let debouncer = start_debouncer(store.dir(), settings.debounce, events_tx.clone());
@@ -45,7 +48,7 @@ pub async fn watch_config(
         tracing::error!(%error, "cannot watch the config directory; changes apply at the next periodic rescan");
     }
     // Whatever changed between the initial load and the watch taking effect has no event: look now.
-    rescan(&store).await;
+    rescan(&store, on_report).await;
 
     let mut interval = tokio::time::interval(settings.rescan_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -62,7 +65,7 @@ pub async fn watch_config(
             }
             _ = interval.tick() => {}
         }
-        rescan(&store).await;
+        rescan(&store, on_report).await;
     }
     drop(debouncer);
     drop(events_tx);
@@ -84,26 +87,13 @@ fn start_debouncer(
     Ok(debouncer)
 }
 
-/// The first load of `dir`: every file validated, problems logged and counted. Fails only when the
-/// directory cannot be read.
-pub fn initial_load(dir: &Path, shared: Shared) -> std::io::Result<ConfigStore> {
-    let (store, report) = ConfigStore::load(dir, shared)?;
-    log_report(dir, &report);
-    crate::metrics::config_reloaded(&report);
-    crate::metrics::mark_reload_success();
-    if report.loaded == 0 {
-        tracing::warn!(dir = %dir.display(), "no endpoint loaded yet; add conflagent.<name>.properties files");
-    }
-    Ok(store)
-}
-
 /// Rescans on a blocking thread (file IO) and logs the outcome.
-pub async fn rescan(store: &Arc<ConfigStore>) {
+pub async fn rescan<T: Send + Sync + 'static>(store: &Arc<ConfigStore<T>>, on_report: OnReport) {
     let task_store = Arc::clone(store);
     match tokio::task::spawn_blocking(move || task_store.rescan()).await {
         Ok(Ok(report)) => {
             log_report(store.dir(), &report);
-            crate::metrics::config_reloaded(&report);
+            on_report(&report);
         }
         Ok(Err(error)) => {
             tracing::error!(dir = %store.dir().display(), %error, "config directory unreadable; keeping the current endpoints");

@@ -11,9 +11,12 @@ mod retry;
 mod types;
 
 use std::collections::HashSet;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -29,40 +32,14 @@ use types::{
     BodyRequest, Content, ContentArray, ContentRef, CreateRequest, IdRef, Links, SpaceKey,
 };
 
-use crate::secret::Secret;
+use crate::config::{BaseUrl, Deployment, Tenant, UpstreamAuth};
 
-/// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// Confluence Cloud (`*.atlassian.net/wiki`).
-    Cloud,
-    /// Confluence Data Center or Server.
-    DataCenter,
-}
-
-/// The credential sent to Confluence.
-#[derive(Debug, Clone)]
-pub enum UpstreamAuth {
-    /// HTTP Basic with an account email and an API token (Cloud), or a user and password (DC).
-    Basic {
-        /// The account's email address or user name.
-        email: String,
-        /// The API token or password.
-        api_token: Secret,
-    },
-    /// A bearer token: a personal access token (DC) or an OAuth access token.
-    Bearer {
-        /// The token.
-        token: Secret,
-    },
-}
-
-/// Everything a client needs to reach one space of one Confluence.
+/// Everything a client needs to reach one space of one Confluence. Built from a validated
+/// [`Tenant`], so nothing here is checked again.
 #[derive(Debug, Clone)]
 pub struct UpstreamSettings {
-    /// The site or context root as the operator wrote it, e.g. `https://x.atlassian.net/wiki` or
-    /// `https://host/ctx`; a trailing `/` or `/rest/api` is tolerated.
-    pub base_url: String,
+    /// The site or context root, e.g. `https://x.atlassian.net/wiki` or `https://host/ctx`.
+    pub base_url: BaseUrl,
     /// Cloud or Data Center.
     pub deployment: Deployment,
     /// The credential.
@@ -72,27 +49,21 @@ pub struct UpstreamSettings {
     /// How long one operation may take, retries and pagination included.
     pub deadline: Duration,
     /// How many requests this endpoint may have in flight at once.
-    pub max_concurrent: usize,
+    pub max_concurrent: NonZeroUsize,
 }
 
-/// Settings that cannot work, found when the client is built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientConfigError {
-    /// `base_url` is not an absolute http(s) URL without credentials, query or fragment.
-    #[error("invalid base_url: {0}")]
-    InvalidBaseUrl(String),
-    /// `space_key` is empty.
-    #[error("space_key must not be empty")]
-    EmptySpaceKey,
-    /// The credential contains characters that cannot be sent in an HTTP header.
-    #[error("the confluence credential contains characters that cannot be sent in a header")]
-    InvalidCredential,
-    /// `deadline` is zero.
-    #[error("the upstream deadline must be longer than zero")]
-    ZeroDeadline,
-    /// `max_concurrent` is zero.
-    #[error("the upstream concurrency cap must be at least 1")]
-    ZeroConcurrency,
+impl UpstreamSettings {
+    /// The settings of `tenant`'s space.
+    pub fn of(tenant: &Tenant) -> UpstreamSettings {
+        UpstreamSettings {
+            base_url: tenant.base_url().clone(),
+            deployment: tenant.deployment(),
+            auth: tenant.credentials().clone(),
+            space_key: tenant.space_key().to_owned(),
+            deadline: tenant.upstream_timeout(),
+            max_concurrent: tenant.upstream_max_concurrent(),
+        }
+    }
 }
 
 /// A page's id and title.
@@ -145,23 +116,6 @@ pub struct PageUpdate {
     pub parent_id: Option<String>,
 }
 
-/// Counts the upstream requests (retries included) made through the client handles it is attached
-/// to, so a gateway request can report how many calls it cost. Clones share the count.
-#[derive(Debug, Clone, Default)]
-pub struct CallCounter(Arc<AtomicU64>);
-
-impl CallCounter {
-    /// A counter at zero.
-    pub fn new() -> CallCounter {
-        CallCounter::default()
-    }
-
-    /// The requests counted so far.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 /// The process-wide HTTP client: one connection pool shared by every endpoint.
 ///
 /// Redirects are not followed: a redirect from Confluence means a wrong `base_url` (and following
@@ -184,7 +138,6 @@ pub fn http_client() -> reqwest::Client {
 #[derive(Debug, Clone)]
 pub struct ConfluenceClient {
     inner: Arc<Inner>,
-    counter: Option<CallCounter>,
 }
 
 #[derive(Debug)]
@@ -228,27 +181,15 @@ struct Call {
 }
 
 impl ConfluenceClient {
-    /// Checks the settings and builds a client that sends its requests through `http`, the
-    /// process-wide client from [`http_client`].
-    pub fn new(
-        http: reqwest::Client,
-        settings: UpstreamSettings,
-    ) -> Result<ConfluenceClient, ClientConfigError> {
-        let site_root = site_root(&settings.base_url)?;
+    /// Builds a client that sends its requests through `http`, the process-wide client from
+    /// [`http_client`].
+    pub fn new(http: reqwest::Client, settings: UpstreamSettings) -> ConfluenceClient {
+        let site_root = settings.base_url.as_str().to_owned();
         let api_root = Url::parse(&format!("{site_root}/rest/api"))
-            .map_err(|e| ClientConfigError::InvalidBaseUrl(e.to_string()))?;
-        if settings.space_key.trim().is_empty() {
-            return Err(ClientConfigError::EmptySpaceKey);
-        }
-        if settings.deadline.is_zero() {
-            return Err(ClientConfigError::ZeroDeadline);
-        }
-        if settings.max_concurrent == 0 {
-            return Err(ClientConfigError::ZeroConcurrency);
-        }
-        let authorization = authorization_header(&http, &api_root, &settings.auth)?;
-        let max_concurrent = settings.max_concurrent.min(Semaphore::MAX_PERMITS);
-        Ok(ConfluenceClient {
+            .expect("a validated base URL plus a fixed path is a URL");
+        let authorization = authorization_header(&settings.auth);
+        let max_concurrent = settings.max_concurrent.get().min(Semaphore::MAX_PERMITS);
+        ConfluenceClient {
             inner: Arc::new(Inner {
                 http,
                 site_root,
@@ -261,15 +202,6 @@ impl ConfluenceClient {
                 permits: Semaphore::new(max_concurrent),
                 retry: RetryPolicy::default(),
             }),
-            counter: None,
-        })
-    }
-
-    /// A handle on the same client that also counts its requests in `counter`.
-    pub fn counting(&self, counter: &CallCounter) -> ConfluenceClient {
-        ConfluenceClient {
-            inner: Arc::clone(&self.inner),
-            counter: Some(counter.clone()),
         }
     }
 
@@ -772,9 +704,6 @@ impl ConfluenceClient {
             .acquire()
             .await
             .expect("the semaphore is owned by the client and never closed");
-        if let Some(counter) = &self.counter {
-            counter.0.fetch_add(1, Ordering::Relaxed);
-        }
         let started = Instant::now();
         let mut request = self
             .inner
@@ -998,54 +927,19 @@ fn transport_error(error: reqwest::Error) -> UpstreamError {
     UpstreamError::Unavailable(text)
 }
 
-/// Validates `base_url` and returns it without a trailing `/` or `/rest/api`.
-fn site_root(base_url: &str) -> Result<String, ClientConfigError> {
-    let invalid = |why: &str| ClientConfigError::InvalidBaseUrl(why.to_owned());
-    let url = Url::parse(base_url.trim())
-        .map_err(|e| ClientConfigError::InvalidBaseUrl(e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https"));
-    }
-    if url.host_str().is_none() {
-        return Err(invalid("a host is required"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "credentials belong in email/api_token, not in the url",
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("a query or fragment is not allowed"));
-    }
-    let text = url.as_str().trim_end_matches('/');
-    let text = text.strip_suffix("/rest/api").unwrap_or(text);
-    Ok(text.trim_end_matches('/').to_owned())
-}
-
-/// Builds the `Authorization` value once, through reqwest (which marks it sensitive), so a bad
-/// credential is refused at configuration time rather than on the first call.
-fn authorization_header(
-    http: &reqwest::Client,
-    url: &Url,
-    auth: &UpstreamAuth,
-) -> Result<HeaderValue, ClientConfigError> {
-    let request = http.get(url.clone());
-    let request = match auth {
+/// Builds the `Authorization` value once, marked sensitive so it is never printed.
+fn authorization_header(auth: &UpstreamAuth) -> HeaderValue {
+    let text = match auth {
         UpstreamAuth::Basic { email, api_token } => {
-            request.basic_auth(email, Some(api_token.expose()))
+            let pair = format!("{email}:{}", api_token.expose());
+            format!("Basic {}", BASE64_STANDARD.encode(pair))
         }
-        UpstreamAuth::Bearer { token } => request.bearer_auth(token.expose()),
+        UpstreamAuth::Bearer { token } => format!("Bearer {}", token.expose()),
     };
-    let built = request
-        .build()
-        .map_err(|_| ClientConfigError::InvalidCredential)?;
-    let mut value = built
-        .headers()
-        .get(AUTHORIZATION)
-        .cloned()
-        .ok_or(ClientConfigError::InvalidCredential)?;
+    let mut value = HeaderValue::from_str(&text)
+        .expect("base64 and tokens validated as visible ASCII are valid header values");
     value.set_sensitive(true);
-    Ok(value)
+    value
 }
 
 #[cfg(test)]

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::error::ApiError;
 use crate::http::envelope::{self, Body};
+use crate::http::error::ApiError;
 
 /// Whether the process should receive traffic: true once config is loaded, false from the moment
 /// shutdown begins.
@@ -64,12 +64,7 @@ impl PrivateService {
             "/readyz" if self.readiness.is_ready() => {
                 envelope::ok("ready", json!({"status": "ready"}))
             }
-            "/readyz" => envelope::envelope(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "not ready",
-                &json!({"status": "not ready"}),
-            ),
+            "/readyz" => ApiError::not_ready().into_response(),
             "/metrics" => {
                 let mut response = Response::new(Body::from((self.render_metrics)()));
                 response.headers_mut().insert(

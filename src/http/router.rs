@@ -1,10 +1,12 @@
-//! Matches a request's method and raw path against the route table. Titles are decoded here, once:
-//! the raw path is split on `/` before percent-decoding, so `%2F` is a slash inside a title.
+//! Matches a request's method and raw path against the route table and returns a route value that
+//! carries its parsed data, as a command parser does. Titles are decoded here, once: the raw path is
+//! split on `/` before percent-decoding, so `%2F` is a slash inside a title.
 
 use http::Method;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::routes::{Operation, ROUTES};
+use crate::titles::TitlePath;
 
 /// Where a request is going.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,79 +43,105 @@ pub fn target(path: &str) -> Target<'_> {
     Target::Endpoint { name, rest }
 }
 
-/// A title path: one or more titles from the root down, each non-empty.
+/// A route of an endpoint, with what its path carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TitlePath(Vec<String>);
+pub enum EndpointRoute {
+    /// `GET /health`.
+    Health,
+    /// `GET /openapi.json`.
+    OpenApi,
+    /// A page operation.
+    Page(PageRoute),
+}
 
-/// The longest title Confluence accepts, in characters.
-pub const MAX_TITLE_CHARS: usize = 255;
+/// A page operation's route, with the title path of `{title}` routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageRoute {
+    /// `GET /pages`.
+    List,
+    /// `GET /pages/tree`.
+    Tree,
+    /// `GET /pages/{title}`.
+    Read(TitlePath),
+    /// `GET /pages/{title}/children`.
+    Children(TitlePath),
+    /// `GET /pages/{title}/parent`.
+    Parent(TitlePath),
+    /// `POST /pages`.
+    Create,
+    /// `PUT /pages/{title}`.
+    Update(TitlePath),
+    /// `POST /pages/rename`.
+    Rename,
+    /// `POST /pages/{title}/move`.
+    Move(TitlePath),
+    /// `DELETE /pages/{title}`.
+    Delete(TitlePath),
+}
 
-impl TitlePath {
-    /// Parses a `/`-separated title path as sent in a JSON body (`parentTitle: "A/B"`), where a
-    /// slash always separates titles.
-    pub fn parse_body(text: &str) -> Result<TitlePath, ApiError> {
-        let titles: Vec<String> = text.split('/').map(str::to_owned).collect();
-        TitlePath::from_titles(titles)
-    }
-
-    /// Builds a title path from titles, checking each.
-    pub fn from_titles(titles: Vec<String>) -> Result<TitlePath, ApiError> {
-        for title in &titles {
-            check_title(title)?;
+impl EndpointRoute {
+    /// The operation served.
+    pub fn operation(&self) -> Operation {
+        match self {
+            EndpointRoute::Health => Operation::Health,
+            EndpointRoute::OpenApi => Operation::OpenApi,
+            EndpointRoute::Page(page) => match page {
+                PageRoute::List => Operation::ListPages,
+                PageRoute::Tree => Operation::PageTree,
+                PageRoute::Read(_) => Operation::ReadPage,
+                PageRoute::Children(_) => Operation::ListChildren,
+                PageRoute::Parent(_) => Operation::GetParent,
+                PageRoute::Create => Operation::CreatePage,
+                PageRoute::Update(_) => Operation::UpdatePage,
+                PageRoute::Rename => Operation::RenamePage,
+                PageRoute::Move(_) => Operation::MovePage,
+                PageRoute::Delete(_) => Operation::DeletePage,
+            },
         }
-        if titles.is_empty() {
-            return Err(ApiError::invalid_input("title must not be empty"));
-        }
-        Ok(TitlePath(titles))
-    }
-
-    /// The titles, root side first.
-    pub fn titles(&self) -> &[String] {
-        &self.0
-    }
-
-    /// The last title: the page itself.
-    pub fn leaf(&self) -> &str {
-        self.0.last().map_or("", String::as_str)
-    }
-
-    /// The titles above the leaf, root side first.
-    pub fn parents(&self) -> &[String] {
-        &self.0[..self.0.len() - 1]
     }
 }
 
-/// Checks one title: non-empty, not only whitespace, at most 255 characters.
-pub fn check_title(title: &str) -> Result<(), ApiError> {
-    if title.trim().is_empty() {
-        return Err(ApiError::invalid_input("title must not be empty"));
-    }
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Err(ApiError::invalid_input(format!(
-            "title is longer than {MAX_TITLE_CHARS} characters"
-        )));
-    }
-    Ok(())
+/// How a route value is made from a matched path: a fixed route, or one built from the title path.
+enum Shape {
+    Fixed(EndpointRoute),
+    Titled(fn(TitlePath) -> EndpointRoute),
 }
 
-/// A request matched to an operation.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Matched {
-    /// The operation.
-    pub operation: Operation,
-    /// The title path, for routes with `{title}`.
-    pub title: Option<TitlePath>,
+/// The shape of each operation's route. A `Titled` shape matches its template's `{title}` part; a
+/// `Fixed` one matches its template literally.
+fn shape(operation: Operation) -> Shape {
+    use EndpointRoute::Page;
+    match operation {
+        Operation::Health => Shape::Fixed(EndpointRoute::Health),
+        Operation::OpenApi => Shape::Fixed(EndpointRoute::OpenApi),
+        Operation::ListPages => Shape::Fixed(Page(PageRoute::List)),
+        Operation::PageTree => Shape::Fixed(Page(PageRoute::Tree)),
+        Operation::CreatePage => Shape::Fixed(Page(PageRoute::Create)),
+        Operation::RenamePage => Shape::Fixed(Page(PageRoute::Rename)),
+        Operation::ReadPage => Shape::Titled(|title| Page(PageRoute::Read(title))),
+        Operation::ListChildren => Shape::Titled(|title| Page(PageRoute::Children(title))),
+        Operation::GetParent => Shape::Titled(|title| Page(PageRoute::Parent(title))),
+        Operation::UpdatePage => Shape::Titled(|title| Page(PageRoute::Update(title))),
+        Operation::MovePage => Shape::Titled(|title| Page(PageRoute::Move(title))),
+        Operation::DeletePage => Shape::Titled(|title| Page(PageRoute::Delete(title))),
+    }
 }
 
 /// Matches the part of the path after `/endpoint/<name>`.
-pub fn match_route(method: &Method, rest: &str) -> Result<Matched, ApiError> {
+pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiError> {
     let Some(rest) = rest.strip_prefix('/') else {
         return Err(ApiError::not_found());
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let mut allowed: Vec<Method> = Vec::new();
     for route in &ROUTES {
-        let Some(raw_title) = match_template(route.template, &segments) else {
+        let template: Vec<&str> = route.template.trim_start_matches('/').split('/').collect();
+        let shape = shape(route.operation);
+        let raw_title = match &shape {
+            Shape::Fixed(_) => (template == segments).then_some(&[][..]),
+            Shape::Titled(_) => match_titled(&template, &segments),
+        };
+        let Some(raw_title) = raw_title else {
             continue;
         };
         if route.method != *method {
@@ -122,14 +150,10 @@ pub fn match_route(method: &Method, rest: &str) -> Result<Matched, ApiError> {
             }
             continue;
         }
-        let title = match raw_title {
-            Some(raw) => Some(decode_title_path(raw)?),
-            None => None,
+        return match shape {
+            Shape::Fixed(fixed) => Ok(fixed),
+            Shape::Titled(build) => Ok(build(decode_title_path(raw_title)?)),
         };
-        return Ok(Matched {
-            operation: route.operation,
-            title,
-        });
     }
     if allowed.is_empty() {
         Err(ApiError::not_found())
@@ -138,26 +162,18 @@ pub fn match_route(method: &Method, rest: &str) -> Result<Matched, ApiError> {
     }
 }
 
-/// Matches raw segments against a template. Returns `Some(None)` for a match without a title,
-/// `Some(Some(segments))` with the raw title segments, `None` for no match.
-fn match_template<'a, 's>(
-    template: &str,
-    segments: &'s [&'a str],
-) -> Option<Option<&'s [&'a str]>> {
-    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-    match parts.iter().position(|part| *part == "{title}") {
-        None => (parts.as_slice() == segments).then_some(None),
-        Some(title_at) => {
-            let suffix = &parts[title_at + 1..];
-            let prefix = &parts[..title_at];
-            if segments.len() < prefix.len() + suffix.len() + 1 {
-                return None;
-            }
-            let title_end = segments.len() - suffix.len();
-            let matches = segments[..prefix.len()] == *prefix && segments[title_end..] == *suffix;
-            matches.then_some(Some(&segments[prefix.len()..title_end]))
-        }
+/// Matches raw segments against a template with a `{title}` part; returns the raw title segments
+/// (one or more).
+fn match_titled<'s, 'a>(template: &[&str], segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
+    let title_at = template.iter().position(|part| *part == "{title}")?;
+    let prefix = &template[..title_at];
+    let suffix = &template[title_at + 1..];
+    if segments.len() < prefix.len() + suffix.len() + 1 {
+        return None;
     }
+    let title_end = segments.len() - suffix.len();
+    let matches = segments[..prefix.len()] == *prefix && segments[title_end..] == *suffix;
+    matches.then_some(&segments[prefix.len()..title_end])
 }
 
 /// Percent-decodes each raw segment into a title (strictly: `%` must start a two-digit escape, and the
@@ -167,7 +183,7 @@ fn decode_title_path(raw: &[&str]) -> Result<TitlePath, ApiError> {
         .iter()
         .map(|segment| percent_decode_strict(segment))
         .collect::<Result<Vec<String>, ApiError>>()?;
-    TitlePath::from_titles(titles)
+    Ok(TitlePath::from_titles(titles)?)
 }
 
 /// Decodes `%XX` escapes, refusing malformed ones and invalid UTF-8 with a 400.
@@ -199,10 +215,29 @@ mod tests {
     /// Matches `method path` and renders the outcome as `operationId [title|title]` or `status`.
     fn check(method: Method, rest: &str, expected: &str) {
         let actual = match match_route(&method, rest) {
-            Ok(matched) => {
-                let id = matched.operation.operation_id();
-                match matched.title {
-                    Some(title) => format!("{id} [{}]", title.titles().join("|")),
+            Ok(route) => {
+                let id = route.operation().operation_id();
+                let title = match &route {
+                    EndpointRoute::Page(
+                        PageRoute::Read(title)
+                        | PageRoute::Children(title)
+                        | PageRoute::Parent(title)
+                        | PageRoute::Update(title)
+                        | PageRoute::Move(title)
+                        | PageRoute::Delete(title),
+                    ) => Some(title),
+                    _ => None,
+                };
+                match title {
+                    Some(title) => format!(
+                        "{id} [{}]",
+                        title
+                            .titles()
+                            .iter()
+                            .map(|title| title.as_str())
+                            .collect::<Vec<_>>()
+                            .join("|")
+                    ),
                     None => id.to_owned(),
                 }
             }
@@ -291,6 +326,19 @@ mod tests {
             "/health",
             "405 method DELETE is not allowed here; allowed: GET",
         );
+    }
+
+    #[test]
+    fn a_route_carries_a_title_exactly_when_its_template_has_one() {
+        for route in &ROUTES {
+            let titled = matches!(shape(route.operation), Shape::Titled(_));
+            assert_eq!(
+                route.template.contains("{title}"),
+                titled,
+                "{}",
+                route.template
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The public `Service`: top-level routing, endpoint lookup, authentication, flavor enforcement,
-//! body limits, and the panic guard that keeps every response an envelope.
+//! The public `Service`: each request is routed once against the table loaded once, then
+//! authenticated, budgeted, checked against the flavor, turned into a typed page command, run, and
+//! answered in the envelope; a panic guard keeps every response an envelope.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -9,21 +10,23 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::auth;
-use crate::config::ConfigStore;
-use crate::endpoint::Endpoint;
-use crate::error::ApiError;
+use crate::endpoint::{Endpoint, EndpointStore};
+use crate::http::auth;
 use crate::http::envelope::{self, Body};
-use crate::http::router::{self, Target, TitlePath};
-use crate::metrics::{self, InFlight, RequestContext, RequestLabels};
-use crate::openapi;
+use crate::http::error::ApiError;
+use crate::http::openapi;
+use crate::http::reply;
+use crate::http::request::{Query, RequestBody, page_command};
+use crate::http::router::{self, EndpointRoute, Target};
+use crate::metrics::{
+    self, InFlight, LabelValue, NO_ENDPOINT, RequestContext, RequestLabels, UNMATCHED,
+};
 use crate::pages;
 use crate::ratelimit::LimitKind;
 use crate::routes::Operation;
@@ -48,8 +51,8 @@ impl Default for ServiceSettings {
 
 /// What every request of the public listener shares.
 pub struct AppState {
-    /// The config directory and its current tenant table.
-    pub store: Arc<ConfigStore>,
+    /// The config directory and its current table of endpoints.
+    pub store: Arc<EndpointStore>,
     /// Service settings.
     pub settings: ServiceSettings,
 }
@@ -78,21 +81,80 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     }
 }
 
+/// Where a request goes, decided once from its method and path and the table loaded once: the
+/// response and the metric labels both come from this.
+enum Routed {
+    /// `/health` at the top level.
+    Health,
+    /// `/openapi.json` at the top level.
+    OpenApiTemplate,
+    /// No route and no loaded endpoint.
+    NotFound,
+    /// A loaded endpoint, and its route or why none matched.
+    Endpoint {
+        endpoint: Arc<Endpoint>,
+        route: Result<EndpointRoute, ApiError>,
+    },
+}
+
+impl Routed {
+    fn of(store: &EndpointStore, method: &Method, path: &str) -> Routed {
+        match router::target(path) {
+            Target::Health => Routed::Health,
+            Target::OpenApiTemplate => Routed::OpenApiTemplate,
+            Target::Unknown => Routed::NotFound,
+            Target::Endpoint { name, rest } => match store.table().get(name) {
+                Some(endpoint) => Routed::Endpoint {
+                    endpoint: Arc::clone(endpoint),
+                    route: router::match_route(method, rest),
+                },
+                None => Routed::NotFound,
+            },
+        }
+    }
+
+    /// The `endpoint` label: a loaded endpoint's name, else `""`, so invented names create no
+    /// series.
+    fn endpoint_label(&self) -> LabelValue {
+        match self {
+            Routed::Endpoint { endpoint, .. } => endpoint.label.clone(),
+            _ => NO_ENDPOINT,
+        }
+    }
+
+    /// The `route` label: the template of the route that serves the request.
+    fn route_label(&self) -> &'static str {
+        match self {
+            Routed::Health => "/health",
+            Routed::OpenApiTemplate => "/openapi.json",
+            Routed::Endpoint {
+                route: Ok(route), ..
+            } => route.operation().route().template,
+            Routed::NotFound | Routed::Endpoint { route: Err(_), .. } => UNMATCHED,
+        }
+    }
+}
+
 /// Serves one request inside its request context, then counts it, logs one line about it and tags
 /// the response with its request id.
 async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
     let started = tokio::time::Instant::now();
-    let endpoint = metrics::request_endpoint(&state.store.table(), request.uri().path());
     let method = request.method().clone();
     let request_id = request_id(request.headers());
-    let context = Arc::new(RequestContext::new(&endpoint));
-    let in_flight = InFlight::start(&endpoint);
-    let mut response =
-        metrics::scope(Arc::clone(&context), panic_guard(handle(state, request))).await;
+    let routed = Routed::of(&state.store, &method, request.uri().path());
+    let endpoint = routed.endpoint_label();
+    let route = routed.route_label();
+    let context = Arc::new(RequestContext::new(endpoint.clone()));
+    let in_flight = InFlight::start(endpoint.clone());
+    let mut response = metrics::scope(
+        Arc::clone(&context),
+        panic_guard(handle(&state, routed, request)),
+    )
+    .await;
     drop(in_flight);
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    let labels = RequestLabels::new(endpoint, context.route(), &method);
+    let labels = RequestLabels::new(endpoint, route, &method);
     metrics::request_answered(&labels, status, elapsed);
     macro_rules! log_request {
         ($level:expr) => {
@@ -157,134 +219,70 @@ async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<
         })
 }
 
-/// A request for one endpoint operation, after routing, authentication and body reading.
-pub struct OperationRequest {
-    /// The endpoint, from the table the request started with.
-    pub endpoint: Arc<Endpoint>,
-    /// The operation.
-    pub operation: Operation,
-    /// The title path of `{title}` routes.
-    pub title: Option<TitlePath>,
-    /// Query parameters, decoded.
-    pub query: Vec<(String, String)>,
-    /// The request headers.
-    pub headers: HeaderMap,
-    /// The request body (empty for reads).
-    pub body: Bytes,
+async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) -> Response<Body> {
+    let served = match routed {
+        Routed::Health => {
+            only_get(request.method()).map(|()| envelope::ok("healthy", json!({"status": "ok"})))
+        }
+        Routed::OpenApiTemplate => only_get(request.method()).map(|()| {
+            openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
+        }),
+        Routed::NotFound => Err(ApiError::not_found()),
+        Routed::Endpoint { endpoint, route } => {
+            endpoint_request(state, &endpoint, route, request).await
+        }
+    };
+    served.unwrap_or_else(ApiError::into_response)
 }
 
-impl OperationRequest {
-    /// The first value of query parameter `name`.
-    pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Parses the body as JSON into `T`, with 415 for a non-JSON content type and 400 naming the
-    /// problem for bad JSON.
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        if let Some(content_type) = self.headers.get(CONTENT_TYPE) {
-            let is_json = content_type.to_str().is_ok_and(|value| {
-                let mime = value
-                    .split(';')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                mime == "application/json" || mime.ends_with("+json")
-            });
-            if !is_json {
-                return Err(ApiError::unsupported_media_type());
-            }
-        }
-        if self.body.is_empty() {
-            return Err(ApiError::invalid_input(
-                "request body is empty; send a JSON object",
-            ));
-        }
-        serde_json::from_slice(&self.body)
-            .map_err(|error| ApiError::invalid_input(format!("invalid JSON body: {error}")))
-    }
-}
-
-async fn handle(state: Arc<AppState>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path().to_owned();
-    match router::target(&path) {
-        Target::Health => {
-            metrics::record_route("/health");
-            if request.method() == Method::GET {
-                envelope::ok("healthy", json!({"status": "ok"}))
-            } else {
-                ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
-            }
-        }
-        Target::OpenApiTemplate => {
-            metrics::record_route("/openapi.json");
-            if request.method() == Method::GET {
-                openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
-            } else {
-                ApiError::method_not_allowed(request.method(), &[Method::GET]).into_response()
-            }
-        }
-        Target::Unknown => ApiError::not_found().into_response(),
-        Target::Endpoint { name, rest } => {
-            // The table is loaded once: the whole request runs on the config it started with.
-            let table = state.store.table();
-            let Some(endpoint) = table.get(name) else {
-                return ApiError::not_found().into_response();
-            };
-            let endpoint = Arc::clone(endpoint);
-            drop(table);
-            match endpoint_request(&state, endpoint, rest, request).await {
-                Ok(response) => response,
-                Err(error) => error.into_response(),
-            }
-        }
+fn only_get(method: &Method) -> Result<(), ApiError> {
+    if method == Method::GET {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed(method, &[Method::GET]))
     }
 }
 
 async fn endpoint_request(
     state: &AppState,
-    endpoint: Arc<Endpoint>,
-    rest: &str,
+    endpoint: &Endpoint,
+    route: Result<EndpointRoute, ApiError>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
-    let matched = match router::match_route(request.method(), rest) {
-        Ok(matched) => matched,
+    let route = match route {
+        Ok(route) => route,
         Err(miss) => {
             // A route miss costs like a public route, so misses cannot flood the log either.
             endpoint.limits.spend(LimitKind::Public)?;
             return Err(miss);
         }
     };
-    let operation = matched.operation;
-    metrics::record_route(operation.route().template);
-    spend_budget(&endpoint, operation, request.headers())?;
+    let operation = route.operation();
+    spend_budget(endpoint, operation, request.headers())?;
     if !endpoint.tenant.allows(operation) {
-        return Err(ApiError::outside_flavor(endpoint.tenant.flavor.name()));
+        return Err(ApiError::outside_flavor(endpoint.tenant.flavor().name()));
     }
-    let query = request
-        .uri()
-        .query()
-        .map(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
-    let (parts, body) = request.into_parts();
-    let body = read_body(&parts.headers, body, state.settings.body_limit).await?;
-    let request = OperationRequest {
-        endpoint,
-        operation,
-        title: matched.title,
-        query,
-        headers: parts.headers,
-        body,
-    };
-    dispatch(state, request).await
+    match route {
+        EndpointRoute::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
+        EndpointRoute::OpenApi => Ok(openapi::serve_endpoint(
+            endpoint,
+            state.settings.public_url.as_deref(),
+            request.headers(),
+        )),
+        EndpointRoute::Page(page) => {
+            let query = Query::parse(request.uri().query());
+            let (parts, body) = request.into_parts();
+            let bytes = read_body(&parts.headers, body, state.settings.body_limit).await?;
+            let body = RequestBody {
+                headers: &parts.headers,
+                bytes: &bytes,
+            };
+            let command = page_command(page, &query, &body)?;
+            let reply = pages::run(&endpoint.upstream, &endpoint.tenant, command).await?;
+            let (message, data) = reply::render(reply);
+            Ok(envelope::ok(&message, data))
+        }
+    }
 }
 
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct
@@ -296,13 +294,13 @@ fn spend_budget(
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     if !operation.requires_auth() {
-        return endpoint.limits.spend(LimitKind::Public);
+        return Ok(endpoint.limits.spend(LimitKind::Public)?);
     }
     if let Err(unauthorized) = auth::check_bearer(headers, &endpoint.secret_digests) {
         endpoint.limits.spend(LimitKind::Auth)?;
         return Err(unauthorized);
     }
-    endpoint.limits.spend(LimitKind::Quota)
+    Ok(endpoint.limits.spend(LimitKind::Quota)?)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the
@@ -321,21 +319,6 @@ async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<
             Err(ApiError::payload_too_large(limit))
         }
         Err(_) => Err(ApiError::invalid_input("request body could not be read")),
-    }
-}
-
-async fn dispatch(state: &AppState, request: OperationRequest) -> Result<Response<Body>, ApiError> {
-    match request.operation {
-        Operation::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
-        Operation::OpenApi => Ok(openapi::serve_endpoint(
-            &request.endpoint,
-            state.settings.public_url.as_deref(),
-            &request.headers,
-        )),
-        _ => {
-            let outcome = pages::run(&request.endpoint.upstream, &request).await?;
-            Ok(envelope::ok(&outcome.message, outcome.data))
-        }
     }
 }
 

@@ -1,61 +1,293 @@
-//! The page operations of PRODUCT §3 with the sandbox rules of §5: titles and title paths are
-//! resolved through Confluence's ancestors, and nothing outside the root page's subtree is reachable.
+//! The page domain: the operations of PRODUCT §3 with the sandbox rules of §5. Typed commands come
+//! in, typed replies and a [`PageError`] go out; nothing here knows of HTTP. Titles and title paths
+//! are resolved through Confluence's ancestors, and nothing outside the root page's subtree is
+//! reachable.
 
 mod read;
 mod write;
 
-use serde_json::Value;
-
 use crate::config::Tenant;
 use crate::confluence::{ConfluenceClient, Page, UpstreamError};
-use crate::error::ApiError;
-use crate::http::router::TitlePath;
-use crate::http::service::OperationRequest;
-use crate::routes::Operation;
+use crate::markdown::{BodyError, BodyFormat};
+use crate::titles::{Title, TitlePath};
 
-/// A successful operation: the envelope's message and data.
-pub struct Outcome {
-    /// A short human-readable message.
-    pub message: String,
-    /// The `data` member.
-    pub data: Value,
+pub use read::{
+    LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, READ_MAX_CHARS, TREE_DEFAULT_DEPTH, TREE_MAX_DEPTH,
+};
+
+/// One operation on the pages of an endpoint, with its inputs parsed and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Every page under the root as title paths, depth-first, `limit` of them from `offset`.
+    List {
+        /// Paths to skip.
+        offset: usize,
+        /// Paths to return at most (1 to [`LIST_MAX_LIMIT`]).
+        limit: usize,
+    },
+    /// The nested tree below the root or `start`, `depth` levels deep (1 to [`TREE_MAX_DEPTH`]).
+    Tree {
+        /// Levels below the start page.
+        depth: u32,
+        /// The page to start from; the root when `None`.
+        start: Option<TitlePath>,
+    },
+    /// One page, its body sliced to `max_chars` characters from `offset`.
+    Read {
+        /// The page.
+        title: TitlePath,
+        /// The format of the returned body.
+        format: BodyFormat,
+        /// Characters of the body to skip.
+        offset: usize,
+        /// Characters of the body to return at most (1 to [`READ_MAX_CHARS`]).
+        max_chars: usize,
+    },
+    /// The direct children of a page.
+    Children {
+        /// The page.
+        title: TitlePath,
+    },
+    /// The parent of a page.
+    Parent {
+        /// The page.
+        title: TitlePath,
+    },
+    /// A new page under the root or `parent`.
+    Create {
+        /// The new page's title.
+        title: Title,
+        /// Its body, Markdown or storage.
+        body: String,
+        /// The parent; the root when `None`.
+        parent: Option<TitlePath>,
+        /// The body's format; detected when `None`.
+        format: Option<BodyFormat>,
+    },
+    /// A page's whole body replaced.
+    Update {
+        /// The page.
+        title: TitlePath,
+        /// The new body, Markdown or storage.
+        body: String,
+        /// The version the client read; a stale one is refused.
+        expected_version: Option<u64>,
+        /// The body's format; detected when `None`.
+        format: Option<BodyFormat>,
+    },
+    /// A page's title changed.
+    Rename {
+        /// The page.
+        page: TitlePath,
+        /// Its new title.
+        new_title: Title,
+    },
+    /// A page (with its subtree) moved under another parent.
+    Move {
+        /// The page.
+        title: TitlePath,
+        /// The new parent.
+        new_parent: TitlePath,
+    },
+    /// A page moved to Confluence's trash; its children move up to its parent.
+    Delete {
+        /// The page.
+        title: TitlePath,
+    },
 }
 
-impl Outcome {
-    fn new(message: impl Into<String>, data: Value) -> Outcome {
-        Outcome {
-            message: message.into(),
-            data,
+/// A page's title and its title path below the root (`""` for the root itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The title, as stored.
+    pub title: String,
+    /// The `/`-separated title path from below the root.
+    pub path: String,
+}
+
+/// A node of [`Reply::Tree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TreeNode {
+    /// The page.
+    pub page: Placed,
+    /// Its children, when within the depth asked for.
+    pub children: Vec<TreeNode>,
+}
+
+/// A page read, with its body sliced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageBody {
+    /// The page.
+    pub page: Placed,
+    /// Its current version.
+    pub version: u64,
+    /// The format of `body`.
+    pub format: BodyFormat,
+    /// The requested slice of the body.
+    pub body: String,
+    /// The whole body's length in characters.
+    pub body_length: usize,
+    /// Where the slice starts, in characters.
+    pub offset: usize,
+    /// Whether characters follow the slice.
+    pub truncated: bool,
+}
+
+/// What a successful command answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// [`Command::List`]: one slice of the paths.
+    Listed {
+        /// The paths of the slice.
+        paths: Vec<String>,
+        /// Where the slice starts.
+        offset: usize,
+        /// How many paths there are in all.
+        total: usize,
+    },
+    /// [`Command::Tree`]: the start page's children, nested.
+    Tree {
+        /// The nodes below the start page.
+        nodes: Vec<TreeNode>,
+        /// How many pages the tree holds.
+        page_count: usize,
+    },
+    /// [`Command::Read`].
+    Read(PageBody),
+    /// [`Command::Children`].
+    Children(Vec<Placed>),
+    /// [`Command::Parent`]: the parent page.
+    Parent(Placed),
+    /// [`Command::Create`].
+    Created {
+        /// Confluence's id of the new page.
+        id: String,
+        /// The page.
+        page: Placed,
+        /// Its version (1).
+        version: u64,
+    },
+    /// [`Command::Update`].
+    Updated {
+        /// The page.
+        page: Placed,
+        /// Its new version.
+        version: u64,
+    },
+    /// [`Command::Rename`].
+    Renamed {
+        /// The title before.
+        old_title: String,
+        /// The title now.
+        new_title: String,
+        /// The page's new version.
+        version: u64,
+    },
+    /// [`Command::Move`].
+    Moved {
+        /// The page.
+        title: String,
+        /// Its parent before.
+        old_parent_title: String,
+        /// Its parent now.
+        new_parent_title: String,
+        /// Whether it already was under that parent (nothing was written).
+        already_there: bool,
+    },
+    /// [`Command::Delete`].
+    Deleted {
+        /// The page's title.
+        title: String,
+    },
+}
+
+/// Why a command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PageError {
+    /// No such page in the sandbox (missing, or outside the root page's subtree).
+    #[error("not found")]
+    NotFound,
+    /// The title is already used in the space.
+    #[error("title taken")]
+    TitleTaken {
+        /// The title, when known.
+        title: Option<String>,
+    },
+    /// The page changed since the client read it.
+    #[error("version conflict")]
+    VersionConflict {
+        /// The current version, when known.
+        current: Option<u64>,
+    },
+    /// A move under the page itself or one of its descendants.
+    #[error("circular move")]
+    CircularMove,
+    /// The root page cannot be renamed, moved or deleted.
+    #[error("the root page cannot be {verb}")]
+    RootProtected {
+        /// `renamed`, `moved` or `deleted`.
+        verb: &'static str,
+    },
+    /// The root page has no parent inside the endpoint.
+    #[error("the root page has no parent")]
+    RootHasNoParent,
+    /// The body cannot be written (malformed storage or a refused construct).
+    #[error("invalid body: {0}")]
+    InvalidBody(BodyError),
+    /// The stored body is not well-formed storage, so it cannot be shown as Markdown.
+    #[error("the stored body cannot be converted to Markdown")]
+    StoredBodyNotConvertible,
+    /// Confluence failed or refused the request.
+    #[error("upstream: {0}")]
+    Upstream(UpstreamError),
+}
+
+impl From<UpstreamError> for PageError {
+    fn from(error: UpstreamError) -> PageError {
+        match error {
+            UpstreamError::NotFound => PageError::NotFound,
+            UpstreamError::TitleTaken => PageError::TitleTaken { title: None },
+            UpstreamError::VersionConflict { current } => PageError::VersionConflict { current },
+            UpstreamError::IllegalMove => PageError::CircularMove,
+            other => PageError::Upstream(other),
         }
     }
 }
 
-/// Runs a page operation. `client` is the endpoint's upstream client (possibly a counting handle).
+/// Runs `command` for the endpoint of `tenant` through its upstream `client`.
 pub async fn run(
     client: &ConfluenceClient,
-    request: &OperationRequest,
-) -> Result<Outcome, ApiError> {
-    let pages = Pages {
-        client,
-        tenant: &request.endpoint.tenant,
-    };
-    match request.operation {
-        Operation::ListPages => pages.list(request).await,
-        Operation::PageTree => pages.tree(request).await,
-        Operation::ReadPage => pages.read(request, required_title(request)?).await,
-        Operation::ListChildren => pages.children(required_title(request)?).await,
-        Operation::GetParent => pages.parent(required_title(request)?).await,
-        Operation::CreatePage => pages.create(request).await,
-        Operation::UpdatePage => pages.update(request, required_title(request)?).await,
-        Operation::RenamePage => pages.rename(request).await,
-        Operation::MovePage => pages.move_page(request, required_title(request)?).await,
-        Operation::DeletePage => pages.delete(required_title(request)?).await,
-        Operation::OpenApi | Operation::Health => Err(ApiError::internal()),
+    tenant: &Tenant,
+    command: Command,
+) -> Result<Reply, PageError> {
+    let pages = Pages { client, tenant };
+    match command {
+        Command::List { offset, limit } => pages.list(offset, limit).await,
+        Command::Tree { depth, start } => pages.tree(depth, start.as_ref()).await,
+        Command::Read {
+            title,
+            format,
+            offset,
+            max_chars,
+        } => pages.read(&title, format, offset, max_chars).await,
+        Command::Children { title } => pages.children(&title).await,
+        Command::Parent { title } => pages.parent(&title).await,
+        Command::Create {
+            title,
+            body,
+            parent,
+            format,
+        } => pages.create(title, &body, parent.as_ref(), format).await,
+        Command::Update {
+            title,
+            body,
+            expected_version,
+            format,
+        } => pages.update(&title, &body, expected_version, format).await,
+        Command::Rename { page, new_title } => pages.rename(&page, new_title).await,
+        Command::Move { title, new_parent } => pages.move_page(&title, &new_parent).await,
+        Command::Delete { title } => pages.delete(&title).await,
     }
-}
-
-fn required_title(request: &OperationRequest) -> Result<&TitlePath, ApiError> {
-    request.title.as_ref().ok_or_else(ApiError::internal)
 }
 
 /// One endpoint's view of its space.
@@ -78,8 +310,15 @@ impl Resolved {
         self.path.is_empty()
     }
 
+    fn placed(&self) -> Placed {
+        Placed {
+            title: self.page.title.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// The parent's title and path, or `None` for the root page.
-    fn parent(&self) -> Option<(String, String)> {
+    fn parent(&self) -> Option<Placed> {
         if self.is_root() {
             return None;
         }
@@ -88,55 +327,55 @@ impl Resolved {
             Some(slash) => self.path[..slash].to_owned(),
             None => String::new(),
         };
-        Some((parent.title.clone(), parent_path))
+        Some(Placed {
+            title: parent.title.clone(),
+            path: parent_path,
+        })
     }
 }
 
 impl Pages<'_> {
     fn root_id(&self) -> &str {
-        &self.tenant.root_page_id
+        self.tenant.root_page_id()
     }
 
     /// Finds the page a title path names, inside the sandbox. One upstream call: the leaf title is
     /// looked up with its ancestors, and the path above it must match them. A single title containing
     /// `/` (as clients that encode every slash send it) is tried whole first, then as a path.
-    async fn resolve(&self, path: &TitlePath, with_body: bool) -> Result<Resolved, ApiError> {
+    async fn resolve(&self, path: &TitlePath, with_body: bool) -> Result<Resolved, PageError> {
         match self.resolve_exact(path, with_body).await {
-            Err(error) if error.code == crate::error::ErrorCode::NotFound => {
-                match split_single_title(path) {
-                    Some(split) => self.resolve_exact(&split, with_body).await,
-                    None => Err(error),
-                }
-            }
+            Err(PageError::NotFound) => match path.split_single_title() {
+                Some(split) => self.resolve_exact(&split, with_body).await,
+                None => Err(PageError::NotFound),
+            },
             other => other,
         }
     }
 
-    async fn resolve_exact(&self, path: &TitlePath, with_body: bool) -> Result<Resolved, ApiError> {
+    async fn resolve_exact(
+        &self,
+        path: &TitlePath,
+        with_body: bool,
+    ) -> Result<Resolved, PageError> {
         let leaf = path.leaf();
-        let exact = self
-            .client
-            .page_by_title(leaf, with_body)
-            .await
-            .map_err(upstream_error)?;
+        let exact = self.client.page_by_title(leaf, with_body).await?;
         let page = match exact {
             Some(page) => page,
             // Titles are unique ignoring case, but some sites' title lookup is case-sensitive.
             None if leaf.to_lowercase() != leaf.to_uppercase() => self
                 .client
                 .page_by_title_ignoring_case(leaf, with_body)
-                .await
-                .map_err(upstream_error)?
-                .ok_or_else(ApiError::not_found)?,
-            None => return Err(ApiError::not_found()),
+                .await?
+                .ok_or(PageError::NotFound)?,
+            None => return Err(PageError::NotFound),
         };
-        let resolved = self.place(page).ok_or_else(ApiError::not_found)?;
+        let resolved = self.place(page).ok_or(PageError::NotFound)?;
         let chain = self.chain_titles(&resolved);
         // Compared ignoring case, as Confluence compares titles.
         let parents: Vec<String> = path
             .parents()
             .iter()
-            .map(|title| title.to_lowercase())
+            .map(|title| title.as_str().to_lowercase())
             .collect();
         let chain: Vec<String> = chain.iter().map(|title| title.to_lowercase()).collect();
         let matches = parents.is_empty()
@@ -146,7 +385,7 @@ impl Pages<'_> {
         if matches {
             Ok(resolved)
         } else {
-            Err(ApiError::not_found())
+            Err(PageError::NotFound)
         }
     }
 
@@ -194,57 +433,11 @@ impl Pages<'_> {
     }
 }
 
-/// `A/B` given as one title becomes the path `A` → `B`.
-fn split_single_title(path: &TitlePath) -> Option<TitlePath> {
-    match path.titles() {
-        [only] if only.contains('/') => TitlePath::parse_body(only).ok(),
-        _ => None,
-    }
-}
-
 /// Joins a parent path and a title into a child's path.
 fn child_path(parent_path: &str, title: &str) -> String {
     if parent_path.is_empty() {
         title.to_owned()
     } else {
         format!("{parent_path}/{title}")
-    }
-}
-
-/// Maps an upstream failure to what the client sees. Title clashes and version conflicts get
-/// friendlier messages where the caller knows more.
-fn upstream_error(error: UpstreamError) -> ApiError {
-    match error {
-        UpstreamError::NotFound => ApiError::not_found(),
-        UpstreamError::TitleTaken => ApiError::title_taken(""),
-        UpstreamError::VersionConflict { current } => match current {
-            Some(current) => ApiError::version_conflict(current),
-            None => ApiError::version_conflict_unknown(),
-        },
-        UpstreamError::IllegalMove => ApiError::invalid_operation(
-            "a page cannot be moved under itself or one of its descendants",
-        ),
-        UpstreamError::InvalidStorage(message) => {
-            ApiError::invalid_input(format!("Confluence rejected the body: {message}"))
-        }
-        UpstreamError::Rejected(message) => {
-            ApiError::invalid_input(format!("Confluence rejected the request: {message}"))
-        }
-        UpstreamError::CredentialsRejected => ApiError::bad_gateway(
-            "Confluence refused this endpoint's credentials; the operator must check the endpoint's \
-             Confluence token (email/api_token)",
-        ),
-        UpstreamError::RateLimited { retry_after } => {
-            ApiError::upstream_rate_limited(retry_after.map(|wait| wait.as_secs().max(1)))
-        }
-        UpstreamError::Unavailable(detail) => {
-            tracing::warn!(%detail, "Confluence unavailable");
-            ApiError::bad_gateway("Confluence is unreachable or failing; try again later")
-        }
-        UpstreamError::Timeout => ApiError::gateway_timeout(),
-        UpstreamError::Protocol(detail) => {
-            tracing::warn!(%detail, "unexpected response from Confluence");
-            ApiError::bad_gateway("unexpected response from Confluence; try again later")
-        }
     }
 }

@@ -2,10 +2,14 @@
 
 use std::time::{Duration, Instant};
 
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use conflagent::config::{BaseUrl, Deployment, UpstreamAuth};
 use conflagent::confluence::{
-    CallCounter, ConfluenceClient, Deployment, PageUpdate, SubtreePage, UpstreamAuth,
-    UpstreamError, UpstreamSettings, http_client,
+    ConfluenceClient, PageUpdate, SubtreePage, UpstreamError, UpstreamSettings, http_client,
 };
+use conflagent::metrics::{self, RequestContext};
 use conflagent::secret::Secret;
 use conflagent::sim::{self, PageStatus, SimSettings, Simulator};
 
@@ -64,7 +68,6 @@ fn client(
         http_client(),
         settings(&sim.base_url(), deployment, auth, deadline),
     )
-    .expect("valid settings")
 }
 
 fn settings(
@@ -74,12 +77,12 @@ fn settings(
     deadline: Duration,
 ) -> UpstreamSettings {
     UpstreamSettings {
-        base_url: base_url.to_owned(),
+        base_url: BaseUrl::parse(base_url).expect("valid base URL"),
         deployment,
         auth,
         space_key: SPACE.to_owned(),
         deadline,
-        max_concurrent: 8,
+        max_concurrent: NonZeroUsize::new(8).expect("not zero"),
     }
 }
 
@@ -444,7 +447,7 @@ async fn an_unreachable_confluence_is_unavailable_within_the_deadline() {
         auth,
         deadline,
     );
-    let client = ConfluenceClient::new(http_client(), settings).expect("valid settings");
+    let client = ConfluenceClient::new(http_client(), settings);
     let started = Instant::now();
     let result = client.page_by_title("Root", false).await;
     assert!(
@@ -467,8 +470,8 @@ async fn concurrent_calls_are_capped_per_endpoint() {
         right_credential(Deployment::DataCenter),
         Duration::from_secs(10),
     );
-    settings.max_concurrent = 2;
-    let capped = ConfluenceClient::new(http_client(), settings).expect("valid settings");
+    settings.max_concurrent = NonZeroUsize::new(2).expect("not zero");
+    let capped = ConfluenceClient::new(http_client(), settings);
     w.sim.set_latency(Duration::from_millis(200));
     let started = Instant::now();
     let reads = (0..6).map(|_| capped.page_by_id(&w.root, false));
@@ -502,24 +505,28 @@ async fn a_slow_confluence_hits_the_deadline() {
 }
 
 #[tokio::test]
-async fn a_call_counter_sees_every_attempt_of_its_handle_only() {
+async fn a_request_context_counts_every_attempt_made_inside_it_only() {
     let w = world(Deployment::DataCenter).await;
-    let counter = CallCounter::new();
-    let counted = w.client.counting(&counter);
+    let context = Arc::new(RequestContext::new(metrics::endpoint_label_value(
+        "counted",
+    )));
     w.sim.fail_next(1, 503, Some(0));
-    counted
-        .page_by_id(&w.root, false)
-        .await
-        .expect("retry succeeds");
-    counted
-        .page_by_title("Root", false)
-        .await
-        .expect("lookup works");
+    metrics::scope(Arc::clone(&context), async {
+        w.client
+            .page_by_id(&w.root, false)
+            .await
+            .expect("retry succeeds");
+        w.client
+            .page_by_title("Root", false)
+            .await
+            .expect("lookup works");
+    })
+    .await;
     w.client
         .page_by_title("Root", false)
         .await
         .expect("lookup works");
-    assert_eq!(counter.get(), 3);
+    assert_eq!(context.upstream_calls(), 3);
     assert_eq!(w.sim.total_requests(), 4);
 }
 

@@ -6,8 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use conflagent::config::ConfigStore;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{self, EndpointStore, Shared};
 use conflagent::metrics::{self, RequestContext};
 use conflagent::ratelimit::LimitKind;
 use conflagent::routes::ROUTES;
@@ -204,8 +203,8 @@ async fn reload_resets_a_budget_only_when_its_quota_changes() {
         "conflagent.rl-other.properties",
         &limited_file(&base, 60, 2),
     );
-    let (store, _) = ConfigStore::load(dir.path(), Shared::default()).expect("load");
-    let spent = |store: &ConfigStore| {
+    let (store, _) = endpoint::load(dir.path(), Shared::default()).expect("load");
+    let spent = |store: &EndpointStore| {
         let table = store.table();
         let endpoint = table.get("rl-reload").expect("loaded");
         endpoint.limits.spend(LimitKind::Quota).is_err()
@@ -375,7 +374,9 @@ async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
         &limited_file(&base, 60, 1),
     )])
     .await;
-    let context = Arc::new(RequestContext::new("m-upstream"));
+    let context = Arc::new(RequestContext::new(metrics::endpoint_label_value(
+        "m-upstream",
+    )));
     metrics::scope(Arc::clone(&context), async {
         metrics::upstream_request("getPage", "ok", Duration::from_millis(30));
         metrics::upstream_retry("getPage");

@@ -9,9 +9,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use conflagent::config::ConfigStore;
 use conflagent::config::watch::WatchSettings;
-use conflagent::endpoint::Shared;
+use conflagent::endpoint::{self, Shared};
 use conflagent::http::server::ServerSettings;
 use conflagent::{RunSettings, run};
 use tokio::net::TcpListener;
@@ -67,7 +66,7 @@ impl Gateway {
             std::fs::write(dir.path().join(name), content).expect("write config file");
         }
         let (store, _report) =
-            ConfigStore::load(dir.path(), Shared::default()).expect("load config dir");
+            endpoint::load(dir.path(), Shared::default()).expect("load config dir");
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let private = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = public.local_addr().expect("addr");

@@ -1,24 +1,11 @@
-//! Bearer-secret checks in constant time: the candidate and every accepted secret are hashed to
-//! fixed-length digests and compared with `subtle`, so neither content nor length leaks through timing.
+//! The `Authorization: Bearer <secret>` header: extracted here, compared in constant time by
+//! [`crate::secret::matches_any`].
 
 use http::HeaderMap;
 use http::header::AUTHORIZATION;
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
 
-use crate::error::ApiError;
-use crate::secret::Secret;
-
-/// The SHA-256 digest of an accepted secret, computed once when the endpoint is built.
-#[derive(Clone)]
-pub struct SecretDigest([u8; 32]);
-
-impl SecretDigest {
-    /// Digests `secret`.
-    pub fn of(secret: &Secret) -> SecretDigest {
-        SecretDigest(Sha256::digest(secret.expose().as_bytes()).into())
-    }
-}
+use crate::http::error::ApiError;
+use crate::secret::{SecretDigest, matches_any};
 
 /// Checks the `Authorization: Bearer <secret>` header against `accepted`. Every accepted digest is
 /// compared, whatever the outcome of the others.
@@ -41,12 +28,7 @@ pub fn check_bearer(headers: &HeaderMap, accepted: &[SecretDigest]) -> Result<()
             "malformed Authorization header; send `Authorization: Bearer <secret>`",
         ));
     };
-    let candidate: [u8; 32] = Sha256::digest(candidate.as_bytes()).into();
-    let mut matched = Choice::from(0);
-    for digest in accepted {
-        matched |= digest.0.ct_eq(&candidate);
-    }
-    if bool::from(matched) {
+    if matches_any(candidate, accepted) {
         Ok(())
     } else {
         Err(ApiError::unauthorized("invalid secret"))
@@ -56,6 +38,7 @@ pub fn check_bearer(headers: &HeaderMap, accepted: &[SecretDigest]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Secret;
     use http::HeaderValue;
 
     fn check(header: Option<&str>, expected: Result<(), &str>) {

@@ -1,10 +1,16 @@
 //! `ApiError`, the one way a failure becomes an HTTP response: named constructors fix the status,
-//! the envelope code and a client-safe message.
+//! the envelope code and a client-safe message, and every domain error (a page operation's, a spent
+//! budget, a bad title) is mapped to one here and nowhere else.
 
 use http::header::{ALLOW, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Method, Response, StatusCode};
 
+use crate::confluence::UpstreamError;
 use crate::http::envelope::{Body, envelope};
+use crate::markdown::BodyError;
+use crate::pages::PageError;
+use crate::ratelimit::RateLimited;
+use crate::titles::TitleError;
 
 /// The envelope `code` values of PRODUCT §4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,12 +167,15 @@ impl ApiError {
     }
 
     /// 409 `INVALID_OPERATION`: the title is already used in the space.
-    pub fn title_taken(title: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            ErrorCode::InvalidOperation,
-            format!("a page titled `{title}` already exists in this space; choose another title"),
-        )
+    pub fn title_taken(title: Option<&str>) -> ApiError {
+        let message = match title {
+            Some(title) => format!(
+                "a page titled `{title}` already exists in this space; choose another title"
+            ),
+            None => "a page with this title already exists in this space; choose another title"
+                .to_owned(),
+        };
+        ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidOperation, message)
     }
 
     /// 422 `INVALID_OPERATION`: the operation makes no sense on this page (circular move, root page).
@@ -222,6 +231,11 @@ impl ApiError {
         )
     }
 
+    /// 503 on the private listener's `/readyz`: the process is shutting down (or not yet serving).
+    pub fn not_ready() -> ApiError {
+        ApiError::upstream_unavailable("not ready")
+    }
+
     /// 500 with a generic message; the detail belongs in the log, never here.
     pub fn internal() -> ApiError {
         ApiError::new(
@@ -243,5 +257,130 @@ impl ApiError {
             response.headers_mut().insert(name, value);
         }
         response
+    }
+}
+
+impl From<TitleError> for ApiError {
+    fn from(error: TitleError) -> ApiError {
+        ApiError::invalid_input(error.to_string())
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> ApiError {
+        ApiError::rate_limited(limited.retry_after_secs)
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(error: BodyError) -> ApiError {
+        match error {
+            BodyError::Malformed(xhtml) => ApiError::invalid_input(format!(
+                "body is not well-formed storage XHTML at line {}, column {}: {}",
+                xhtml.line, xhtml.column, xhtml.message
+            )),
+            BodyError::Unsafe { .. } | BodyError::Character(_) => {
+                ApiError::invalid_input(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<PageError> for ApiError {
+    fn from(error: PageError) -> ApiError {
+        match error {
+            PageError::NotFound => ApiError::not_found(),
+            PageError::TitleTaken { title } => ApiError::title_taken(title.as_deref()),
+            PageError::VersionConflict {
+                current: Some(current),
+            } => ApiError::version_conflict(current),
+            PageError::VersionConflict { current: None } => ApiError::version_conflict_unknown(),
+            PageError::CircularMove => ApiError::invalid_operation(
+                "a page cannot be moved under itself or one of its descendants",
+            ),
+            PageError::RootProtected { verb } => ApiError::invalid_operation(format!(
+                "the root page of this endpoint cannot be {verb}"
+            )),
+            PageError::RootHasNoParent => {
+                ApiError::invalid_operation("the root page has no parent inside this endpoint")
+            }
+            PageError::InvalidBody(error) => ApiError::from(error),
+            PageError::StoredBodyNotConvertible => ApiError::bad_gateway(
+                "the stored body could not be converted to Markdown; read it with format=storage",
+            ),
+            PageError::Upstream(error) => ApiError::from(error),
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(error: UpstreamError) -> ApiError {
+        match error {
+            UpstreamError::NotFound => ApiError::not_found(),
+            UpstreamError::TitleTaken => ApiError::title_taken(None),
+            UpstreamError::VersionConflict {
+                current: Some(current),
+            } => ApiError::version_conflict(current),
+            UpstreamError::VersionConflict { current: None } => {
+                ApiError::version_conflict_unknown()
+            }
+            UpstreamError::IllegalMove => ApiError::invalid_operation(
+                "a page cannot be moved under itself or one of its descendants",
+            ),
+            UpstreamError::InvalidStorage(message) => {
+                ApiError::invalid_input(format!("Confluence rejected the body: {message}"))
+            }
+            UpstreamError::Rejected(message) => {
+                ApiError::invalid_input(format!("Confluence rejected the request: {message}"))
+            }
+            UpstreamError::CredentialsRejected => ApiError::bad_gateway(
+                "Confluence refused this endpoint's credentials; the operator must check the \
+                 endpoint's Confluence token (email/api_token)",
+            ),
+            UpstreamError::RateLimited { retry_after } => {
+                ApiError::upstream_rate_limited(retry_after.map(|wait| wait.as_secs().max(1)))
+            }
+            UpstreamError::Unavailable(detail) => {
+                tracing::warn!(%detail, "Confluence unavailable");
+                ApiError::bad_gateway("Confluence is unreachable or failing; try again later")
+            }
+            UpstreamError::Timeout => ApiError::gateway_timeout(),
+            UpstreamError::Protocol(detail) => {
+                tracing::warn!(%detail, "unexpected response from Confluence");
+                ApiError::bad_gateway("unexpected response from Confluence; try again later")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::LimitKind;
+
+    #[test]
+    fn a_spent_budget_is_a_429_with_retry_after_in_whole_seconds() {
+        let error = ApiError::from(RateLimited {
+            kind: LimitKind::Quota,
+            retry_after_secs: 3,
+        });
+        assert_eq!(error.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(error.code, ErrorCode::RateLimited);
+        assert_eq!(error.message, "rate limit exceeded; retry after 3 seconds");
+        assert!(
+            error
+                .headers
+                .iter()
+                .any(|(name, value)| name == RETRY_AFTER && value == "3")
+        );
+    }
+
+    #[test]
+    fn a_title_clash_names_the_title_when_known() {
+        let error = ApiError::from(PageError::TitleTaken {
+            title: Some("Install".to_owned()),
+        });
+        assert_eq!(error.status, StatusCode::CONFLICT);
+        assert!(error.message.contains("`Install`"), "{}", error.message);
     }
 }
