@@ -376,20 +376,22 @@ impl Renderer<'_> {
     /// storage it comes from.
     fn blocks(&self, nodes: &[Node]) -> Vec<(String, BlockKind, Range<usize>)> {
         let mut blocks = Vec::new();
-        let mut run: Vec<&Node> = Vec::new();
+        // Where the current run of inline nodes between blocks starts.
+        let mut run_start: Option<usize> = None;
         let mut previous_list: Option<(ListKind, bool)> = None;
-        for node in nodes {
+        for (index, node) in nodes.iter().enumerate() {
             if !is_block(node) {
-                if !(run.is_empty() && is_blank(node)) {
-                    run.push(node);
+                if run_start.is_none() && !is_blank(node) {
+                    run_start = Some(index);
                 }
                 continue;
             }
-            if let Some((block, span)) = self.stray_inline(&run) {
+            if let Some(start) = run_start.take()
+                && let Some((block, span)) = self.stray_inline(&nodes[start..index])
+            {
                 blocks.push((block, BlockKind::Other, span));
                 previous_list = None;
             }
-            run.clear();
             let Node::Element(element) = node else {
                 continue;
             };
@@ -421,7 +423,9 @@ impl Renderer<'_> {
             blocks.push((text, kind, element.span.clone()));
             previous_list = list_kind.map(|kind| (kind, alternate));
         }
-        if let Some((block, span)) = self.stray_inline(&run) {
+        if let Some(start) = run_start
+            && let Some((block, span)) = self.stray_inline(&nodes[start..])
+        {
             blocks.push((block, BlockKind::Other, span));
         }
         blocks
@@ -429,26 +433,23 @@ impl Renderer<'_> {
 
     /// Inline content found where blocks belong: Markdown would wrap it in a paragraph, so copy it.
     /// A lone comment is written as an HTML comment, which the writer keeps.
-    fn stray_inline(&self, run: &[&Node]) -> Option<(String, Range<usize>)> {
+    fn stray_inline(&self, run: &[Node]) -> Option<(String, Range<usize>)> {
         let first = run.iter().position(|node| !is_blank(node))?;
         let last = run.iter().rposition(|node| !is_blank(node))?;
         let span = run[first].span().start..run[last].span().end;
         let text = &self.source[span.clone()];
         // Inline content the editor put between blocks (Cloud's images) reads as a paragraph.
-        let nodes: Vec<Node> = run[first..=last]
-            .iter()
-            .map(|node| (*node).clone())
-            .collect();
+        let nodes = &run[first..=last];
         if nodes
             .iter()
             .all(|node| matches!(node, Node::Element(_)) || is_blank(node))
-            && let Some(paragraph) = self.inline(&nodes, InlineContext::Flow)
+            && let Some(paragraph) = self.inline(nodes, InlineContext::Flow)
             && !paragraph.is_empty()
         {
             return Some((paragraph, span));
         }
         if first == last
-            && matches!(run[first], Node::Other(_))
+            && matches!(&run[first], Node::Other(_))
             && text.starts_with("<!--")
             && !text.contains("\n\n")
             && !text.contains("-->\n")
