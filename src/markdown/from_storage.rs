@@ -992,6 +992,13 @@ impl Renderer<'_> {
             }
         }
         let trimmed = out.trim();
+        // One line that starts with nothing Markdown would read as a block marker: done.
+        let plain_start = trimmed.bytes().next().is_none_or(|first| {
+            !first.is_ascii_digit() && !matches!(first, b'#' | b'-' | b'+' | b'=' | b'>' | b':')
+        });
+        if plain_start && trimmed.len() == out.len() && !trimmed.contains('\n') {
+            return Some(out);
+        }
         let mut markdown = String::with_capacity(trimmed.len() + 2);
         for (index, line) in trimmed.split('\n').enumerate() {
             if index > 0 {
