@@ -50,6 +50,9 @@ enum Command {
         /// The demo endpoint's rate limit (0: none).
         #[arg(long, default_value_t = 120)]
         rate_limit_per_minute: u32,
+        /// The simulated Confluence: cloud (REST v2) or datacenter (REST v1).
+        #[arg(long, value_enum, default_value_t = DemoDeployment::Cloud)]
+        deployment: DemoDeployment,
     },
 }
 
@@ -76,6 +79,12 @@ struct ServeArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DemoDeployment {
+    Cloud,
+    Datacenter,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -90,7 +99,14 @@ fn main() -> ExitCode {
             listen,
             metrics_listen,
             rate_limit_per_minute,
-        }) => demo(listen, metrics_listen, rate_limit_per_minute),
+            deployment,
+        }) => {
+            let deployment = match deployment {
+                DemoDeployment::Cloud => conflagent::config::Deployment::Cloud,
+                DemoDeployment::Datacenter => conflagent::config::Deployment::DataCenter,
+            };
+            demo(listen, metrics_listen, rate_limit_per_minute, deployment)
+        }
         None => serve(cli.serve),
     }
 }
@@ -192,13 +208,20 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-fn demo(listen: SocketAddr, metrics_listen: SocketAddr, rate_limit_per_minute: u32) -> ExitCode {
+fn demo(
+    listen: SocketAddr,
+    metrics_listen: SocketAddr,
+    rate_limit_per_minute: u32,
+    deployment: conflagent::config::Deployment,
+) -> ExitCode {
     let _log_writer = init_logging(LogFormat::Text);
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
         };
-        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute).await {
+        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute, deployment)
+            .await
+        {
             Ok(demo) => demo,
             Err(error) => {
                 tracing::error!(%error, %listen, %metrics_listen, "cannot start the demo (is the port taken? try --listen 127.0.0.1:0)");

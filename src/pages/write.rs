@@ -124,9 +124,10 @@ impl Pages<'_> {
         title: &TitlePath,
         new_parent: &TitlePath,
     ) -> Result<Reply, PageError> {
-        // The two lookups are independent: one round trip instead of two.
+        // The two lookups are independent: one round trip instead of two. The page comes with its
+        // body because Cloud's v2 can only move a page by rewriting it (body included).
         let (resolved, new_parent) =
-            tokio::try_join!(self.resolve(title, false), self.resolve(new_parent, false))?;
+            tokio::try_join!(self.resolve(title, true), self.resolve(new_parent, false))?;
         refuse_root(&resolved, "moved")?;
         let circular = new_parent.page.id == resolved.page.id
             || new_parent
@@ -152,7 +153,7 @@ impl Pages<'_> {
                     id: resolved.page.id.clone(),
                     title: resolved.page.title.clone(),
                     new_version: resolved.page.version + 1,
-                    body: None,
+                    body: resolved.page.body.clone(),
                     parent_id: Some(new_parent.page.id.clone()),
                 })
                 .await

@@ -234,14 +234,16 @@ pub const UPSTREAM_TOKEN: &str = "upstream-pat-0123456789";
 /// The space of the world.
 pub const SPACE: &str = "DOC";
 
-impl World {
-    /// A Data Center world: root "Handbook" with "Guides" (children "Install", "Configure") and
-    /// "Notes"; outside the sandbox, "Outside" with child "Secret Plans".
-    pub async fn start() -> World {
-        World::start_with(conflagent::sim::Deployment::DataCenter, "").await
-    }
+/// Both backends: Data Center on REST v1, Cloud on REST v2 (through the API gateway form).
+pub const DEPLOYMENTS: [conflagent::sim::Deployment; 2] = [
+    conflagent::sim::Deployment::DataCenter,
+    conflagent::sim::Deployment::Cloud,
+];
 
-    /// A world on `deployment`, with `extra` appended to the endpoint file.
+impl World {
+    /// A world on `deployment`, with `extra` appended to the endpoint file: root "Handbook" with
+    /// "Guides" (children "Install", "Configure") and "Notes"; outside the sandbox, "Outside"
+    /// with child "Secret Plans".
     pub async fn start_with(deployment: conflagent::sim::Deployment, extra: &str) -> World {
         World::start_seeded(deployment, extra, |sim, root_id| {
             let guides = sim.add_page(SPACE, "Guides", Some(root_id), "<p>All guides</p>");
@@ -307,14 +309,14 @@ impl World {
                 )
             }
         };
-        let deployment_name = match deployment {
-            conflagent::sim::Deployment::DataCenter => "datacenter",
-            conflagent::sim::Deployment::Cloud => "cloud",
+        // Cloud goes through the API gateway form, where pagination links are easiest to get wrong.
+        let (deployment_name, base_url) = match deployment {
+            conflagent::sim::Deployment::DataCenter => ("datacenter", sim.base_url()),
+            conflagent::sim::Deployment::Cloud => ("cloud", sim.gateway_base_url()),
         };
         let file = format!(
-            "base_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\ngpt_shared_secret={SECRET}\n\
-             auth={auth}\n{credentials}deployment={deployment_name}\nrate_limit_per_minute=0\n{extra}",
-            sim.base_url()
+            "base_url={base_url}\nspace_key={SPACE}\nroot_page_id={root_id}\ngpt_shared_secret={SECRET}\n\
+             auth={auth}\n{credentials}deployment={deployment_name}\nrate_limit_per_minute=0\n{extra}"
         );
         let gateway = Gateway::start(&[("conflagent.docs.properties", &file)]).await;
         World {
