@@ -756,11 +756,17 @@ fn top_level_blocks_are_separated_by_a_blank_line_as_the_original_wrote_them() {
 /// Through the gateway: a page saved by Confluence's editor, read as Markdown and written back.
 #[tokio::test]
 async fn a_markdown_update_through_the_gateway_keeps_untouched_blocks_as_stored() {
+    for deployment in crate::support::DEPLOYMENTS {
+        markdown_update_keeps_untouched_blocks(deployment).await;
+    }
+}
+
+async fn markdown_update_keeps_untouched_blocks(deployment: conflagent::sim::Deployment) {
     use crate::support::{SPACE, World};
     use reqwest::Method;
     use serde_json::json;
 
-    let world = World::start().await;
+    let world = World::start_with(deployment, "").await;
     let storage = fixtures_in("tests/fixtures/storage")
         .into_iter()
         .find(|(name, _)| name == "cloud-01-runbook-search.xml")
