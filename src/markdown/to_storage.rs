@@ -11,7 +11,7 @@ use super::directive::{self, Directive, Segment};
 use super::xml::{cdata_into, escape_attribute_into, escape_text_into, parse_fragment};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX, WritePolicy, safety};
 
-/// The parameters of the code macro a fence info string maps to, besides `language`.
+/// The title of the code macro that holds a page's YAML front matter.
 pub(crate) const FRONT_MATTER_TITLE: &str = "front matter";
 
 /// How a conversion writes what Markdown says in one way and storage in several.
@@ -105,7 +105,7 @@ pub(crate) fn convert_blocks(markdown: &str, policy: &WritePolicy, style: Style)
                 );
             }
             Segment::Leaf { range, directive } => {
-                let storage = block_directive(&directive, None, policy, style);
+                let storage = block_directive(&directive, None);
                 push_block(
                     &mut converted,
                     rest_start + range.start..rest_start + range.end,
@@ -126,7 +126,7 @@ pub(crate) fn convert_blocks(markdown: &str, policy: &WritePolicy, style: Style)
                         ..style
                     },
                 );
-                let storage = block_directive(&directive, Some(&inner.storage), policy, style);
+                let storage = block_directive(&directive, Some(&inner.storage));
                 push_block(
                     &mut converted,
                     rest_start + range.start..rest_start + range.end,
@@ -239,13 +239,7 @@ fn convert_markdown(
 }
 
 /// The storage of a block directive; `body` is the converted body of a container.
-fn block_directive(
-    directive: &Directive,
-    body: Option<&str>,
-    policy: &WritePolicy,
-    style: Style,
-) -> String {
-    let _ = (policy, style);
+fn block_directive(directive: &Directive, body: Option<&str>) -> String {
     let mut out = String::with_capacity(body.map_or(64, |body| body.len() + 128));
     let element = match directive.name.as_str() {
         "layout" => Some("ac:layout"),
@@ -269,7 +263,7 @@ fn block_directive(
         }
         return out;
     }
-    write_macro(&mut out, &directive.name, &directive.attributes, body, true);
+    write_macro(&mut out, &directive.name, &directive.attributes, body);
     out
 }
 
@@ -288,14 +282,7 @@ fn write_prefixed_attributes(out: &mut String, prefix: &str, attributes: &[(Stri
 /// Writes a structured macro with its parameters and, when given, its rich-text body. The key `_`
 /// is the default (unnamed) parameter; `key.page` and `key.space` make a parameter that links to a
 /// page.
-fn write_macro(
-    out: &mut String,
-    name: &str,
-    parameters: &[(String, String)],
-    body: Option<&str>,
-    block: bool,
-) {
-    let _ = block;
+fn write_macro(out: &mut String, name: &str, parameters: &[(String, String)], body: Option<&str>) {
     out.push_str("<ac:structured-macro ac:name=\"");
     escape_attribute_into(out, name);
     out.push('"');
@@ -1172,7 +1159,7 @@ fn inline_directive(directive: &Directive) -> Option<String> {
             out.push_str("</ac:image>");
         }
         (name, None) if !directive::RESERVED.contains(&name) => {
-            write_macro(&mut out, name, &directive.attributes, None, false);
+            write_macro(&mut out, name, &directive.attributes, None);
         }
         _ => return None,
     }
