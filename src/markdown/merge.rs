@@ -33,6 +33,14 @@ pub(crate) fn merge(
     policy: &WritePolicy,
 ) -> Result<String, BodyError> {
     check_markdown_characters(incoming)?;
+    // Line endings do not make a block differ.
+    let normalised;
+    let incoming = if incoming.contains('\r') {
+        normalised = incoming.replace("\r\n", "\n");
+        normalised.as_str()
+    } else {
+        incoming
+    };
     let nodes = match parse_fragment(stored) {
         Ok(nodes) => nodes,
         // A body that does not parse has no blocks to keep.

@@ -706,6 +706,16 @@ fn a_changed_block_keeps_the_strikethrough_element_the_page_had() {
 }
 
 #[test]
+fn windows_line_endings_do_not_make_blocks_differ() {
+    let stored = r#"<h1 id="T">T</h1><table data-layout="wide"><colgroup><col style="width: 90.0px;"/></colgroup><tbody><tr><th><p>a</p></th></tr><tr><td><p>b</p></td></tr></tbody></table><p>x</p>"#;
+    let markdown = storage_to_markdown(stored).expect("well-formed");
+    assert_eq!(markdown, "# T\n\n| a |\n| --- |\n| b |\n\nx\n");
+    let crlf = markdown.replace('\n', "\r\n").replace("x\r\n", "y\r\n");
+    let merged = merge_markdown(stored, &crlf, &WritePolicy::default()).expect("merges");
+    assert_eq!(merged, stored.replace("<p>x</p>", "<p>y</p>"));
+}
+
+#[test]
 fn a_page_title_that_looks_like_a_script_url_is_only_a_title() {
     let storage = prepare_body("[[javascript:alert(1)]]", None, &WritePolicy::default())
         .expect("a title is not a url");
