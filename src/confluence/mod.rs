@@ -668,20 +668,49 @@ impl ConfluenceClient {
 
     /// Sends `call`, retrying what the policy allows before `deadline`, and returns a 2xx body.
     async fn send(&self, call: &Call, deadline: Instant) -> Result<Bytes, UpstreamError> {
-        let idempotency = if call.method == Method::GET {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::Write
-        };
         let mut attempts = 0u32;
-        retry::run(&self.inner.retry, idempotency, deadline, || {
+        let mut attempt = || {
             attempts += 1;
             if attempts > 1 {
                 crate::metrics::upstream_retry(call.operation);
             }
             self.attempt(call)
-        })
-        .await
+        };
+        if call.method == Method::GET {
+            return retry::run(
+                &self.inner.retry,
+                Idempotency::Idempotent,
+                deadline,
+                attempt,
+            )
+            .await;
+        }
+        // A write stops early enough to leave the caller a reserve for finding out whether a write
+        // that got no answer was applied; past that point its outcome is unknown, not failed.
+        let write_deadline = deadline
+            .checked_sub(self.verification_reserve())
+            .unwrap_or(deadline)
+            .max(Instant::now());
+        let sent = tokio::time::timeout_at(
+            write_deadline,
+            retry::run(
+                &self.inner.retry,
+                Idempotency::Write,
+                write_deadline,
+                &mut attempt,
+            ),
+        )
+        .await;
+        match sent {
+            Ok(Err(UpstreamError::Timeout)) | Err(_) => Err(UpstreamError::WriteOutcomeUnknown),
+            Ok(answer) => answer,
+        }
+    }
+
+    /// The part of an operation's deadline a write leaves for verifying an unknown outcome: a
+    /// quarter of it, at most 5 s.
+    pub fn verification_reserve(&self) -> Duration {
+        (self.inner.deadline / 4).min(Duration::from_secs(5))
     }
 
     async fn attempt(&self, call: &Call) -> Result<Bytes, FailedAttempt> {
@@ -691,7 +720,6 @@ impl ConfluenceClient {
             .acquire()
             .await
             .expect("the semaphore is owned by the client and never closed");
-        let started = Instant::now();
         let mut request = self
             .inner
             .http
@@ -706,12 +734,19 @@ impl ConfluenceClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let (status, outcome) = exchange(request).await;
-        let elapsed = started.elapsed();
+        let sent = crate::metrics::UpstreamCall::start(call.operation);
+        let (status, mut outcome) = exchange(request).await;
+        if call.method != Method::GET
+            && let Err(failed) = &mut outcome
+            && outcome_unknown(failed)
+        {
+            failed.error = UpstreamError::WriteOutcomeUnknown;
+        }
         let outcome_label = match &outcome {
             Ok(_) => "ok",
             Err(failed) => outcome_label(&failed.error),
         };
+        let elapsed = sent.finish(outcome_label);
         tracing::debug!(
             operation = call.operation,
             method = %call.method,
@@ -721,7 +756,6 @@ impl ConfluenceClient {
             outcome = outcome_label,
             "upstream call"
         );
-        record(call.operation, outcome_label, elapsed);
         outcome
     }
 
@@ -796,12 +830,17 @@ async fn exchange(request: reqwest::RequestBuilder) -> (Option<u16>, Result<Byte
     (Some(status), outcome)
 }
 
-/// The hook for per-call metrics: every upstream attempt ends here with its operation name
-/// (`page_by_title`, `page_by_title_ignoring_case`, `page_by_id`, `children`, `subtree`,
-/// `create_page`, `update_page`, `delete_page`, and on Cloud `space_id`), an outcome label and its
-/// duration.
-fn record(operation: &'static str, outcome: &'static str, elapsed: Duration) {
-    crate::metrics::upstream_request(operation, outcome, elapsed);
+/// Whether a failed write may still have been applied: the connection broke after the request
+/// went out, or a gateway in front of Confluence gave up waiting for it (502, 504).
+fn outcome_unknown(failed: &FailedAttempt) -> bool {
+    matches!(
+        failed.cause,
+        Failure::Lost
+            | Failure::Status {
+                status: 502 | 504,
+                ..
+            }
+    )
 }
 
 fn outcome_label(error: &UpstreamError) -> &'static str {
@@ -814,7 +853,7 @@ fn outcome_label(error: &UpstreamError) -> &'static str {
         | UpstreamError::Rejected(_) => "rejected",
         UpstreamError::CredentialsRejected => "credentials_rejected",
         UpstreamError::RateLimited { .. } => "rate_limited",
-        UpstreamError::Unavailable(_) => "unavailable",
+        UpstreamError::Unavailable(_) | UpstreamError::WriteOutcomeUnknown => "unavailable",
         UpstreamError::Timeout => "timeout",
         UpstreamError::Protocol(_) => "protocol_error",
     }

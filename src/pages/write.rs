@@ -35,8 +35,7 @@ impl Pages<'_> {
             None => (self.root_id().to_owned(), String::new()),
         };
         let page = self
-            .client
-            .create_page(title.as_str(), &parent_id, &storage)
+            .create_verified(title.as_str(), &parent_id, &storage)
             .await
             .map_err(|error| title_error(error, title.as_str()))?;
         Ok(Reply::Created {
@@ -74,8 +73,7 @@ impl Pages<'_> {
                 .map_err(PageError::InvalidBody)?;
         }
         let page = self
-            .client
-            .update_page(&PageUpdate {
+            .update_verified(&PageUpdate {
                 id: resolved.page.id.clone(),
                 title: resolved.page.title.clone(),
                 new_version: resolved.page.version + 1,
@@ -101,8 +99,7 @@ impl Pages<'_> {
         let resolved = self.resolve(page, false).await?;
         refuse_root(&resolved, "renamed")?;
         let page = self
-            .client
-            .update_page(&PageUpdate {
+            .update_verified(&PageUpdate {
                 id: resolved.page.id.clone(),
                 title: new_title.as_str().to_owned(),
                 new_version: resolved.page.version + 1,
@@ -148,16 +145,15 @@ impl Pages<'_> {
             .last()
             .is_some_and(|parent| parent.id == new_parent.page.id);
         if !already_there {
-            self.client
-                .update_page(&PageUpdate {
-                    id: resolved.page.id.clone(),
-                    title: resolved.page.title.clone(),
-                    new_version: resolved.page.version + 1,
-                    body: resolved.page.body.clone(),
-                    parent_id: Some(new_parent.page.id.clone()),
-                })
-                .await
-                .map_err(|error| title_error(error, &resolved.page.title))?;
+            self.update_verified(&PageUpdate {
+                id: resolved.page.id.clone(),
+                title: resolved.page.title.clone(),
+                new_version: resolved.page.version + 1,
+                body: resolved.page.body.clone(),
+                parent_id: Some(new_parent.page.id.clone()),
+            })
+            .await
+            .map_err(|error| title_error(error, &resolved.page.title))?;
         }
         Ok(Reply::Moved {
             title: resolved.page.title,
@@ -171,7 +167,7 @@ impl Pages<'_> {
     pub(super) async fn delete(&self, title: &TitlePath) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, false).await?;
         refuse_root(&resolved, "deleted")?;
-        self.client.delete_page(&resolved.page.id).await?;
+        self.delete_verified(&resolved.page.id).await?;
         Ok(Reply::Deleted {
             title: resolved.page.title,
         })

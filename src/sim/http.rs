@@ -419,6 +419,14 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
     let gone = deprecated && shared.settings.cloud_v1_content_gone;
+    let write_fault = if call.method == Method::GET {
+        None
+    } else {
+        shared.lock().faults.take_write_fault()
+    };
+    if let Some((fault, false)) = write_fault {
+        return fault_response(shared, fault, route.api());
+    }
     let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
@@ -427,6 +435,11 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     } else {
         dispatch(&call, &route)
     };
+    if let Some((fault, true)) = write_fault
+        && outcome.is_ok()
+    {
+        return fault_response(shared, fault, route.api());
+    }
     let mut response = match outcome {
         Ok(response) => response,
         Err(failure) => error_response(shared, &failure, route.api()),

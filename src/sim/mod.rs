@@ -148,6 +148,9 @@ struct Faults {
     /// Remaining count, status and optional `Retry-After` for `fail_next`.
     fail_next: Option<(usize, u16, Option<u64>)>,
     fail_always: Option<u16>,
+    /// Remaining count, status and whether the write is applied first, for `lose_write_answers`
+    /// and `fail_next_writes`.
+    write_fault: Option<(usize, u16, bool)>,
 }
 
 /// An injected failure the service must answer instead of handling the request.
@@ -158,6 +161,22 @@ struct InjectedFault {
 }
 
 impl Faults {
+    /// The status that answers the next write instead of its real answer, if one is due, and
+    /// whether the write is applied first.
+    fn take_write_fault(&mut self) -> Option<(InjectedFault, bool)> {
+        let (remaining, status, applied) = self.write_fault.as_mut()?;
+        let fault = InjectedFault {
+            status: *status,
+            retry_after_seconds: None,
+        };
+        let applied = *applied;
+        *remaining -= 1;
+        if *remaining == 0 {
+            self.write_fault = None;
+        }
+        Some((fault, applied))
+    }
+
     fn take(&mut self) -> Option<InjectedFault> {
         if let Some((remaining, status, retry_after_seconds)) = self.fail_next.as_mut() {
             let fault = InjectedFault {
@@ -424,6 +443,19 @@ impl Simulator {
     /// Answers the next `n` requests with `status` (plus `Retry-After` when given); they are counted.
     pub fn fail_next(&self, n: usize, status: u16, retry_after_seconds: Option<u64>) {
         self.shared.lock().faults.fail_next = (n > 0).then_some((n, status, retry_after_seconds));
+    }
+
+    /// Applies the next `n` writes (any method but GET) and then answers each with `status` instead
+    /// of its real answer, as a gateway in front of Confluence that gave up waiting would (use 502 or
+    /// 504): the write happened, the caller cannot tell.
+    pub fn lose_write_answers(&self, n: usize, status: u16) {
+        self.shared.lock().faults.write_fault = (n > 0).then_some((n, status, true));
+    }
+
+    /// Answers the next `n` writes (any method but GET) with `status` without applying them; reads
+    /// are served as usual.
+    pub fn fail_next_writes(&self, n: usize, status: u16) {
+        self.shared.lock().faults.write_fault = (n > 0).then_some((n, status, false));
     }
 
     /// Answers every request with `status` until called with `None`.
