@@ -139,7 +139,8 @@ impl Pages<'_> {
     /// Replaces one section, refusing a stale `expected_version`: the new section is converted and
     /// checked like a whole body, spliced between the stored bytes before and after the section,
     /// and written with the next version number (so a write that raced it fails with a conflict).
-    /// Markdown equal to what the section reads as keeps the stored section unchanged.
+    /// Markdown is merged block by block into the stored section: blocks it leaves unchanged keep
+    /// their stored bytes.
     pub(super) async fn update_section(
         &self,
         title: &TitlePath,
@@ -162,17 +163,16 @@ impl Pages<'_> {
         let range = outline.headings()[index].section.clone();
         let stored = &storage[range.clone()];
         let format = format.unwrap_or_else(|| markdown::detect_format(body));
-        let unchanged_markdown = format == BodyFormat::Markdown
-            && markdown::storage_to_markdown(stored)
-                .is_ok_and(|current| current.trim_end() == body.trim_end());
-        let replacement = if unchanged_markdown {
-            stored.to_owned()
-        } else {
-            let converted = self.storage_body(body, Some(format))?;
-            match format {
-                BodyFormat::Markdown => converted.trim_end().to_owned(),
-                BodyFormat::Storage => converted,
-            }
+        // Checked like a whole body first; Markdown is then merged block by block into the stored
+        // section, as a whole-page update merges into the stored page: unchanged blocks stay as
+        // stored, byte for byte.
+        let converted = self.storage_body(body, Some(format))?;
+        let replacement = match format {
+            BodyFormat::Storage => converted,
+            BodyFormat::Markdown => markdown::merge_markdown(stored, body, &self.write_policy())
+                .map_err(PageError::InvalidBody)?
+                .trim_end()
+                .to_owned(),
         };
         let start = range.start;
         let spliced = sections::replace_section(storage, range, &replacement);
