@@ -8,7 +8,7 @@ use pulldown_cmark::{
 };
 
 use super::directive::{self, Directive, Segment};
-use super::xml::{cdata_into, escape_attribute_into, escape_text_into, parse_fragment};
+use super::xml::{Node, cdata_into, escape_attribute_into, escape_text_into, parse_fragment};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX, WritePolicy, safety};
 
 /// The title of the code macro that holds a page's YAML front matter.
@@ -869,8 +869,11 @@ impl Writer<'_> {
             // The scope's own closing tag is still to come: add it for the check.
             let mut fragment = self.out[scope.out_len..].to_owned();
             fragment.push_str(self.closers.last().copied().unwrap_or_default());
-            let balanced = parse_fragment(&fragment)
-                .is_ok_and(|nodes| safety::check(&nodes, self.policy).is_ok());
+            let phrasing_only = matches!(tag, TagEnd::Paragraph | TagEnd::Heading(_));
+            let balanced = parse_fragment(&fragment).is_ok_and(|nodes| {
+                safety::check(&nodes, self.policy).is_ok()
+                    && !(phrasing_only && nodes.iter().any(holds_a_block))
+            });
             if !balanced {
                 self.out.truncate(scope.out_len);
                 self.escape_inline_html_until = Some(index);
@@ -1280,4 +1283,63 @@ pub(crate) fn is_absolute_url(url: &str) -> bool {
         }
         None => false,
     }
+}
+
+/// Elements that start a block: raw HTML that opens one inside a paragraph or heading would nest a
+/// block in phrasing content, which neither HTML nor the reader can express, so it is written as
+/// text instead.
+const BLOCK_ELEMENTS: &[&str] = &[
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "dd",
+    "details",
+    "div",
+    "dl",
+    "dt",
+    "fieldset",
+    "figure",
+    "footer",
+    "form",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "tbody",
+    "td",
+    "tfoot",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+];
+
+/// Whether anything below `node` (the paragraph or heading itself) is a block element.
+fn holds_a_block(node: &Node<'_>) -> bool {
+    let Node::Element(scope) = node else {
+        return false;
+    };
+    let mut stack: Vec<&Node<'_>> = scope.children.iter().collect();
+    while let Some(node) = stack.pop() {
+        if let Node::Element(element) = node {
+            if BLOCK_ELEMENTS.contains(&element.name.to_ascii_lowercase().as_str()) {
+                return true;
+            }
+            stack.extend(element.children.iter());
+        }
+    }
+    false
 }

@@ -845,3 +845,20 @@ async fn markdown_update_keeps_untouched_blocks(deployment: conflagent::sim::Dep
     assert_eq!(stored(&world), after);
     world.stop().await;
 }
+
+#[test]
+fn raw_block_html_inside_a_paragraph_is_written_as_text() {
+    // A block element opened by raw HTML inside a paragraph cannot be read back as Markdown; it
+    // would turn the footnote it sits in into raw storage and break the reference to it.
+    let storage = markdown_to_storage("[^1]\n[^1]:*<p></p>");
+    assert!(!storage.contains("<p></p>"), "{storage}");
+    assert!(storage.contains("&lt;p&gt;"), "{storage}");
+    let markdown = storage_to_markdown(&storage).expect("well-formed");
+    assert_eq!(
+        normalize_storage(&markdown_to_storage(&markdown)).expect("well-formed"),
+        normalize_storage(&storage).expect("well-formed"),
+        "markdown was:\n{markdown}"
+    );
+    let inline = markdown_to_storage("a <b>bold</b> word");
+    assert_eq!(inline, "<p>a <b>bold</b> word</p>");
+}
