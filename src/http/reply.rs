@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::pages::{PageBody, Placed, Reply, SectionRef, TreeNode};
+use crate::pages::{Placed, Reply, SectionRef, TreeNode};
 
 /// The envelope's message and `data` for `reply`.
 pub fn render(reply: Reply) -> (String, Value) {
@@ -28,7 +28,30 @@ pub fn render(reply: Reply) -> (String, Value) {
             format!("{page_count} pages"),
             Value::Array(nodes.into_iter().map(tree_node).collect()),
         ),
-        Reply::Read(read) => (read_message(&read, "page read"), page_body(read)),
+        Reply::Read(read) => {
+            let end = read.offset.saturating_add(read.body.chars().count());
+            let message = if read.truncated {
+                format!(
+                    "characters {}–{end} of {}; call again with offset={end} for the rest",
+                    read.offset, read.body_length
+                )
+            } else {
+                "page read".to_owned()
+            };
+            (
+                message,
+                json!({
+                    "title": read.page.title,
+                    "path": read.page.path,
+                    "version": read.version,
+                    "format": read.format.to_string(),
+                    "body": read.body,
+                    "bodyLength": read.body_length,
+                    "offset": read.offset,
+                    "truncated": read.truncated,
+                }),
+            )
+        }
         Reply::Children(children) => (
             format!("{} children", children.len()),
             Value::Array(children.into_iter().map(placed).collect()),
@@ -130,9 +153,15 @@ pub fn render(reply: Reply) -> (String, Value) {
             (message, data)
         }
         Reply::Section(read) => {
-            let message = read_message(&read.body, "section read");
-            let mut data = page_body(read.body);
+            // A section reads like a page, plus where the section sits.
+            let truncated = read.body.truncated;
+            let (message, mut data) = render(Reply::Read(read.body));
             data["section"] = section_ref(read.section);
+            let message = if truncated {
+                message
+            } else {
+                "section read".to_owned()
+            };
             (message, data)
         }
         Reply::SectionUpdated {
@@ -141,42 +170,17 @@ pub fn render(reply: Reply) -> (String, Value) {
             section,
             changed,
         } => {
+            // An update's answer, plus the section written.
+            let (_, mut data) = render(Reply::Updated { page, version });
+            data["section"] = section_ref(section);
             let message = if changed {
                 "section updated"
             } else {
                 "section already as sent; nothing written"
             };
-            let mut data = placed(page);
-            data["version"] = json!(version);
-            data["section"] = section_ref(section);
             (message.to_owned(), data)
         }
     }
-}
-
-fn read_message(read: &PageBody, done: &str) -> String {
-    let end = read.offset.saturating_add(read.body.chars().count());
-    if read.truncated {
-        format!(
-            "characters {}–{end} of {}; call again with offset={end} for the rest",
-            read.offset, read.body_length
-        )
-    } else {
-        done.to_owned()
-    }
-}
-
-fn page_body(read: PageBody) -> Value {
-    json!({
-        "title": read.page.title,
-        "path": read.page.path,
-        "version": read.version,
-        "format": read.format.to_string(),
-        "body": read.body,
-        "bodyLength": read.body_length,
-        "offset": read.offset,
-        "truncated": read.truncated,
-    })
 }
 
 fn section_ref(section: SectionRef) -> Value {
