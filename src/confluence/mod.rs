@@ -32,9 +32,7 @@ use tokio::time::Instant;
 
 pub use error::UpstreamError;
 use retry::{FailedAttempt, Failure, Idempotency, RetryPolicy};
-pub use search::{
-    SEARCH_MAX_LIMIT, SearchHit, SearchResults, plain_excerpt, plain_search_words, subtree_text_cql,
-};
+pub use search::{SearchHit, SearchResults, plain_excerpt, plain_search_words, subtree_text_cql};
 use types::{
     BodyRequest, Content, ContentArray, ContentRef, CreateRequest, IdRef, Links, SpaceKey,
 };

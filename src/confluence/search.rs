@@ -11,9 +11,6 @@ use super::{ConfluenceClient, Page, PageRef, UpstreamError, cql_escape, within};
 /// The search route, for logs and metrics.
 const SEARCH_ROUTE: &str = "/rest/api/search";
 
-/// The most hits one search request asks for (DC caps expanded CQL results at 200).
-pub const SEARCH_MAX_LIMIT: usize = 100;
-
 /// One search hit: the page (with ancestors and version, no body) and where the words occur.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchHit {
