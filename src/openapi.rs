@@ -388,6 +388,12 @@ fn parameters(operation: Operation) -> Vec<Value> {
             parameters.push(section_parameter());
         }
         Operation::UpdatePage => parameters.push(section_parameter()),
+        Operation::PageOutline => parameters.push(query_parameter(
+            "offset",
+            "The first heading to list (default 0). While `truncated` is true, pass the previous \
+             offset plus the number of headings received.",
+            json!({"type": "integer", "minimum": 0, "default": 0}),
+        )),
         Operation::SearchPages => {
             let mut q = query_parameter(
                 "q",
@@ -749,12 +755,15 @@ fn component_schemas() -> Value {
         },
         "Outline": {
             "type": "object",
-            "required": ["title", "path", "version", "bodyLength", "headings"],
+            "required": ["title", "path", "version", "bodyLength", "headings", "offset", "headingCount", "truncated"],
             "properties": {
                 "title": title,
                 "path": path,
                 "version": version,
                 "bodyLength": {"type": "integer", "description": "The characters of the whole body (storage format)."},
+                "offset": {"type": "integer", "description": "Where `headings` starts among all the headings."},
+                "headingCount": {"type": "integer", "description": "How many headings the page has."},
+                "truncated": {"type": "boolean", "description": "True when more headings follow: call again with a larger `offset`."},
                 "headings": {
                     "type": "array",
                     "description": "The headings in page order.",

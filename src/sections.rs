@@ -12,6 +12,7 @@
 //! keeps the page's separators. Headings inside `ac:adf-fallback` (Cloud's copy of an
 //! `ac:adf-extension` for older renderers) are copies and open no section.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use quick_xml::Reader;
@@ -37,6 +38,10 @@ pub struct Heading {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outline {
     headings: Vec<Heading>,
+    /// Each heading's text as compared (case and whitespace folded), by heading index.
+    keys: Vec<String>,
+    /// The headings of each compared text, in document order.
+    by_key: HashMap<String, Vec<usize>>,
 }
 
 /// A stored body that is not well-formed XML, so it cannot be cut into sections.
@@ -99,7 +104,19 @@ pub fn outline(storage: &str) -> Result<Outline, MalformedBody> {
             parent,
         });
     }
-    Ok(Outline { headings })
+    let keys: Vec<String> = headings
+        .iter()
+        .map(|heading| comparable(&heading.text))
+        .collect();
+    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, key) in keys.iter().enumerate() {
+        by_key.entry(key.clone()).or_default().push(index);
+    }
+    Ok(Outline {
+        headings,
+        keys,
+        by_key,
+    })
 }
 
 impl Outline {
@@ -209,21 +226,37 @@ impl Outline {
         let Some((last, above)) = parts.split_last() else {
             return Vec::new();
         };
-        let last = comparable(last);
+        let Some(candidates) = self.by_key.get(&comparable(last)) else {
+            return Vec::new();
+        };
         let above: Vec<String> = above.iter().map(|part| comparable(part)).collect();
-        (0..self.headings.len())
-            .filter(|&index| comparable(&self.headings[index].text) == last)
+        candidates
+            .iter()
+            .copied()
             .filter(|&index| {
-                let path = self.path(index);
                 let mut wanted = above.iter().peekable();
-                for text in &path[..path.len() - 1] {
-                    if wanted.peek().is_some_and(|part| **part == comparable(text)) {
+                for ancestor in self.ancestors(index).into_iter().rev() {
+                    if wanted
+                        .peek()
+                        .is_some_and(|part| **part == self.keys[ancestor])
+                    {
                         wanted.next();
                     }
                 }
                 wanted.peek().is_none()
             })
             .collect()
+    }
+
+    /// The indices of the headings enclosing `index`, innermost first.
+    fn ancestors(&self, index: usize) -> Vec<usize> {
+        let mut ancestors = Vec::new();
+        let mut at = self.headings[index].parent;
+        while let Some(current) = at {
+            ancestors.push(current);
+            at = self.headings[current].parent;
+        }
+        ancestors
     }
 
     /// A name for each of `indices` that picks it alone.

@@ -135,8 +135,19 @@ pub fn render(reply: Reply) -> (String, Value) {
             version,
             body_length,
             headings,
+            offset,
+            total,
         } => {
-            let message = format!("{} headings", headings.len());
+            let end = offset.saturating_add(headings.len());
+            let truncated = end < total;
+            let message = if truncated {
+                format!(
+                    "headings {}–{end} of {total}; call again with offset={end} for the rest",
+                    offset + 1
+                )
+            } else {
+                format!("{} headings", headings.len())
+            };
             let mut data = placed(page);
             data["version"] = json!(version);
             data["bodyLength"] = json!(body_length);
@@ -150,6 +161,9 @@ pub fn render(reply: Reply) -> (String, Value) {
                     })
                     .collect(),
             );
+            data["offset"] = json!(offset);
+            data["headingCount"] = json!(total);
+            data["truncated"] = json!(truncated);
             (message, data)
         }
         Reply::Section(read) => {

@@ -295,6 +295,9 @@ pub fn page_command(
                     .unwrap_or(SEARCH_DEFAULT_LIMIT),
             }
         }
-        PageRoute::Outline(title) => Command::Outline { title },
+        PageRoute::Outline(title) => Command::Outline {
+            title,
+            offset: query.number("offset", 0, usize::MAX)?.unwrap_or(0),
+        },
     })
 }

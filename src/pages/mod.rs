@@ -108,10 +108,12 @@ pub enum Command {
         /// Hits to return at most (1 to [`SEARCH_MAX_LIMIT`]).
         limit: usize,
     },
-    /// The headings of a page with the size of each section.
+    /// The headings of a page with the size of each section, from the `offset`-th heading on.
     Outline {
         /// The page.
         title: TitlePath,
+        /// Headings to skip.
+        offset: usize,
     },
     /// One section of a page (a heading and what follows it up to the next heading of the same or
     /// a higher level), sliced like [`Command::Read`].
@@ -275,8 +277,12 @@ pub enum Reply {
         version: u64,
         /// The whole body's length in characters (storage).
         body_length: usize,
-        /// The headings in document order.
+        /// The headings in document order, from `offset` on, as many as fit in one answer.
         headings: Vec<OutlineEntry>,
+        /// Where `headings` starts among all the page's headings.
+        offset: usize,
+        /// How many headings the page has.
+        total: usize,
     },
     /// [`Command::ReadSection`].
     Section(SectionBody),
@@ -406,7 +412,7 @@ pub async fn run(
             offset,
             limit,
         } => pages.search(&query, offset, limit).await,
-        Command::Outline { title } => pages.outline(&title).await,
+        Command::Outline { title, offset } => pages.outline(&title, offset).await,
         Command::ReadSection {
             title,
             section,

@@ -8,6 +8,13 @@ use crate::pages::{PageBody, PageError, Pages, Placed, Reply};
 use crate::sections::{self, Outline, SectionError};
 use crate::titles::TitlePath;
 
+/// The most characters of heading data one outline answer carries (GPT Actions refuse answers of
+/// 100,000 characters); the rest comes with `offset`.
+const OUTLINE_MAX_CHARS: usize = 80_000;
+
+/// The characters of one outline entry besides its strings (field names, numbers, punctuation).
+const OUTLINE_ENTRY_OVERHEAD: usize = 100;
+
 /// One heading of [`Reply::Outline`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutlineEntry {
@@ -80,24 +87,45 @@ fn to_markdown(storage: &str) -> Result<String, PageError> {
 }
 
 impl Pages<'_> {
-    /// The page's headings with the size of each section, from one read.
-    pub(super) async fn outline(&self, title: &TitlePath) -> Result<Reply, PageError> {
+    /// The page's headings with the size of each section, from one read, from the `offset`-th
+    /// heading on and as many as keep the answer within a GPT's response limit.
+    pub(super) async fn outline(
+        &self,
+        title: &TitlePath,
+        offset: usize,
+    ) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, true).await?;
         let storage = resolved.page.body.as_deref().unwrap_or_default();
         let outline = outline_of(storage)?;
-        let headings = (0..outline.headings().len())
-            .map(|index| OutlineEntry {
-                section: section_ref(&outline, index),
+        let total = outline.headings().len();
+        let mut budget = OUTLINE_MAX_CHARS;
+        let mut headings = Vec::new();
+        for index in offset.min(total)..total {
+            let section = section_ref(&outline, index);
+            // The JSON of one entry: its strings plus field names and punctuation.
+            let cost = section.text.len()
+                + section.anchor.len()
+                + section.path.len()
+                + section.selector.len()
+                + OUTLINE_ENTRY_OVERHEAD;
+            if cost > budget && !headings.is_empty() {
+                break;
+            }
+            budget = budget.saturating_sub(cost);
+            headings.push(OutlineEntry {
+                section,
                 chars: storage[outline.headings()[index].section.clone()]
                     .chars()
                     .count(),
-            })
-            .collect();
+            });
+        }
         Ok(Reply::Outline {
             page: resolved.placed(),
             version: resolved.page.version,
             body_length: storage.chars().count(),
             headings,
+            offset,
+            total,
         })
     }
 

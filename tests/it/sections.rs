@@ -326,6 +326,54 @@ async fn a_section_update_is_checked_like_a_whole_body() {
     world.stop().await;
 }
 
+#[tokio::test]
+async fn an_outline_too_long_for_one_answer_comes_in_slices() {
+    let heading = "A rather long heading text that repeats itself".repeat(3);
+    let page: String = (0..1500)
+        .map(|index| format!("<h2>{heading} {index}</h2><p>x</p>"))
+        .collect();
+    let world = World::start_custom(SimSettings::default(), "", |sim, root| {
+        sim.add_page(SPACE, "Many", Some(root), &page);
+    })
+    .await;
+    let mut offset = 0;
+    let mut seen = 0;
+    loop {
+        let response = world
+            .gateway
+            .http
+            .get(world.gateway.url(&format!(
+                "/endpoint/docs/pages/Many/outline?offset={offset}"
+            )))
+            .bearer_auth(crate::support::SECRET)
+            .send()
+            .await
+            .expect("request");
+        let text = response.text().await.expect("body");
+        assert!(text.chars().count() < 100_000, "{} characters", text.len());
+        let body: Value = serde_json::from_str(&text).expect("json");
+        let headings = body["data"]["headings"].as_array().expect("headings");
+        assert_eq!(body["data"]["headingCount"], 1500);
+        assert_eq!(
+            headings[0]["text"].as_str(),
+            Some(format!("{heading} {offset}").as_str())
+        );
+        seen += headings.len();
+        offset += headings.len();
+        if body["data"]["truncated"] == false {
+            break;
+        }
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(&format!("offset={offset}")))
+        );
+    }
+    assert_eq!(seen, 1500);
+    assert!(offset > 0);
+    world.stop().await;
+}
+
 /// A long page of `sections` sections, each a heading and a few paragraphs of storage.
 fn long_page(sections: usize) -> String {
     let mut body = String::new();
