@@ -43,7 +43,7 @@ impl Demo {
         let sim = Simulator::start(SimSettings::for_deployment(Deployment::DataCenter)).await?;
         sim.add_bearer_token(UPSTREAM_TOKEN);
         let root_id = seed(&sim);
-        let secret = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let secret = demo_secret()?;
         let config_dir = tempfile::Builder::new()
             .prefix("conflagent-demo-")
             .tempdir()?;
@@ -125,6 +125,15 @@ impl Demo {
         sim.shutdown().await;
         drop(config_dir);
     }
+}
+
+/// A fresh secret from the operating system's CSPRNG: 128 random bits as hex. The demo may listen
+/// beyond loopback, so its secret must not be guessable from a predictable generator.
+fn demo_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(format!("demo-{hex}"))
 }
 
 /// Seeds the space; returns the root page's id.

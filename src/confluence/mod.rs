@@ -825,6 +825,8 @@ fn outcome_label(error: &UpstreamError) -> &'static str {
         | UpstreamError::InvalidStorage(_)
         | UpstreamError::Rejected(_) => "rejected",
         UpstreamError::CredentialsRejected => "credentials_rejected",
+        UpstreamError::PermissionDenied(_) => "permission_denied",
+        UpstreamError::Gone(_) => "gone",
         UpstreamError::RateLimited { .. } => "rate_limited",
         UpstreamError::Unavailable(_) => "unavailable",
         UpstreamError::Timeout => "timeout",

@@ -97,7 +97,8 @@ enum Routed {
 
 impl Routed {
     fn of(store: &EndpointStore, method: &Method, path: &str) -> Routed {
-        match router::target(path) {
+        let path = router::merge_slashes(path);
+        match router::target(&path) {
             Target::Health => Routed::Health,
             Target::OpenApiTemplate => Routed::OpenApiTemplate,
             Target::Unknown => Routed::NotFound,
@@ -258,7 +259,7 @@ async fn endpoint_request(
     let operation = route.operation();
     spend_budget(endpoint, operation, request.headers())?;
     if !endpoint.tenant.allows(operation) {
-        return Err(ApiError::outside_flavor(endpoint.tenant.flavor().name()));
+        return Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()));
     }
     match route {
         EndpointRoute::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
