@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per feature.
 
 mod cli;
+mod compat;
 mod config_reload;
 mod confluence;
 mod demo;
