@@ -220,9 +220,8 @@ async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<
 
 async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) -> Response<Body> {
     let served = match routed {
-        Routed::Health => {
-            only_get(request.method()).map(|()| envelope::ok("healthy", json!({"status": "ok"})))
-        }
+        Routed::Health => only_get(request.method())
+            .map(|()| envelope::ok("Service healthy.", json!({"status": "ok"}))),
         Routed::OpenApiTemplate => only_get(request.method()).map(|()| {
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
@@ -262,7 +261,7 @@ async fn endpoint_request(
         return Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()));
     }
     match route {
-        EndpointRoute::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
+        EndpointRoute::Health => Ok(envelope::ok("Service healthy.", json!({"status": "ok"}))),
         EndpointRoute::OpenApi => Ok(openapi::serve_endpoint(
             endpoint,
             state.settings.public_url.as_deref(),

@@ -35,6 +35,10 @@ async fn health_at_top_level_and_per_endpoint() {
         assert_eq!(status, 200);
         assert_envelope(&body, true, "OK");
         assert_eq!(body["data"]["status"], "ok");
+        assert_eq!(
+            body["message"], "Service healthy.",
+            "the original's message"
+        );
     }
     gateway.stop().await;
 }
