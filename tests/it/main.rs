@@ -1,10 +1,12 @@
 //! Integration tests: one binary, one module per feature.
 
+mod architecture;
 mod cli;
 mod compat;
 mod config_reload;
 mod confluence;
 mod demo;
+mod domain;
 mod http_surface;
 mod markdown;
 mod observability;
