@@ -211,3 +211,19 @@ fn seed(sim: &Simulator) -> String {
     );
     root
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_comes_from_the_os_not_from_a_seedable_generator() {
+        // A generator seeded alike gives the same secret twice; the OS generator never does.
+        fastrand::seed(7);
+        let first = demo_secret().expect("OS randomness");
+        fastrand::seed(7);
+        let second = demo_secret().expect("OS randomness");
+        assert_ne!(first, second);
+        assert_eq!(first.len(), "demo-".len() + 32);
+    }
+}

@@ -123,7 +123,9 @@ fn info_description(operations: &[Operation]) -> String {
          Pages are addressed by title, never by id. `{title}` is a page title or a title path from \
          the root down (`Guides/Install`); a `/` that is part of one title is sent as `%2F` \
          (`CI%2FCD`). A page titled like a route word (`tree`, `rename`) is reached by encoding one \
-         letter (`%74ree`). Titles are unique in the whole space and match ignoring case.\n\n\
+         letter (`%74ree`). Titles are unique in the whole space and match ignoring case. A page in \
+         a response carries `path`, its breadcrumb of titles from the root down, and `titlePath`, \
+         the string to pass back as `{title}`.\n\n\
          Every response is an envelope `{success, code, message, data, timestamp}`: use `data` on \
          success and read `message` on failure.",
     );
