@@ -38,29 +38,30 @@ impl Pages<'_> {
         depth: u32,
         start: Option<&TitlePath>,
     ) -> Result<Reply, PageError> {
-        let (start, pages) = match start {
+        let (start_id, start, pages) = match start {
             Some(start) => {
                 let start = self.resolve(start, false).await?;
                 let pages = self.client.subtree(&start.page.id, Some(depth)).await?;
-                (start, pages)
+                (start.page.id.clone(), start.placed(), pages)
             }
             None => {
                 // The root's own title heads the tree: looked up alongside the listing.
-                let (root, pages) = tokio::try_join!(
-                    self.client.page_by_id(self.root_id(), false),
+                let (root_title, pages) = tokio::try_join!(
+                    self.client.page_title(self.root_id()),
                     self.client.subtree(self.root_id(), Some(depth)),
                 )?;
-                let root = root
-                    .and_then(|root| self.place(root))
-                    .ok_or(PageError::NotFound)?;
-                (root, pages)
+                let root_title = root_title.ok_or(PageError::NotFound)?;
+                (
+                    self.root_id().to_owned(),
+                    Placed::new(vec![root_title]),
+                    pages,
+                )
             }
         };
         let children_of = children_index(&pages);
-        let page = start.placed();
         let root = TreeNode {
-            children: tree_nodes(&children_of, &start.page.id, &page),
-            page,
+            children: tree_nodes(&children_of, &start_id, &start),
+            page: start,
         };
         Ok(Reply::Tree {
             root,

@@ -6,147 +6,151 @@ use conflagent::sim::Deployment;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{SPACE, World};
+use crate::support::{DEPLOYMENTS, SPACE, World};
 
 /// Each route, called as a client of the original calls it, and the sentence its message starts
 /// with in the original.
 #[tokio::test]
 async fn every_route_answers_200_with_the_original_message() {
-    let world = World::start().await;
-    let calls: [(Method, &str, Option<Value>, &str); 10] = [
-        (Method::GET, "/pages", None, "Subpages retrieved."),
-        (Method::GET, "/pages/tree", None, "Page tree retrieved."),
-        (
-            Method::GET,
-            "/pages/Guides/Install",
-            None,
-            "Page retrieved.",
-        ),
-        (
-            Method::GET,
-            "/pages/Guides/children",
-            None,
-            "Child pages retrieved.",
-        ),
-        (
-            Method::GET,
-            "/pages/Install/parent",
-            None,
-            "Parent metadata retrieved.",
-        ),
-        (
-            Method::POST,
-            "/pages",
-            Some(json!({"title": "Fresh", "body": "# Fresh\nText", "parentTitle": "Notes"})),
-            "Page created.",
-        ),
-        (
-            Method::PUT,
-            "/pages/Notes/Fresh",
-            Some(json!({"body": "Updated text"})),
-            "Page updated.",
-        ),
-        (
-            Method::POST,
-            "/pages/rename",
-            Some(json!({"old_title": "Fresh", "new_title": "Renamed"})),
-            "Page renamed.",
-        ),
-        (
-            Method::POST,
-            "/pages/Renamed/move",
-            Some(json!({"newParentTitle": "Guides"})),
-            "Page moved.",
-        ),
-        (
-            Method::DELETE,
-            "/pages/Guides/Renamed",
-            None,
-            "Page deleted.",
-        ),
-    ];
-    for (method, path, body, sentence) in calls {
-        let (status, response) = world.call(method.clone(), path, body).await;
-        assert_eq!(status, 200, "{method} {path}: {response}");
-        assert_eq!(response["success"], true);
-        assert_eq!(response["code"], "OK");
-        let message = response["message"].as_str().expect("message");
-        assert!(
-            message.starts_with(sentence),
-            "{method} {path}: `{message}` does not start with `{sentence}`"
-        );
+    for deployment in DEPLOYMENTS {
+        let world = World::start_with(deployment, "").await;
+        let calls: [(Method, &str, Option<Value>, &str); 10] = [
+            (Method::GET, "/pages", None, "Subpages retrieved."),
+            (Method::GET, "/pages/tree", None, "Page tree retrieved."),
+            (
+                Method::GET,
+                "/pages/Guides/Install",
+                None,
+                "Page retrieved.",
+            ),
+            (
+                Method::GET,
+                "/pages/Guides/children",
+                None,
+                "Child pages retrieved.",
+            ),
+            (
+                Method::GET,
+                "/pages/Install/parent",
+                None,
+                "Parent metadata retrieved.",
+            ),
+            (
+                Method::POST,
+                "/pages",
+                Some(json!({"title": "Fresh", "body": "# Fresh\nText", "parentTitle": "Notes"})),
+                "Page created.",
+            ),
+            (
+                Method::PUT,
+                "/pages/Notes/Fresh",
+                Some(json!({"body": "Updated text"})),
+                "Page updated.",
+            ),
+            (
+                Method::POST,
+                "/pages/rename",
+                Some(json!({"old_title": "Fresh", "new_title": "Renamed"})),
+                "Page renamed.",
+            ),
+            (
+                Method::POST,
+                "/pages/Renamed/move",
+                Some(json!({"newParentTitle": "Guides"})),
+                "Page moved.",
+            ),
+            (
+                Method::DELETE,
+                "/pages/Guides/Renamed",
+                None,
+                "Page deleted.",
+            ),
+        ];
+        for (method, path, body, sentence) in calls {
+            let (status, response) = world.call(method.clone(), path, body).await;
+            assert_eq!(status, 200, "{deployment:?} {method} {path}: {response}");
+            assert_eq!(response["success"], true);
+            assert_eq!(response["code"], "OK");
+            let message = response["message"].as_str().expect("message");
+            assert!(
+                message.starts_with(sentence),
+                "{method} {path}: `{message}` does not start with `{sentence}`"
+            );
+        }
+        world.stop().await;
     }
-    world.stop().await;
 }
 
 /// The fields the original's clients read, with the types they expect, on every route.
 #[tokio::test]
 async fn every_route_keeps_the_original_fields_and_types() {
-    let world = World::start().await;
-    let is_breadcrumb = |value: &Value| {
-        value
-            .as_array()
-            .is_some_and(|titles| !titles.is_empty() && titles.iter().all(Value::is_string))
-    };
-    let (_, tree) = world.call(Method::GET, "/pages/tree?depth=2", None).await;
-    let mut nodes = vec![&tree["data"]];
-    while let Some(node) = nodes.pop() {
-        assert!(node["title"].is_string(), "{node}");
-        assert!(is_breadcrumb(&node["path"]), "{node}");
+    for deployment in DEPLOYMENTS {
+        let world = World::start_with(deployment, "").await;
+        let is_breadcrumb = |value: &Value| {
+            value
+                .as_array()
+                .is_some_and(|titles| !titles.is_empty() && titles.iter().all(Value::is_string))
+        };
+        let (_, tree) = world.call(Method::GET, "/pages/tree?depth=2", None).await;
+        let mut nodes = vec![&tree["data"]];
+        while let Some(node) = nodes.pop() {
+            assert!(node["title"].is_string(), "{node}");
+            assert!(is_breadcrumb(&node["path"]), "{node}");
+            assert_eq!(
+                node["path"].as_array().and_then(|p| p.last()),
+                Some(&node["title"])
+            );
+            let children = node["children"].as_array().expect("children array");
+            nodes.extend(children);
+        }
+        let (_, children) = world
+            .call(Method::GET, "/pages/Guides/children", None)
+            .await;
+        for child in children["data"].as_array().expect("array") {
+            assert!(
+                child["title"].is_string() && is_breadcrumb(&child["path"]),
+                "{child}"
+            );
+        }
+        let (_, parent) = world
+            .call(Method::GET, "/pages/Configure/parent", None)
+            .await;
+        assert_eq!(parent["data"]["title"], "Guides");
         assert_eq!(
-            node["path"].as_array().and_then(|p| p.last()),
-            Some(&node["title"])
+            parent["data"]["path"],
+            json!(["Handbook", "Guides", "Configure"])
         );
-        let children = node["children"].as_array().expect("children array");
-        nodes.extend(children);
-    }
-    let (_, children) = world
-        .call(Method::GET, "/pages/Guides/children", None)
-        .await;
-    for child in children["data"].as_array().expect("array") {
+        let (_, read) = world.call(Method::GET, "/pages/Configure", None).await;
+        assert!(read["data"]["title"].is_string() && read["data"]["body"].is_string());
+        let (_, list) = world.call(Method::GET, "/pages", None).await;
         assert!(
-            child["title"].is_string() && is_breadcrumb(&child["path"]),
-            "{child}"
+            list["data"]
+                .as_array()
+                .expect("array")
+                .iter()
+                .all(Value::is_string)
         );
+        let (_, created) = world
+            .call(
+                Method::POST,
+                "/pages",
+                Some(json!({"title": "Shaped", "body": "x"})),
+            )
+            .await;
+        assert!(created["data"]["id"].is_string());
+        assert_eq!(created["data"]["title"], "Shaped");
+        assert_eq!(created["data"]["version"], 1);
+        let (_, updated) = world
+            .call(Method::PUT, "/pages/Shaped", Some(json!({"body": "y"})))
+            .await;
+        assert_eq!(updated["data"]["version"], 2);
+        world.stop().await;
     }
-    let (_, parent) = world
-        .call(Method::GET, "/pages/Configure/parent", None)
-        .await;
-    assert_eq!(parent["data"]["title"], "Guides");
-    assert_eq!(
-        parent["data"]["path"],
-        json!(["Handbook", "Guides", "Configure"])
-    );
-    let (_, read) = world.call(Method::GET, "/pages/Configure", None).await;
-    assert!(read["data"]["title"].is_string() && read["data"]["body"].is_string());
-    let (_, list) = world.call(Method::GET, "/pages", None).await;
-    assert!(
-        list["data"]
-            .as_array()
-            .expect("array")
-            .iter()
-            .all(Value::is_string)
-    );
-    let (_, created) = world
-        .call(
-            Method::POST,
-            "/pages",
-            Some(json!({"title": "Shaped", "body": "x"})),
-        )
-        .await;
-    assert!(created["data"]["id"].is_string());
-    assert_eq!(created["data"]["title"], "Shaped");
-    assert_eq!(created["data"]["version"], 1);
-    let (_, updated) = world
-        .call(Method::PUT, "/pages/Shaped", Some(json!({"body": "y"})))
-        .await;
-    assert_eq!(updated["data"]["version"], 2);
-    world.stop().await;
 }
 
 #[tokio::test]
 async fn a_slash_inside_a_title_is_encoded_alike_in_the_list_and_in_title_paths() {
-    let world = World::start().await;
+    let world = World::start_with(conflagent::config::Deployment::DataCenter, "").await;
     let (status, body) = world
         .call(
             Method::POST,
@@ -210,7 +214,7 @@ async fn a_slash_inside_a_title_is_encoded_alike_in_the_list_and_in_title_paths(
 
 #[tokio::test]
 async fn repeated_slashes_in_a_request_path_are_merged() {
-    let world = World::start().await;
+    let world = World::start_with(conflagent::config::Deployment::DataCenter, "").await;
     let response = world
         .gateway
         .http
@@ -236,7 +240,7 @@ async fn repeated_slashes_in_a_request_path_are_merged() {
 
 #[tokio::test]
 async fn a_confluence_403_is_the_operators_permissions_not_the_clients_input() {
-    let world = World::start().await;
+    let world = World::start_with(conflagent::config::Deployment::DataCenter, "").await;
     world.sim.fail_next(1, 403, None);
     let (status, body) = world.call(Method::GET, "/pages/Install", None).await;
     assert_eq!(status, 502, "{body}");

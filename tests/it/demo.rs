@@ -1,5 +1,6 @@
 //! `conflagent demo`: what it prints works as printed.
 
+use conflagent::config::Deployment;
 use conflagent::demo::Demo;
 use tokio::sync::oneshot;
 
@@ -107,14 +108,25 @@ fn shell_words_follow_the_shell() {
 }
 
 #[tokio::test]
-async fn demo_serves_its_handbook_and_its_printed_curl_commands_work() {
+async fn demo_serves_its_handbook_and_prints_curl_commands_that_work_on_cloud() {
+    check_demo(Deployment::Cloud).await;
+}
+
+#[tokio::test]
+async fn demo_serves_its_handbook_and_prints_curl_commands_that_work_on_data_center() {
+    check_demo(Deployment::DataCenter).await;
+}
+
+async fn check_demo(deployment: Deployment) {
     let demo = Demo::start(
         "127.0.0.1:0".parse().expect("addr"),
         "127.0.0.1:0".parse().expect("addr"),
         120,
+        deployment,
     )
     .await
     .expect("demo starts");
+    let sim = demo.sim.clone();
     let base = demo.endpoint_url();
     let secret = demo.secret.clone();
     let instructions = demo.instructions();
@@ -129,7 +141,6 @@ async fn demo_serves_its_handbook_and_its_printed_curl_commands_work() {
     assert_eq!(commands.len(), 3, "{instructions}");
 
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let sim = demo.sim.clone();
     assert!(sim.page_by_title("TEAM", "Retro notes").is_none());
     let served = tokio::spawn(demo.serve(conflagent::RunSettings::default(), async move {
         let _ = stop_rx.await;
@@ -166,6 +177,15 @@ async fn demo_serves_its_handbook_and_its_printed_curl_commands_work() {
     );
     let created = sim.page_by_title("TEAM", "Retro notes").expect("created");
     assert!(created.body.contains("Release Process"), "{}", created.body);
+    if deployment == Deployment::Cloud {
+        // A page in a folder is listed under the folder's page; the demo never touches v1 content.
+        assert!(
+            paths.iter().any(|path| path == "Travel Policy"),
+            "{}",
+            answers[0]
+        );
+        assert_eq!(sim.v1_requests(), 0);
+    }
     let _ = stop_tx.send(());
     served.await.expect("demo stops");
 }

@@ -233,7 +233,8 @@ async fn a_client_that_sends_headers_slowly_is_disconnected() {
 #[tokio::test]
 async fn an_in_flight_request_finishes_during_graceful_shutdown() {
     // A Confluence that answers slowly: the create is still waiting upstream while shutdown runs.
-    let mut world = crate::support::World::start().await;
+    let mut world =
+        crate::support::World::start_with(conflagent::config::Deployment::DataCenter, "").await;
     world.sim.set_latency(Duration::from_millis(300));
     let (mut stream, rest) = crate::support::start_slow_create(world.gateway.addr, "docs").await;
 
