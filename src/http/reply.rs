@@ -1,9 +1,13 @@
 //! The REST response surface of the page operations: each typed reply of the page domain becomes
-//! the envelope's message and `data`, in the shapes the README documents.
+//! the envelope's message and `data`, in the shapes of the original Conflagent (PRODUCT §3, "Drop-in
+//! compatibility"). Messages start with the original's sentence; detail may follow. Every `path` is
+//! a breadcrumb array from the root page's title down to the page, and a `titlePath` string beside
+//! it can be passed straight back as `{title}`.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::pages::{Placed, Reply, SectionRef, TreeNode};
+use crate::titles::encode_title_path;
 
 /// The envelope's message and `data` for `reply`.
 pub fn render(reply: Reply) -> (String, Value) {
@@ -16,66 +20,83 @@ pub fn render(reply: Reply) -> (String, Value) {
             let end = offset.saturating_add(paths.len());
             let message = if end < total {
                 format!(
-                    "pages {}–{end} of {total}; call again with offset={end} for the rest",
+                    "Subpages retrieved. Pages {}–{end} of {total}; call again with offset={end} \
+                     for the rest.",
                     offset + 1
                 )
             } else {
-                format!("{total} pages")
+                format!("Subpages retrieved. {total} pages.")
             };
+            let paths: Vec<String> = paths
+                .iter()
+                .map(|titles| encode_title_path(titles))
+                .collect();
             (message, json!(paths))
         }
-        Reply::Tree { nodes, page_count } => (
-            format!("{page_count} pages"),
-            Value::Array(nodes.into_iter().map(tree_node).collect()),
+        Reply::Tree { root, page_count } => (
+            format!(
+                "Page tree retrieved. {page_count} pages below `{}`.",
+                root.page.title
+            ),
+            tree_node(root),
         ),
         Reply::Read(read) => {
             let end = read.offset.saturating_add(read.body.chars().count());
             let message = if read.truncated {
                 format!(
-                    "characters {}–{end} of {}; call again with offset={end} for the rest",
+                    "Page retrieved. Characters {}–{end} of {}; call again with offset={end} for \
+                     the rest.",
                     read.offset, read.body_length
                 )
             } else {
-                "page read".to_owned()
+                "Page retrieved.".to_owned()
             };
-            (
-                message,
-                json!({
-                    "title": read.page.title,
-                    "path": read.page.path,
-                    "version": read.version,
-                    "format": read.format.to_string(),
-                    "body": read.body,
-                    "bodyLength": read.body_length,
-                    "offset": read.offset,
-                    "truncated": read.truncated,
-                }),
-            )
+            let mut data = placed(&read.page);
+            data.insert("version".into(), read.version.into());
+            data.insert("format".into(), read.format.to_string().into());
+            data.insert("body".into(), read.body.into());
+            data.insert("bodyLength".into(), read.body_length.into());
+            data.insert("offset".into(), read.offset.into());
+            data.insert("truncated".into(), read.truncated.into());
+            (message, Value::Object(data))
         }
         Reply::Children(children) => (
-            format!("{} children", children.len()),
-            Value::Array(children.into_iter().map(placed).collect()),
+            format!("Child pages retrieved. {} children.", children.len()),
+            Value::Array(
+                children
+                    .iter()
+                    .map(|child| Value::Object(placed(child)))
+                    .collect(),
+            ),
         ),
-        Reply::Parent(parent) => ("parent found".to_owned(), placed(parent)),
-        Reply::Created { id, page, version } => (
-            "page created".to_owned(),
+        Reply::Parent { page, parent } => (
+            "Parent metadata retrieved.".to_owned(),
             json!({
-                "id": id,
-                "title": page.title,
-                "version": version,
-                "path": page.path,
+                "title": parent.title,
+                "path": page.breadcrumb,
+                "titlePath": title_path(&page),
+                "parentPath": parent.breadcrumb,
+                "parentTitlePath": title_path(&parent),
             }),
         ),
-        Reply::Updated { page, version } => (
-            "page updated".to_owned(),
-            json!({"title": page.title, "version": version, "path": page.path}),
-        ),
+        Reply::Created { id, page, version } => {
+            let mut data = Map::new();
+            data.insert("id".into(), id.into());
+            data.extend(placed(&page));
+            data.insert("version".into(), version.into());
+            ("Page created.".to_owned(), Value::Object(data))
+        }
+        Reply::Updated { page, version } => {
+            let mut data = placed(&page);
+            data.insert("version".into(), version.into());
+            ("Page updated.".to_owned(), Value::Object(data))
+        }
         Reply::Renamed {
             old_title,
             new_title,
             version,
         } => (
-            "page renamed".to_owned(),
+            "Page renamed.".to_owned(),
             json!({"oldTitle": old_title, "newTitle": new_title, "version": version}),
         ),
         Reply::Moved {
@@ -85,9 +106,9 @@ pub fn render(reply: Reply) -> (String, Value) {
             already_there,
         } => (
             if already_there {
-                "page already under that parent"
+                "Page moved. It already was under that parent; nothing changed."
             } else {
-                "page moved"
+                "Page moved."
             }
             .to_owned(),
             json!({
@@ -97,7 +118,8 @@ pub fn render(reply: Reply) -> (String, Value) {
             }),
         ),
         Reply::Deleted { title } => (
-            "page moved to the trash".to_owned(),
+            "Page deleted. It is in Confluence's trash; its children moved up to its parent."
+                .to_owned(),
             json!({"deletedTitle": title}),
         ),
         Reply::Searched {
@@ -107,21 +129,21 @@ pub fn render(reply: Reply) -> (String, Value) {
         } => {
             let message = match next_offset {
                 Some(next) => format!(
-                    "{} hits; more may match: call again with offset={next}",
+                    "Pages found. {} hits; more may match: call again with offset={next}.",
                     hits.len()
                 ),
-                None => format!("{} hits", hits.len()),
+                None => format!("Pages found. {} hits.", hits.len()),
             };
             let hits: Vec<Value> = hits
                 .into_iter()
                 .map(|hit| {
-                    let mut value = placed(hit.page);
-                    value["excerpt"] = json!(hit.excerpt);
-                    value["version"] = json!(hit.version);
+                    let mut value = placed(&hit.page);
+                    value.insert("excerpt".into(), hit.excerpt.into());
+                    value.insert("version".into(), hit.version.into());
                     if let Some(when) = hit.last_modified {
-                        value["lastModified"] = json!(when);
+                        value.insert("lastModified".into(), when.into());
                     }
-                    value
+                    Value::Object(value)
                 })
                 .collect();
             let mut data = json!({"hits": hits, "offset": offset});
@@ -142,40 +164,39 @@ pub fn render(reply: Reply) -> (String, Value) {
             let truncated = end < total;
             let message = if truncated {
                 format!(
-                    "headings {}–{end} of {total}; call again with offset={end} for the rest",
+                    "Outline retrieved. Headings {}–{end} of {total}; call again with \
+                     offset={end} for the rest.",
                     offset + 1
                 )
             } else {
-                format!("{} headings", headings.len())
+                format!("Outline retrieved. {} headings.", headings.len())
             };
-            let mut data = placed(page);
-            data["version"] = json!(version);
-            data["bodyLength"] = json!(body_length);
-            data["headings"] = Value::Array(
-                headings
-                    .into_iter()
-                    .map(|entry| {
-                        let mut value = section_ref(entry.section);
-                        value["chars"] = json!(entry.chars);
-                        value
-                    })
-                    .collect(),
+            let mut data = placed(&page);
+            data.insert("version".into(), version.into());
+            data.insert("bodyLength".into(), body_length.into());
+            data.insert(
+                "headings".into(),
+                Value::Array(
+                    headings
+                        .into_iter()
+                        .map(|entry| {
+                            let mut value = section_ref(entry.section);
+                            value["chars"] = json!(entry.chars);
+                            value
+                        })
+                        .collect(),
+                ),
             );
-            data["offset"] = json!(offset);
-            data["headingCount"] = json!(total);
-            data["truncated"] = json!(truncated);
-            (message, data)
+            data.insert("offset".into(), offset.into());
+            data.insert("headingCount".into(), total.into());
+            data.insert("truncated".into(), truncated.into());
+            (message, Value::Object(data))
         }
         Reply::Section(read) => {
             // A section reads like a page, plus where the section sits.
-            let truncated = read.body.truncated;
+            let section = section_ref(read.section);
             let (message, mut data) = render(Reply::Read(read.body));
-            data["section"] = section_ref(read.section);
-            let message = if truncated {
-                message
-            } else {
-                "section read".to_owned()
-            };
+            data["section"] = section;
             (message, data)
         }
         Reply::SectionUpdated {
@@ -185,14 +206,15 @@ pub fn render(reply: Reply) -> (String, Value) {
             changed,
         } => {
             // An update's answer, plus the section written.
+            let selector = section.selector.clone();
             let (_, mut data) = render(Reply::Updated { page, version });
             data["section"] = section_ref(section);
             let message = if changed {
-                "section updated"
+                format!("Page updated. Only section `{selector}` changed.")
             } else {
-                "section already as sent; nothing written"
+                "Page updated. The section was already as sent; nothing was written.".to_owned()
             };
-            (message.to_owned(), data)
+            (message, data)
         }
     }
 }
@@ -207,14 +229,56 @@ fn section_ref(section: SectionRef) -> Value {
     })
 }
 
-fn placed(page: Placed) -> Value {
-    json!({"title": page.title, "path": page.path})
+/// The title path to pass back as `{title}`: the titles below the root, or the root's own title
+/// for the root (a path may start with the root's title).
+pub fn title_path(page: &Placed) -> String {
+    match page.breadcrumb.as_slice() {
+        [root] => encode_title_path(&[root]),
+        [_root, below @ ..] => encode_title_path(below),
+        [] => String::new(),
+    }
+}
+
+/// `{title, path, titlePath}` of a page.
+fn placed(page: &Placed) -> Map<String, Value> {
+    let mut object = Map::new();
+    object.insert("title".into(), page.title.clone().into());
+    object.insert("path".into(), json!(page.breadcrumb));
+    object.insert("titlePath".into(), title_path(page).into());
+    object
 }
 
 fn tree_node(node: TreeNode) -> Value {
-    json!({
-        "title": node.page.title,
-        "children": Value::Array(node.children.into_iter().map(tree_node).collect()),
-        "path": node.page.path,
-    })
+    let mut object = placed(&node.page);
+    object.insert(
+        "children".into(),
+        Value::Array(node.children.into_iter().map(tree_node).collect()),
+    );
+    Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(breadcrumb: &[&str]) -> Placed {
+        Placed {
+            title: breadcrumb
+                .last()
+                .map(|t| (*t).to_owned())
+                .unwrap_or_default(),
+            breadcrumb: breadcrumb.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn title_paths_start_below_the_root_and_encode_slashes() {
+        assert_eq!(title_path(&page(&["Home"])), "Home");
+        assert_eq!(title_path(&page(&["Home", "Guides"])), "Guides");
+        assert_eq!(
+            title_path(&page(&["Home", "CI/CD", "100%"])),
+            "CI%2FCD/100%25"
+        );
+        assert_eq!(title_path(&page(&["A/B"])), "A%2FB");
+    }
 }

@@ -195,7 +195,7 @@ pub fn page_command(
         },
         PageRoute::Tree => Command::Tree {
             depth: query
-                .number("depth", 1, TREE_MAX_DEPTH as usize)?
+                .number("depth", 0, TREE_MAX_DEPTH as usize)?
                 .map_or(TREE_DEFAULT_DEPTH, |depth| depth as u32),
             start: optional_path(query.get("startTitle"))?,
         },

@@ -4,7 +4,7 @@
 
 use crate::confluence::PageUpdate;
 use crate::markdown::{self, BodyFormat};
-use crate::pages::{PageBody, PageError, Pages, Placed, Reply};
+use crate::pages::{PageBody, PageError, Pages, Reply};
 use crate::sections::{self, Outline, SectionError};
 use crate::titles::TitlePath;
 
@@ -233,11 +233,9 @@ impl Pages<'_> {
                 parent_id: None,
             })
             .await?;
+        // A section update never renames the page: the page as resolved is the page written.
         Ok(Reply::SectionUpdated {
-            page: Placed {
-                title: page.title,
-                path: placed.path,
-            },
+            page: placed,
             version: page.version,
             section: section_ref,
             changed: true,

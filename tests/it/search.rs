@@ -73,7 +73,11 @@ async fn search_finds_only_sandbox_pages_with_plain_excerpts_on_both_deployments
             "{deployment:?}: the decoy outside matches best but is not returned"
         );
         let hit = &body["data"]["hits"][0];
-        assert_eq!(hit["path"], "Guides/Backups");
+        assert_eq!(
+            hit["path"],
+            serde_json::json!(["Handbook", "Guides", "Backups"])
+        );
+        assert_eq!(hit["titlePath"], "Guides/Backups");
         assert_eq!(hit["version"], 1);
         assert!(
             hit["lastModified"]
@@ -92,7 +96,10 @@ async fn search_finds_only_sandbox_pages_with_plain_excerpts_on_both_deployments
         let (status, body) = search(&world, "welcome").await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(hit_titles(&body), ["Handbook"]);
-        assert_eq!(body["data"]["hits"][0]["path"], "");
+        assert_eq!(
+            body["data"]["hits"][0]["path"],
+            serde_json::json!(["Handbook"])
+        );
         world.stop().await;
     }
 }
