@@ -31,6 +31,9 @@ pub enum Operation {
     OpenApi,
     /// `GET /health`: liveness of this endpoint's route.
     Health,
+    /// `POST /mcp`: the page operations as MCP tools (Streamable HTTP). A front door, not an
+    /// operation of its own: never a tool, never in the OpenAPI document.
+    Mcp,
 }
 
 /// What an operation may do, which decides whether a flavor allows it.
@@ -44,11 +47,14 @@ pub enum Access {
     Create,
     /// Changes or removes existing pages.
     Modify,
+    /// Needs the secret, but touches pages only through the operations it carries (the MCP route):
+    /// every flavor allows it, and each carried operation is checked against the flavor on its own.
+    Protocol,
 }
 
 impl Operation {
     /// Every operation, in the order the OpenAPI document lists them.
-    pub const ALL: [Operation; 12] = [
+    pub const ALL: [Operation; 13] = [
         Operation::ListPages,
         Operation::PageTree,
         Operation::ReadPage,
@@ -61,6 +67,7 @@ impl Operation {
         Operation::DeletePage,
         Operation::OpenApi,
         Operation::Health,
+        Operation::Mcp,
     ];
 
     /// The OpenAPI `operationId`, kept from the original Conflagent where it had one.
@@ -78,6 +85,7 @@ impl Operation {
             Operation::DeletePage => "deletePageByTitle",
             Operation::OpenApi => "getOpenApiDocument",
             Operation::Health => "getHealth",
+            Operation::Mcp => "mcp",
         }
     }
 
@@ -92,6 +100,7 @@ impl Operation {
     pub fn access(self) -> Access {
         match self {
             Operation::OpenApi | Operation::Health => Access::Public,
+            Operation::Mcp => Access::Protocol,
             Operation::ListPages
             | Operation::PageTree
             | Operation::ReadPage
@@ -108,6 +117,17 @@ impl Operation {
     /// Whether a request must carry the endpoint's Bearer secret.
     pub fn requires_auth(self) -> bool {
         self.access() != Access::Public
+    }
+
+    /// Whether the OpenAPI document describes this operation (as a GPT action): every operation
+    /// but the MCP route.
+    pub fn in_openapi(self) -> bool {
+        self.access() != Access::Protocol
+    }
+
+    /// Whether the operation is a page operation, offered as an MCP tool where the flavor allows it.
+    pub fn is_page_operation(self) -> bool {
+        matches!(self.access(), Access::Read | Access::Create | Access::Modify)
     }
 
     /// The route of this operation in [`ROUTES`].
@@ -134,7 +154,7 @@ pub struct Route {
 /// The route table. Literal segments are listed before templates that could also match them, so
 /// `GET /pages/tree` is the tree and not a page titled "tree" (which is reachable as `/pages/%74ree`:
 /// literal segments match only the raw, undecoded path).
-pub static ROUTES: [Route; 12] = [
+pub static ROUTES: [Route; 13] = [
     Route {
         operation: Operation::Health,
         method: Method::GET,
@@ -144,6 +164,11 @@ pub static ROUTES: [Route; 12] = [
         operation: Operation::OpenApi,
         method: Method::GET,
         template: "/openapi.json",
+    },
+    Route {
+        operation: Operation::Mcp,
+        method: Method::POST,
+        template: "/mcp",
     },
     Route {
         operation: Operation::ListPages,

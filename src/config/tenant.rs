@@ -134,7 +134,7 @@ impl Flavor {
 
     fn allows(self, access: Access) -> bool {
         match (self, access) {
-            (_, Access::Public) | (Flavor::Default, _) => true,
+            (_, Access::Public | Access::Protocol) | (Flavor::Default, _) => true,
             (Flavor::Read, Access::Read) | (Flavor::Upload, Access::Create) => true,
             (Flavor::Read | Flavor::Upload, _) => false,
         }
@@ -218,7 +218,7 @@ impl Tenant {
 
     /// Whether this endpoint publishes and serves `operation` (flavor and allowlist together).
     pub fn allows(&self, operation: Operation) -> bool {
-        if operation.access() == Access::Public {
+        if matches!(operation.access(), Access::Public | Access::Protocol) {
             return true;
         }
         self.flavor.allows(operation.access())

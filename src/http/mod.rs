@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod envelope;
 pub mod error;
+pub mod mcp;
 pub mod openapi;
 pub mod private;
 pub mod reply;

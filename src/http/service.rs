@@ -20,9 +20,10 @@ use crate::endpoint::{Endpoint, EndpointStore};
 use crate::http::auth;
 use crate::http::envelope::{self, Body};
 use crate::http::error::ApiError;
+use crate::http::mcp;
 use crate::http::openapi;
 use crate::http::reply;
-use crate::http::request::{Query, RequestBody, page_command};
+use crate::http::request::{Query, RequestBody, check_json_content_type, page_command};
 use crate::http::router::{self, EndpointRoute, Target};
 use crate::metrics::{self, InFlight, RequestContext, RequestLabels, UNMATCHED};
 use crate::pages;
@@ -151,8 +152,12 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     .await;
     drop(in_flight);
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let labels = RequestLabels::new(endpoint, route, &method);
+    // An MCP failure answered inside a 200 counts under the status it stands for, so error ratios
+    // see it as they see the same failure on REST.
+    let status = context
+        .outcome_status()
+        .unwrap_or_else(|| response.status().as_u16());
+    let labels = RequestLabels::new(endpoint, route, &method).with_tool(context.tool());
     metrics::request_answered(&labels, status, elapsed);
     macro_rules! log_request {
         ($level:expr) => {
@@ -162,6 +167,7 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
                 endpoint = %labels.endpoint,
                 route = labels.route,
                 method = labels.method,
+                tool = labels.tool,
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 upstream_calls = context.upstream_calls(),
@@ -226,6 +232,14 @@ async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) ->
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
         Routed::NotFound => Err(ApiError::not_found()),
+        Routed::Endpoint {
+            endpoint,
+            route: Ok(EndpointRoute::Mcp),
+        } => {
+            return mcp_request(state, &endpoint, request)
+                .await
+                .unwrap_or_else(mcp::refusal);
+        }
         Routed::Endpoint { endpoint, route } => {
             endpoint_request(state, &endpoint, route, request).await
         }
@@ -267,6 +281,8 @@ async fn endpoint_request(
             state.settings.public_url.as_deref(),
             request.headers(),
         )),
+        // Served by `mcp_request`, which renders its own refusals; never routed here.
+        EndpointRoute::Mcp => Err(ApiError::internal()),
         EndpointRoute::Page(page) => {
             let query = Query::parse(request.uri().query());
             let (parts, body) = request.into_parts();
@@ -281,6 +297,34 @@ async fn endpoint_request(
             Ok(envelope::ok(&message, data))
         }
     }
+}
+
+/// `POST /mcp`: the Origin is checked first (a refused Origin costs like a route miss), then the
+/// secret and budget as on REST, the protocol header and the body; the message is then answered
+/// by [`mcp::answer`]. Failures up to there are refusals with the status of the one error mapping.
+async fn mcp_request(
+    state: &AppState,
+    endpoint: &Endpoint,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let host = mcp::request_host(request.headers(), request.uri());
+    let public_urls: Vec<&str> = endpoint
+        .tenant
+        .public_url()
+        .map(|url| url.as_str())
+        .into_iter()
+        .chain(state.settings.public_url.as_deref())
+        .collect();
+    if let Err(refused) = mcp::check_origin(request.headers(), host, &public_urls) {
+        endpoint.limits.spend(LimitKind::Public)?;
+        return Err(refused);
+    }
+    spend_budget(endpoint, Operation::Mcp, request.headers())?;
+    mcp::check_protocol_version(request.headers())?;
+    check_json_content_type(request.headers())?;
+    let (parts, body) = request.into_parts();
+    let bytes = read_body(&parts.headers, body, state.settings.body_limit).await?;
+    Ok(mcp::answer(endpoint, &bytes).await)
 }
 
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct
