@@ -127,7 +127,10 @@ impl Operation {
 
     /// Whether the operation is a page operation, offered as an MCP tool where the flavor allows it.
     pub fn is_page_operation(self) -> bool {
-        matches!(self.access(), Access::Read | Access::Create | Access::Modify)
+        matches!(
+            self.access(),
+            Access::Read | Access::Create | Access::Modify
+        )
     }
 
     /// The route of this operation in [`ROUTES`].

@@ -102,7 +102,11 @@ impl Origin {
     /// `authority` lowercased, without this origin's default port.
     fn normalise(&self, authority: &str) -> String {
         let authority = authority.trim().to_ascii_lowercase();
-        let default_port = if self.scheme == "https" { ":443" } else { ":80" };
+        let default_port = if self.scheme == "https" {
+            ":443"
+        } else {
+            ":80"
+        };
         match authority.strip_suffix(default_port) {
             Some(bare) => bare.to_owned(),
             None => authority,
@@ -216,7 +220,10 @@ pub async fn answer(endpoint: &Endpoint, body: &[u8]) -> Response<Body> {
     let message: Value = match serde_json::from_slice(body) {
         Ok(message) => message,
         Err(error) => {
-            return message_error(Value::Null, RpcError::new(PARSE_ERROR, format!("parse error: {error}")));
+            return message_error(
+                Value::Null,
+                RpcError::new(PARSE_ERROR, format!("parse error: {error}")),
+            );
         }
     };
     let mut message = match message {
@@ -278,7 +285,10 @@ pub async fn answer(endpoint: &Endpoint, body: &[u8]) -> Response<Body> {
         None | Some(Value::Null) => None,
         Some(Value::Object(params)) => Some(params),
         Some(_) => {
-            return request_error(id, RpcError::new(INVALID_PARAMS, "`params` must be an object"));
+            return request_error(
+                id,
+                RpcError::new(INVALID_PARAMS, "`params` must be an object"),
+            );
         }
     };
     let outcome = match method {
@@ -414,7 +424,12 @@ async fn tools_call(
     let arguments = match params.and_then(|params| params.get("arguments")) {
         None | Some(Value::Null) => &empty,
         Some(Value::Object(arguments)) => arguments,
-        Some(_) => return Err(RpcError::new(INVALID_PARAMS, "`arguments` must be an object")),
+        Some(_) => {
+            return Err(RpcError::new(
+                INVALID_PARAMS,
+                "`arguments` must be an object",
+            ));
+        }
     };
     let command = tool_command(operation, arguments).map_err(RpcError::invalid_arguments)?;
     Ok(
@@ -533,7 +548,10 @@ mod tests {
             headers.insert(PROTOCOL_VERSION_HEADER, HeaderValue::from_static(version));
             assert!(check_protocol_version(&headers).is_ok(), "{version}");
         }
-        headers.insert(PROTOCOL_VERSION_HEADER, HeaderValue::from_static("2024-11-05"));
+        headers.insert(
+            PROTOCOL_VERSION_HEADER,
+            HeaderValue::from_static("2024-11-05"),
+        );
         let refused = check_protocol_version(&headers).expect_err("too old");
         assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     }

@@ -154,6 +154,8 @@ impl Inputs for RestInputs<'_> {
 /// body fields of the operation.
 struct ArgumentInputs<'a> {
     arguments: &'a Map<String, Value>,
+    /// Whether `title` names the page the route acts on (REST's path), rather than a body field.
+    title_in_route: bool,
 }
 
 impl Inputs for ArgumentInputs<'_> {
@@ -182,9 +184,11 @@ impl Inputs for ArgumentInputs<'_> {
     }
 
     fn body<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
-        // The title travels beside the body fields here; on REST it is in the path.
+        // The page's title travels beside the body fields here; on REST it is in the path.
         let mut fields = self.arguments.clone();
-        fields.remove("title");
+        if self.title_in_route {
+            fields.remove("title");
+        }
         serde_json::from_value(Value::Object(fields))
             .map_err(|error| ApiError::invalid_input(format!("invalid arguments: {error}")))
     }
@@ -226,10 +230,14 @@ pub fn tool_command(
     operation: Operation,
     arguments: &Map<String, Value>,
 ) -> Result<Command, ApiError> {
-    let title = || match arguments.get("title") {
-        Some(Value::String(text)) => argument_title_path(text),
-        None | Some(Value::Null) => Err(ApiError::invalid_input("missing argument `title`")),
-        Some(_) => Err(ApiError::invalid_input("title must be a string")),
+    let mut title_in_route = false;
+    let title = || {
+        title_in_route = true;
+        match arguments.get("title") {
+            Some(Value::String(text)) => argument_title_path(text),
+            None | Some(Value::Null) => Err(ApiError::invalid_input("missing argument `title`")),
+            Some(_) => Err(ApiError::invalid_input("title must be a string")),
+        }
     };
     let Some(route) = router::page_route(operation, title)? else {
         return Err(ApiError::not_found());
@@ -242,7 +250,13 @@ pub fn tool_command(
             )));
         }
     }
-    command(route, &ArgumentInputs { arguments })
+    command(
+        route,
+        &ArgumentInputs {
+            arguments,
+            title_in_route,
+        },
+    )
 }
 
 fn route_has_body(route: &PageRoute) -> bool {

@@ -6,6 +6,7 @@ mod confluence;
 mod demo;
 mod http_surface;
 mod markdown;
+mod mcp;
 mod observability;
 mod openapi;
 mod pages;
