@@ -602,7 +602,7 @@ impl Fields<'_> {
         let mut ok = true;
         for id in split_list(&value) {
             match Operation::from_operation_id(&id) {
-                Some(operation) if operation.requires_auth() => operations.push(operation),
+                Some(operation) if operation.is_page_operation() => operations.push(operation),
                 _ => {
                     self.error(
                         line,
