@@ -10,7 +10,7 @@
 //! `isError` carrying the envelope's code and message. Malformed messages, unknown methods or tools
 //! and invalid arguments are JSON-RPC errors.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, HeaderValue, ORIGIN};
@@ -291,10 +291,17 @@ pub async fn answer(endpoint: &Endpoint, body: &[u8]) -> Response<Body> {
             );
         }
     };
+    if method == "tools/list" {
+        // The one answer that depends on the flavor only: served from its rendered text.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#,
+            tools_list(endpoint)
+        );
+        return json_bytes(StatusCode::OK, Bytes::from(body));
+    }
     let outcome = match method {
         "initialize" => initialize(endpoint, params),
         "ping" => Ok(json!({})),
-        "tools/list" => Ok(tools_list(endpoint)),
         "tools/call" => tools_call(endpoint, params).await,
         _ => Err(RpcError::new(
             METHOD_NOT_FOUND,
@@ -346,17 +353,27 @@ fn allowed_tools(endpoint: &Endpoint) -> Vec<Operation> {
         .collect()
 }
 
-fn tools_list(endpoint: &Endpoint) -> Value {
-    let tools: Vec<Value> = allowed_tools(endpoint)
-        .into_iter()
+/// The `tools/list` result of `endpoint` as JSON text, rendered once per set of allowed tools (a
+/// flavor and `operations` list; a handful in practice) for the life of the process.
+fn tools_list(endpoint: &Endpoint) -> Arc<str> {
+    static RENDERED: Mutex<Vec<(Vec<Operation>, Arc<str>)>> = Mutex::new(Vec::new());
+    let allowed = allowed_tools(endpoint);
+    let mut rendered = RENDERED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, text)) = rendered.iter().find(|(tools, _)| *tools == allowed) {
+        return Arc::clone(text);
+    }
+    let tools: Vec<&Value> = allowed
+        .iter()
         .filter_map(|operation| {
             tool_definitions()
                 .iter()
-                .find(|(defined, _)| *defined == operation)
-                .map(|(_, tool)| tool.clone())
+                .find(|(defined, _)| defined == operation)
+                .map(|(_, tool)| tool)
         })
         .collect();
-    json!({"tools": tools})
+    let text: Arc<str> = json!({"tools": tools}).to_string().into();
+    rendered.push((allowed, Arc::clone(&text)));
+    text
 }
 
 /// Every page operation's tool definition, built once: they depend on the build only.
@@ -501,7 +518,11 @@ fn accepted() -> Response<Body> {
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).expect("a Value with string keys always serialises");
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    json_bytes(status, Bytes::from(bytes))
+}
+
+fn json_bytes(status: StatusCode, bytes: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(bytes));
     *response.status_mut() = status;
     response
         .headers_mut()
