@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::config::watch::log_report;
 use crate::config::{ConfigStore, ReloadReport, Table, Tenant};
 use crate::confluence::{ConfluenceClient, UpstreamSettings, http_client};
+use crate::metrics::{LabelValue, endpoint_label_value};
 use crate::openapi::DocumentCache;
 use crate::ratelimit::EndpointLimits;
 use crate::secret::SecretDigest;
@@ -36,6 +37,8 @@ impl Default for Shared {
 pub struct Endpoint {
     /// The validated configuration.
     pub tenant: Tenant,
+    /// The endpoint's name as a metric label value, shared by all its series.
+    pub label: LabelValue,
     /// Digests of the accepted secrets, for constant-time checks.
     pub secret_digests: Vec<SecretDigest>,
     /// The client for this endpoint's Confluence space.
@@ -64,6 +67,7 @@ impl Endpoint {
             same_secrets,
         );
         Endpoint {
+            label: endpoint_label_value(tenant.name()),
             tenant,
             secret_digests,
             upstream,

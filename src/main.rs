@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use conflagent::config::table::check_dir;
 use conflagent::demo::Demo;
@@ -94,17 +95,25 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Sets up logging to stdout through a writer thread, so a request never waits on the write of
+/// its log line. No line is dropped: when the writer falls far behind, logging waits for it, as a
+/// direct write would. Keep the returned guard until exit; dropping it flushes what is queued.
+fn init_logging(format: LogFormat) -> WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stdout());
     // Colour codes only for a terminal: a journal or a log collector would store them verbatim.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
+    guard
 }
 
 fn check(dir: &Path) -> ExitCode {
@@ -131,7 +140,7 @@ fn check(dir: &Path) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging(args.log_format);
+    let _log_writer = init_logging(args.log_format);
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
@@ -184,7 +193,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn demo(listen: SocketAddr, metrics_listen: SocketAddr, rate_limit_per_minute: u32) -> ExitCode {
-    init_logging(LogFormat::Text);
+    let _log_writer = init_logging(LogFormat::Text);
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;

@@ -203,12 +203,24 @@ pub fn mark_reload_success() {
     gauge!(CONFIG_LAST_SUCCESS).set(now as f64);
 }
 
+/// A label value that clones without allocating (an endpoint name, shared by every series of the
+/// endpoint).
+pub type LabelValue = ::metrics::SharedString;
+
+/// The `endpoint` label value of `name`; build it once per endpoint and clone it per request.
+pub fn endpoint_label_value(name: &str) -> LabelValue {
+    LabelValue::from_shared(Arc::from(name))
+}
+
+/// The `endpoint` label of requests that belong to no loaded endpoint.
+pub const NO_ENDPOINT: LabelValue = LabelValue::const_str("");
+
 /// The labels of one request, from the route table: never a raw path, a title or an endpoint name
 /// that is not loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestLabels {
     /// The endpoint name, or `""` for top-level routes and unknown endpoints.
-    pub endpoint: String,
+    pub endpoint: LabelValue,
     /// The route template (`/pages/{title}`), or [`UNMATCHED`].
     pub route: &'static str,
     /// The method, or `OTHER` for methods no route uses.
@@ -220,7 +232,7 @@ pub struct RequestLabels {
 impl RequestLabels {
     /// The labels of a request with `method` to `endpoint` (a loaded endpoint's name or `""`),
     /// served by `route` (the template recorded while serving it, or [`UNMATCHED`]).
-    pub fn new(endpoint: String, route: &'static str, method: &Method) -> RequestLabels {
+    pub fn new(endpoint: LabelValue, route: &'static str, method: &Method) -> RequestLabels {
         RequestLabels {
             endpoint,
             route,
@@ -253,7 +265,7 @@ fn method_label(method: &Method) -> &'static str {
 /// for.
 #[derive(Debug, Default)]
 pub struct RequestContext {
-    endpoint: String,
+    endpoint: LabelValue,
     upstream_calls: AtomicU32,
     tool: OnceLock<&'static str>,
     outcome_status: AtomicU16,
@@ -261,9 +273,9 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// The context of a request to `endpoint` (`""` when none).
-    pub fn new(endpoint: &str) -> RequestContext {
+    pub fn new(endpoint: LabelValue) -> RequestContext {
         RequestContext {
-            endpoint: endpoint.to_owned(),
+            endpoint,
             upstream_calls: AtomicU32::new(0),
             tool: OnceLock::new(),
             outcome_status: AtomicU16::new(0),
@@ -300,7 +312,7 @@ pub async fn scope<F: Future>(context: Arc<RequestContext>, future: F) -> F::Out
     REQUEST.scope(context, future).await
 }
 
-fn current_endpoint() -> String {
+fn current_endpoint() -> LabelValue {
     REQUEST
         .try_with(|context| context.endpoint.clone())
         .unwrap_or_default()
@@ -347,16 +359,14 @@ pub fn rate_limited(kind: &'static str) {
 
 /// A request being served: counted in flight from creation until dropped, whatever happens to it.
 pub struct InFlight {
-    endpoint: String,
+    endpoint: LabelValue,
 }
 
 impl InFlight {
     /// Counts a request to `endpoint` in flight.
-    pub fn start(endpoint: &str) -> InFlight {
-        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.to_owned()).increment(1.0);
-        InFlight {
-            endpoint: endpoint.to_owned(),
-        }
+    pub fn start(endpoint: LabelValue) -> InFlight {
+        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()).increment(1.0);
+        InFlight { endpoint }
     }
 }
 
@@ -364,6 +374,33 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         gauge!(HTTP_IN_FLIGHT, "endpoint" => self.endpoint.clone()).decrement(1.0);
     }
+}
+
+/// The `status` label: a static string for the statuses the gateway answers, so counting a request
+/// allocates nothing for it.
+fn status_label(status: u16) -> LabelValue {
+    let known = match status {
+        200 => "200",
+        202 => "202",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return LabelValue::from_owned(other.to_string()),
+    };
+    LabelValue::const_str(known)
 }
 
 /// Counts an answered request and its duration.
@@ -374,7 +411,7 @@ pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) 
             "endpoint" => labels.endpoint.clone(),
             "route" => labels.route,
             "method" => labels.method,
-            "status" => status.to_string(),
+            "status" => status_label(status),
             "tool" => tool
         )
         .increment(1);
@@ -393,7 +430,7 @@ pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) 
         "endpoint" => labels.endpoint.clone(),
         "route" => labels.route,
         "method" => labels.method,
-        "status" => status.to_string()
+        "status" => status_label(status)
     )
     .increment(1);
     histogram!(

@@ -52,16 +52,20 @@ impl Parsed {
 /// Parses `.properties` text with the full Java syntax: `=`, `:` or whitespace separators; `#` and `!`
 /// comments; backslash line continuation; `\t \n \r \f \\ \uXXXX` escapes (other escaped characters
 /// stand for themselves); `\n`, `\r` or `\r\n` line ends. The last duplicate key wins, with a warning.
-pub fn parse(text: &str) -> Parsed {
+///
+/// Keys are named in problems only when they are one of `known_keys` or a near miss of one (see
+/// [`shown_key`]): a mangled file can put a secret where a key belongs.
+pub fn parse(text: &str, known_keys: &[&str]) -> Parsed {
     let mut parsed = Parsed::default();
     for logical in logical_lines(text) {
-        match parse_logical_line(&logical.text) {
+        match parse_logical_line(&logical.text, known_keys) {
             Ok(Some((key, value))) => {
                 if let Some(existing) = parsed.entries.iter_mut().find(|entry| entry.key == key) {
                     parsed.problems.push(LineProblem {
                         line: logical.line,
                         message: format!(
-                            "duplicate key `{key}` (first on line {}); the last one wins",
+                            "duplicate key {} (first on line {}); the last one wins",
+                            shown_key(&key, known_keys),
                             existing.line
                         ),
                         severity: Severity::Warning,
@@ -183,7 +187,7 @@ fn is_properties_whitespace(c: char) -> bool {
 }
 
 /// Splits one logical line (already without leading whitespace) into an unescaped key and value.
-fn parse_logical_line(text: &str) -> Result<Option<(String, String)>, String> {
+fn parse_logical_line(text: &str, known_keys: &[&str]) -> Result<Option<(String, String)>, String> {
     let mut key_end = text.len();
     let mut chars = text.char_indices();
     while let Some((index, c)) = chars.next() {
@@ -202,11 +206,54 @@ fn parse_logical_line(text: &str) -> Result<Option<(String, String)>, String> {
         rest = after.trim_start_matches(is_properties_whitespace);
     }
     let key = unescape(raw_key).map_err(|problem| format!("in key: {problem}"))?;
-    let value = unescape(rest).map_err(|problem| format!("in value of `{key}`: {problem}"))?;
+    let value = unescape(rest)
+        .map_err(|problem| format!("in value of {}: {problem}", shown_key(&key, known_keys)))?;
     if key.is_empty() {
         return Err("line has a value but no key".to_owned());
     }
     Ok(Some((key, value)))
+}
+
+/// How a problem names `key`: quoted when it is one of `known_keys` or a near miss of one (a typo,
+/// at most two edits away), otherwise not at all. A mangled file can put a value where a key
+/// belongs (a token on a line of its own, or `token:key` swapped), and a value may be a secret.
+pub fn shown_key(key: &str, known_keys: &[&str]) -> String {
+    if known_keys.contains(&key) || near_miss(key, known_keys).is_some() {
+        format!("`{key}`")
+    } else {
+        "a key that is not shown (it does not look like a configuration key and may be a secret)"
+            .to_owned()
+    }
+}
+
+/// The known key that `key` is a typo of: at most two edits away, and short enough to be a key.
+pub fn near_miss<'k>(key: &str, known_keys: &[&'k str]) -> Option<&'k str> {
+    if key.len() > 40
+        || !key
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte == b'_')
+    {
+        return None;
+    }
+    known_keys
+        .iter()
+        .copied()
+        .find(|known| edit_distance(key, known) <= 2)
+}
+
+/// Levenshtein distance between two short ASCII strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.as_bytes().iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, &y) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(x != y);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 /// Resolves backslash escapes. `\uXXXX` must have four hex digits; UTF-16 surrogate pairs written as
@@ -271,7 +318,7 @@ mod tests {
 
     /// Parses `text` and compares the entries as `key=value@line` and the problems as `line:message`.
     fn check(text: &str, expected_entries: &[&str], expected_problems: &[&str]) {
-        let parsed = parse(text);
+        let parsed = parse(text, &["a", "b", "bad", "lone"]);
         let entries: Vec<String> = parsed
             .entries
             .iter()
@@ -400,5 +447,25 @@ mod tests {
             &["b=2@2"],
             &["1:line has a value but no key"],
         );
+    }
+
+    #[test]
+    fn a_key_is_named_only_when_it_is_known_or_a_typo_of_one() {
+        let known = ["api_token", "base_url", "gpt_shared_secret"];
+        assert_eq!(shown_key("api_token", &known), "`api_token`");
+        assert_eq!(shown_key("base_ur", &known), "`base_ur`");
+        assert_eq!(near_miss("api_tokn", &known), Some("api_token"));
+        for pasted in [
+            "ATATT3xFfGF0T9nWq2cLk8s7ZpQvR1mYbXhE4uJdA6oI-5gKtC=1A2B3C4D",
+            "3f9a1c7e5b2d4f6a8c0e1b3d5f7a9c1e",
+            "correcthorsebatterystaplecorrecthorse",
+            "hunter2",
+        ] {
+            assert!(!shown_key(pasted, &known).contains(pasted), "{pasted}");
+            let parsed = parse(&format!("{pasted}\n{pasted}:gpt_shared_secret\n"), &known);
+            for problem in &parsed.problems {
+                assert!(!problem.message.contains(pasted), "{}", problem.message);
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
@@ -117,6 +118,9 @@ pub struct ReloadReport {
     pub warned: Vec<FileProblems>,
     /// Endpoints in the new table.
     pub loaded: usize,
+    /// Endpoints whose file is gone but that are still served until it has stayed gone for the
+    /// removal grace (a delete-and-recreate save must not show a 404 in between).
+    pub pending_removal: Vec<String>,
 }
 
 impl ReloadReport {
@@ -134,10 +138,19 @@ pub type BuildFn<T> = dyn Fn(Tenant, Option<&T>) -> T + Send + Sync;
 pub struct ConfigStore<T> {
     dir: PathBuf,
     table: ArcSwap<Table<T>>,
-    /// Hashes of files that failed validation, so an unchanged bad file is not re-parsed and
-    /// re-logged on every rescan. Also serialises rescans.
-    failed_hashes: Mutex<HashMap<String, [u8; 32]>>,
+    /// What rescans remember; the lock also serialises rescans.
+    memory: Mutex<RescanMemory>,
     build: Box<BuildFn<T>>,
+}
+
+/// What one rescan leaves for the next.
+#[derive(Default)]
+struct RescanMemory {
+    /// Hashes of files that failed validation, so an unchanged bad file is not re-parsed and
+    /// re-logged on every rescan.
+    failed_hashes: HashMap<String, [u8; 32]>,
+    /// When each served endpoint's file was first seen missing.
+    vanished: HashMap<String, Instant>,
 }
 
 impl<T> ConfigStore<T> {
@@ -150,7 +163,7 @@ impl<T> ConfigStore<T> {
         let store = ConfigStore {
             dir: dir.to_owned(),
             table: ArcSwap::from_pointee(Table::default()),
-            failed_hashes: Mutex::new(HashMap::new()),
+            memory: Mutex::new(RescanMemory::default()),
             build: Box::new(build),
         };
         let report = store.rescan()?;
@@ -169,12 +182,25 @@ impl<T> ConfigStore<T> {
 
     /// Rescans the whole directory and swaps in a new table when anything changed. A file whose
     /// content is unchanged keeps its endpoint (and so its rate-limit budget); a file that fails to
-    /// validate keeps its last good endpoint. An unreadable directory changes nothing.
+    /// validate keeps its last good endpoint; a file that is gone removes its endpoint at once. An
+    /// unreadable directory changes nothing.
     pub fn rescan(&self) -> io::Result<ReloadReport> {
-        let mut failed_hashes = self
-            .failed_hashes
+        self.rescan_with_grace(Duration::ZERO)
+    }
+
+    /// Like [`ConfigStore::rescan`], but an endpoint whose file is gone stays served until the file
+    /// has been missing for `removal_grace` (the report lists it in `pending_removal`; rescan again
+    /// after the grace to remove it).
+    pub fn rescan_with_grace(&self, removal_grace: Duration) -> io::Result<ReloadReport> {
+        let mut memory = self
+            .memory
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let RescanMemory {
+            failed_hashes,
+            vanished,
+        } = &mut *memory;
+        let now = Instant::now();
         let files = read_endpoint_files(&self.dir)?;
         let previous = self.table.load_full();
         let mut report = ReloadReport::default();
@@ -246,11 +272,19 @@ impl<T> ConfigStore<T> {
             }
         }
 
-        for name in previous.endpoints.keys() {
-            if !endpoints.contains_key(name) {
+        for (name, entry) in &previous.endpoints {
+            if endpoints.contains_key(name) {
+                continue;
+            }
+            let missing_since = *vanished.entry(name.clone()).or_insert(now);
+            if now.duration_since(missing_since) < removal_grace {
+                report.pending_removal.push(name.clone());
+                endpoints.insert(name.clone(), entry.clone());
+            } else {
                 report.removed.push(name.clone());
             }
         }
+        vanished.retain(|name, _| report.pending_removal.contains(name));
         failed_hashes.retain(|name, _| seen.contains(name));
         report.loaded = endpoints.len();
         if report.changed_anything() {
@@ -340,4 +374,69 @@ pub fn check_dir(dir: &Path) -> io::Result<Vec<FileProblems>> {
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "conflagent.docs.properties";
+    const VALID: &str = "base_url=https://wiki.example.com\nspace_key=DOC\nroot_page_id=1\n\
+        gpt_shared_secret=0123456789abcdef0123\napi_token=pat-token\n";
+
+    fn served(store: &ConfigStore<String>) -> bool {
+        store.table().get("docs").is_some()
+    }
+
+    #[test]
+    fn a_vanished_file_keeps_its_endpoint_for_the_removal_grace() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(FILE), VALID).expect("write");
+        let (store, _) =
+            ConfigStore::load(dir.path(), |tenant, _| tenant.name().to_owned()).expect("load");
+        assert!(served(&store));
+
+        // Deleted: still served while the grace runs, and reported as pending.
+        std::fs::remove_file(dir.path().join(FILE)).expect("remove");
+        let report = store
+            .rescan_with_grace(Duration::from_secs(3600))
+            .expect("rescan");
+        assert_eq!(report.pending_removal, ["docs"]);
+        assert!(report.removed.is_empty());
+        assert!(served(&store));
+
+        // Recreated within the grace: served throughout, nothing pending.
+        std::fs::write(dir.path().join(FILE), VALID).expect("write");
+        let report = store
+            .rescan_with_grace(Duration::from_secs(3600))
+            .expect("rescan");
+        assert!(report.pending_removal.is_empty());
+        assert!(!report.changed_anything());
+        assert!(served(&store));
+
+        // Deleted for good: removed once the grace has passed.
+        std::fs::remove_file(dir.path().join(FILE)).expect("remove");
+        let report = store.rescan_with_grace(Duration::ZERO).expect("rescan");
+        assert_eq!(report.removed, ["docs"]);
+        assert!(!served(&store));
+    }
+
+    #[test]
+    fn a_bad_content_that_comes_back_is_reported_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(FILE), VALID).expect("write");
+        let (store, _) =
+            ConfigStore::load(dir.path(), |tenant, _| tenant.name().to_owned()).expect("load");
+        let bad = "base_url=nope\n";
+        for round in 0..2 {
+            std::fs::write(dir.path().join(FILE), bad).expect("write");
+            let report = store.rescan().expect("rescan");
+            assert_eq!(report.failed.len(), 1, "bad content, round {round}");
+            let report = store.rescan().expect("rescan");
+            assert!(report.failed.is_empty(), "already reported, round {round}");
+            std::fs::write(dir.path().join(FILE), VALID).expect("write");
+            store.rescan().expect("rescan");
+            assert!(served(&store));
+        }
+    }
 }

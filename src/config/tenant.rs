@@ -45,8 +45,7 @@ pub struct BaseUrl(String);
 impl BaseUrl {
     /// Checks `text` as a base URL; the error says what is wrong, without echoing the text.
     pub fn parse(text: &str) -> Result<BaseUrl, String> {
-        let parsed =
-            reqwest::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
+        let parsed = url::Url::parse(text.trim()).map_err(|_| "is not a valid URL".to_owned())?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err("must be an http or https URL with a host".to_owned());
         }
@@ -68,7 +67,7 @@ impl BaseUrl {
 
     /// The host, lowercase.
     pub fn host(&self) -> String {
-        reqwest::Url::parse(&self.0)
+        url::Url::parse(&self.0)
             .ok()
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default()
@@ -76,7 +75,7 @@ impl BaseUrl {
 
     /// Whether the URL has a path beyond `/`.
     fn has_path(&self) -> bool {
-        reqwest::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
+        url::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
     }
 
     fn is_https(&self) -> bool {
@@ -291,7 +290,7 @@ const MAX_UPSTREAM_TIMEOUT_SECONDS: u64 = 40;
 
 /// Parses and validates the text of `conflagent.<name>.properties`.
 pub fn validate(name: &str, text: &str) -> Validated {
-    let parsed = properties::parse(text);
+    let parsed = properties::parse(text, KNOWN_KEYS);
     let mut problems: Vec<Problem> = parsed
         .problems
         .iter()
@@ -326,10 +325,19 @@ impl Fields<'_> {
     fn tenant(&mut self, name: &str) -> Option<Tenant> {
         for entry in &self.parsed.entries {
             if !KNOWN_KEYS.contains(&entry.key.as_str()) {
-                self.warn(
-                    entry.line,
-                    format!("unknown key `{}` is ignored", entry.key),
-                );
+                let message = match properties::near_miss(&entry.key, KNOWN_KEYS) {
+                    Some(known) => {
+                        format!(
+                            "unknown key `{}` is ignored; did you mean `{known}`?",
+                            entry.key
+                        )
+                    }
+                    None => "unknown key is ignored; it is not shown because it does not look \
+                             like a configuration key and may be a secret (a value on a line of \
+                             its own, or a value and key swapped)"
+                        .to_owned(),
+                };
+                self.warn(entry.line, message);
             }
         }
 
@@ -440,10 +448,27 @@ impl Fields<'_> {
     fn required(&mut self, key: &str) -> Option<(String, usize)> {
         let found = self.optional(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
+    }
+
+    /// Reports a required key that is absent, or present with an empty value (whose value may
+    /// have ended up on the next line, where it must never be echoed).
+    fn missing(&mut self, key: &str, why: &str) {
+        match self.parsed.get(key) {
+            Some(entry) => {
+                let line = entry.line;
+                self.error(
+                    line,
+                    format!(
+                        "{key} is empty{why}; its value must be on the same line (or continue \
+                         it with a trailing backslash)"
+                    ),
+                );
+            }
+            None => self.error(0, format!("missing required key {key}{why}")),
+        }
     }
 
     fn optional_secret(&mut self, key: &str) -> Option<Secret> {
@@ -476,8 +501,7 @@ impl Fields<'_> {
     fn required_secret(&mut self, key: &str) -> Option<Secret> {
         let found = self.optional_secret(key);
         if found.is_none() {
-            let line = self.line_of(key);
-            self.error(line, format!("missing required key {key}"));
+            self.missing(key, "");
         }
         found
     }
@@ -547,10 +571,7 @@ impl Fields<'_> {
         };
         let token_line = self.line_of("api_token");
         let Some(api_token) = api_token else {
-            self.error(
-                token_line,
-                format!("missing required key api_token (needed for auth={auth})"),
-            );
+            self.missing("api_token", &format!(" (needed for auth={auth})"));
             return None;
         };
         if auth == "basic" {
@@ -761,13 +782,52 @@ mod tests {
                 "2: root_page_id must be a numeric page id",
                 "3: flavor must be default, read or upload",
                 "4: rate_limit_burst must be a whole number from 0 to 100000",
-                "5: unknown key `mystery` is ignored",
+                "5: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
                 "-: missing required key space_key",
                 "-: missing required key gpt_shared_secret",
                 "-: missing required key api_token (needed for auth=bearer)",
             ],
         );
         assert!(validated.tenant.is_none());
+    }
+
+    #[test]
+    fn a_token_on_the_line_after_its_key_is_never_echoed() {
+        let token = "ATATT3xFfGF0T9nWq2cLk8s7ZpQvR1mYbXhE4uJdA6oI5gKtC1A2B3C4D";
+        let text = VALID.replace("api_token=pat-token\n", &format!("api_token=\n{token}\n"));
+        let validated = check(
+            &text,
+            &[
+                "5: api_token is empty (needed for auth=bearer); its value must be on the same \
+                 line (or continue it with a trailing backslash)",
+                "6: unknown key is ignored; it is not shown because it does not look like a \
+                 configuration key and may be a secret (a value on a line of its own, or a value \
+                 and key swapped)",
+            ],
+        );
+        assert!(validated.tenant.is_none());
+        let swapped = VALID.replace(
+            "gpt_shared_secret=0123456789abcdef0123",
+            "0123456789abcdef0123:gpt_shared_secret",
+        );
+        let validated = validate("docs", &swapped);
+        assert!(
+            validated
+                .problems
+                .iter()
+                .all(|problem| !problem.message.contains("0123456789abcdef0123")),
+            "{:?}",
+            validated.problems
+        );
+        let typo = check(
+            &format!("{VALID}rate_limit_per_minut=5\n"),
+            &[
+                "6: unknown key `rate_limit_per_minut` is ignored; did you mean `rate_limit_per_minute`?",
+            ],
+        );
+        assert!(typo.tenant.is_some());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use notify::RecursiveMode;
 use notify_debouncer_full::new_debouncer;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::config::ConfigStore;
 use crate::config::table::ReloadReport;
@@ -48,12 +49,21 @@ pub async fn watch_config<T: Send + Sync + 'static>(
         tracing::error!(%error, "cannot watch the config directory; changes apply at the next periodic rescan");
     }
     // Whatever changed between the initial load and the watch taking effect has no event: look now.
-    rescan(&store, on_report).await;
+    let grace = settings.debounce;
+    let mut recheck = rescan(&store, grace, on_report)
+        .await
+        .then(|| Instant::now() + grace);
 
     let mut interval = tokio::time::interval(settings.rescan_interval);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     interval.tick().await;
     loop {
+        let removal_due = async {
+            match recheck {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.changed() => break,
             event = events_rx.recv() => {
@@ -64,8 +74,11 @@ pub async fn watch_config<T: Send + Sync + 'static>(
                 while events_rx.try_recv().is_ok() {}
             }
             _ = interval.tick() => {}
+            () = removal_due => {}
         }
-        rescan(&store, on_report).await;
+        recheck = rescan(&store, grace, on_report)
+            .await
+            .then(|| Instant::now() + grace);
     }
     drop(debouncer);
     drop(events_tx);
@@ -87,18 +100,29 @@ fn start_debouncer(
     Ok(debouncer)
 }
 
-/// Rescans on a blocking thread (file IO) and logs the outcome.
-pub async fn rescan<T: Send + Sync + 'static>(store: &Arc<ConfigStore<T>>, on_report: OnReport) {
+/// Rescans on a blocking thread (file IO) and logs the outcome. An endpoint whose file is gone
+/// stays served for `removal_grace`; returns whether one is waiting for that, so the caller
+/// rescans again once it has passed.
+pub async fn rescan<T: Send + Sync + 'static>(
+    store: &Arc<ConfigStore<T>>,
+    removal_grace: Duration,
+    on_report: OnReport,
+) -> bool {
     let task_store = Arc::clone(store);
-    match tokio::task::spawn_blocking(move || task_store.rescan()).await {
+    match tokio::task::spawn_blocking(move || task_store.rescan_with_grace(removal_grace)).await {
         Ok(Ok(report)) => {
             log_report(store.dir(), &report);
             on_report(&report);
+            !report.pending_removal.is_empty()
         }
         Ok(Err(error)) => {
             tracing::error!(dir = %store.dir().display(), %error, "config directory unreadable; keeping the current endpoints");
+            false
         }
-        Err(error) => tracing::error!(%error, "config rescan task failed"),
+        Err(error) => {
+            tracing::error!(%error, "config rescan task failed");
+            false
+        }
     }
 }
 

@@ -1,5 +1,8 @@
 //! The JSON envelope every response carries: `{success, code, message, data, timestamp}`.
 
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
@@ -16,12 +19,28 @@ struct Envelope<'a> {
     code: &'a str,
     message: &'a str,
     data: &'a serde_json::Value,
-    timestamp: String,
+    timestamp: &'a str,
 }
 
-/// The current UTC time as `2025-11-04T09:20:31Z`.
-pub fn timestamp_now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+thread_local! {
+    /// The last formatted timestamp of this thread and the second it names: responses within the
+    /// same second reuse it instead of formatting the time again.
+    static TIMESTAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Calls `use_it` with the current UTC time as `2025-11-04T09:20:31Z`.
+fn with_timestamp<T>(use_it: impl FnOnce(&str) -> T) -> T {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    TIMESTAMP.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, humantime::format_rfc3339_seconds(now).to_string());
+        }
+        use_it(&cached.1)
+    })
 }
 
 /// Builds a response with the envelope as its JSON body.
@@ -31,14 +50,16 @@ pub fn envelope(
     message: &str,
     data: &serde_json::Value,
 ) -> Response<Body> {
-    let envelope = Envelope {
-        success: status.is_success() || status == StatusCode::NOT_MODIFIED,
-        code,
-        message,
-        data,
-        timestamp: timestamp_now(),
-    };
-    let body = serde_json::to_vec(&envelope).unwrap_or_else(|_| {
+    let body = with_timestamp(|timestamp| {
+        serde_json::to_vec(&Envelope {
+            success: status.is_success() || status == StatusCode::NOT_MODIFIED,
+            code,
+            message,
+            data,
+            timestamp,
+        })
+    })
+    .unwrap_or_else(|_| {
         // Serialising a Value with string keys cannot fail; keep a valid envelope regardless.
         br#"{"success":false,"code":"INTERNAL_ERROR","message":"internal error","data":null,"timestamp":""}"#.to_vec()
     });

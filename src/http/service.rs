@@ -25,7 +25,9 @@ use crate::http::openapi;
 use crate::http::reply;
 use crate::http::request::{Query, RequestBody, check_json_content_type, page_command};
 use crate::http::router::{self, EndpointRoute, Target};
-use crate::metrics::{self, InFlight, RequestContext, RequestLabels, UNMATCHED};
+use crate::metrics::{
+    self, InFlight, LabelValue, NO_ENDPOINT, RequestContext, RequestLabels, UNMATCHED,
+};
 use crate::pages;
 use crate::ratelimit::LimitKind;
 use crate::routes::Operation;
@@ -114,10 +116,10 @@ impl Routed {
 
     /// The `endpoint` label: a loaded endpoint's name, else `""`, so invented names create no
     /// series.
-    fn endpoint_label(&self) -> &str {
+    fn endpoint_label(&self) -> LabelValue {
         match self {
-            Routed::Endpoint { endpoint, .. } => endpoint.tenant.name(),
-            _ => "",
+            Routed::Endpoint { endpoint, .. } => endpoint.label.clone(),
+            _ => NO_ENDPOINT,
         }
     }
 
@@ -141,10 +143,10 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     let method = request.method().clone();
     let request_id = request_id(request.headers());
     let routed = Routed::of(&state.store, &method, request.uri().path());
-    let endpoint = routed.endpoint_label().to_owned();
+    let endpoint = routed.endpoint_label();
     let route = routed.route_label();
-    let context = Arc::new(RequestContext::new(&endpoint));
-    let in_flight = InFlight::start(&endpoint);
+    let context = Arc::new(RequestContext::new(endpoint.clone()));
+    let in_flight = InFlight::start(endpoint.clone());
     let mut response = metrics::scope(
         Arc::clone(&context),
         panic_guard(handle(&state, routed, request)),

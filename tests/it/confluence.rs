@@ -507,7 +507,9 @@ async fn a_slow_confluence_hits_the_deadline() {
 #[tokio::test]
 async fn a_request_context_counts_every_attempt_made_inside_it_only() {
     let w = world(Deployment::DataCenter).await;
-    let context = Arc::new(RequestContext::new("counted"));
+    let context = Arc::new(RequestContext::new(metrics::endpoint_label_value(
+        "counted",
+    )));
     w.sim.fail_next(1, 503, Some(0));
     metrics::scope(Arc::clone(&context), async {
         w.client

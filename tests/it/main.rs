@@ -1,9 +1,11 @@
 //! Integration tests: one binary, one module per feature.
 
+mod architecture;
 mod cli;
 mod config_reload;
 mod confluence;
 mod demo;
+mod domain;
 mod http_surface;
 mod markdown;
 mod mcp;

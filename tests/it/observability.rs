@@ -374,7 +374,9 @@ async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
         &limited_file(&base, 60, 1),
     )])
     .await;
-    let context = Arc::new(RequestContext::new("m-upstream"));
+    let context = Arc::new(RequestContext::new(metrics::endpoint_label_value(
+        "m-upstream",
+    )));
     metrics::scope(Arc::clone(&context), async {
         metrics::upstream_request("getPage", "ok", Duration::from_millis(30));
         metrics::upstream_retry("getPage");
