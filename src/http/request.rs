@@ -414,3 +414,74 @@ fn command(route: PageRoute, inputs: &impl Inputs) -> Result<Command, ApiError> 
         PageRoute::Delete(title) => Command::Delete { title },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Builds the command of a tool call and renders it, or its error message.
+    fn check(operation: Operation, arguments: Value, expected: &str) {
+        let Value::Object(arguments) = arguments else {
+            panic!("arguments must be an object");
+        };
+        let actual = match tool_command(operation, &arguments) {
+            Ok(command) => format!("{command:?}"),
+            Err(error) => error.message,
+        };
+        assert!(
+            actual.contains(expected),
+            "{operation:?} {arguments:?}: {actual}"
+        );
+    }
+
+    #[test]
+    fn tool_arguments_become_the_commands_of_the_rest_routes() {
+        use serde_json::json;
+        check(
+            Operation::ListPages,
+            json!({"limit": 5}),
+            "List { offset: 0, limit: 5 }",
+        );
+        check(
+            Operation::ListPages,
+            json!({"limit": "5", "offset": 2}),
+            "List { offset: 2, limit: 5 }",
+        );
+        check(
+            Operation::ListPages,
+            json!({"limit": 0}),
+            "limit must be a whole number from 1 to 2000",
+        );
+        check(
+            Operation::ReadPage,
+            json!({"title": "CI%2FCD/100%25 done/50% off"}),
+            r#"Title("CI/CD"), Title("100% done"), Title("50% off")"#,
+        );
+        check(
+            Operation::ReadPage,
+            json!({"title": "A", "format": "html"}),
+            "format must be storage or markdown, not `html`",
+        );
+        check(
+            Operation::CreatePage,
+            json!({"title": "New", "body": "text", "parentTitle": "A/B"}),
+            r#"Create { title: Title("New"), body: "text""#,
+        );
+        check(
+            Operation::UpdatePage,
+            json!({"title": "A", "body": "x", "expectedVersion": 3}),
+            "expected_version: Some(3)",
+        );
+        check(
+            Operation::RenamePage,
+            json!({"oldTitle": "A", "newTitle": "B"}),
+            r#"new_title: Title("B")"#,
+        );
+        check(
+            Operation::MovePage,
+            json!({"title": "A"}),
+            "missing field `newParentTitle`",
+        );
+        check(Operation::Health, json!({}), "not found");
+    }
+}
