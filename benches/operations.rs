@@ -1,5 +1,8 @@
 //! Wall time and upstream calls per page operation through the gateway, against the simulator with
 //! 20 ms of injected latency per upstream request, on a 155-page tree (3 levels × 5 children).
+//! Data Center speaks REST v1; Cloud speaks REST v2 through the API gateway form, on an endpoint
+//! that has listed its pages once (so its space id and breadcrumb titles are known, as in a GPT
+//! session).
 //!
 //! Run with `cargo bench --bench operations`.
 
@@ -39,23 +42,28 @@ async fn measure(deployment: Deployment) {
             }
         }
     }
-    let credentials = match deployment {
+    let (credentials, base_url) = match deployment {
         Deployment::DataCenter => {
             sim.add_bearer_token("pat");
-            "auth=bearer\napi_token=pat\ndeployment=datacenter\n"
+            (
+                "auth=bearer\napi_token=pat\ndeployment=datacenter\n",
+                sim.base_url(),
+            )
         }
         Deployment::Cloud => {
             sim.add_basic_user("bot@example.com", "token");
-            "auth=basic\nemail=bot@example.com\napi_token=token\ndeployment=cloud\n"
+            (
+                "auth=basic\nemail=bot@example.com\napi_token=token\ndeployment=cloud\n",
+                sim.gateway_base_url(),
+            )
         }
     };
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("conflagent.bench.properties"),
         format!(
-            "base_url={}\nspace_key=DOC\nroot_page_id={root}\ngpt_shared_secret={SECRET}\n\
-             rate_limit_per_minute=0\n{credentials}",
-            sim.base_url()
+            "base_url={base_url}\nspace_key=DOC\nroot_page_id={root}\ngpt_shared_secret={SECRET}\n\
+             rate_limit_per_minute=0\n{credentials}"
         ),
     )
     .expect("write");
@@ -80,8 +88,10 @@ async fn measure(deployment: Deployment) {
             let _ = stop_rx.await;
         },
     ));
-    sim.set_latency(Duration::from_millis(20));
     let http = reqwest::Client::new();
+    // What a GPT does first; on Cloud it also looks up the space id (once per endpoint).
+    call(&http, &base, Method::GET, "/pages", None).await;
+    sim.set_latency(Duration::from_millis(20));
 
     println!("\n{deployment:?}, 20 ms per upstream request, median of {ROUNDS}:");
     println!("| operation | upstream calls | wall time |");

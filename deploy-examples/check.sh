@@ -102,6 +102,7 @@ validate_kubernetes() {
     for file in "$examples"/kubernetes/*.yaml; do
         [[ $(basename "$file") == servicemonitor.yaml ]] || files+=("$file")
     done
+    files+=("$examples"/kubernetes/replicas/*.yaml)
     output="$("$venv/bin/kubernetes-validate" --strict --quiet "${files[@]}" 2>&1)" || status=$?
     printf '%s' "$output"
     [[ $status -eq 0 && -z $output ]]
@@ -140,8 +141,9 @@ python="$venv/bin/python"
 
 check "systemd-analyze verify systemd/conflagent.service" verify_systemd_unit
 check "contract systemd/conflagent.service" "$python" "$examples/contract_check.py" systemd "$examples"
-check "kubernetes-validate --strict kubernetes/*.yaml" validate_kubernetes
+check "kubernetes-validate --strict kubernetes/*.yaml kubernetes/replicas/*.yaml" validate_kubernetes
 check "contract kubernetes/ (incl. servicemonitor.yaml)" "$python" "$examples/contract_check.py" kubernetes "$examples"
+check "contract kubernetes/replicas/ over kubernetes/" "$python" "$examples/contract_check.py" kubernetes-replicas "$examples"
 check "caddy validate caddy/Caddyfile" caddy validate --adapter caddyfile --config "$examples/caddy/Caddyfile"
 check "contract caddy/Caddyfile" "$python" "$examples/contract_check.py" caddy "$examples"
 check "nginx -t nginx/conflagent.conf" test_nginx

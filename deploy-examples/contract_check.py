@@ -6,7 +6,7 @@ shutdown grace, probes hit the private listener, the configuration is mounted
 as a whole directory, the ServiceMonitor scrapes only the metrics port, and the
 image runs the binary the build produces, as a non-root user.
 
-Usage: contract_check.py {systemd|kubernetes|containerfile|nginx|caddy} EXAMPLES_DIR
+Usage: contract_check.py {systemd|kubernetes|kubernetes-replicas|containerfile|nginx|caddy} EXAMPLES_DIR
 Prints one line per problem and exits 1 when there is any.
 """
 
@@ -88,19 +88,30 @@ def load_all(path):
         return [doc for doc in yaml.safe_load_all(file) if doc]
 
 
-def check_kubernetes(root):
-    problems = []
-    directory = root / "kubernetes"
+def load_dir(directory):
     resources = []
     for path in sorted(directory.glob("*.yaml")):
         resources.extend(load_all(path))
+    return resources
+
+
+def is_gateway(resource):
+    return resource["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "conflagent"
+
+
+def check_kubernetes(root):
+    return check_kubernetes_resources(load_dir(root / "kubernetes"))
+
+
+def check_kubernetes_resources(resources):
+    problems = []
 
     def of_kind(kind):
         return [r for r in resources if r.get("kind") == kind]
 
-    deployments = of_kind("Deployment")
+    deployments = [d for d in of_kind("Deployment") if is_gateway(d)]
     if len(deployments) != 1:
-        return [f"expected one Deployment, found {len(deployments)}"]
+        return [f"expected one gateway Deployment, found {len(deployments)}"]
     pod = deployments[0]["spec"]["template"]["spec"]
     pod_labels = deployments[0]["spec"]["template"]["metadata"].get("labels", {})
     container = pod["containers"][0]
@@ -216,6 +227,130 @@ def check_kubernetes(root):
             sources = rule.get("from", [])
             if opens_metrics and (not sources or any("ipBlock" in s for s in sources)):
                 problems.append("a NetworkPolicy rule opens the metrics port beyond the cluster")
+    return problems
+
+
+def check_kubernetes_replicas(root):
+    """The replicas variant: the base directory with the variant's resources applied over it (same
+    kind and name replaced), checked like the base, plus what sharing budgets through Redis needs."""
+    variant = load_dir(root / "kubernetes" / "replicas")
+
+    def key(resource):
+        return (resource.get("kind"), resource["metadata"]["name"])
+
+    replaced = {key(r) for r in variant}
+    resources = [r for r in load_dir(root / "kubernetes") if key(r) not in replaced] + variant
+    problems = check_kubernetes_resources(resources)
+    if problems:
+        return problems
+
+    def of_kind(kind):
+        return [r for r in resources if r.get("kind") == kind]
+
+    def selects(selector, labels):
+        match = selector.get("matchLabels", {})
+        return bool(match) and all(labels.get(k) == v for k, v in match.items())
+
+    deployment = next(d for d in of_kind("Deployment") if is_gateway(d))
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if deployment["spec"].get("replicas", 1) < 2:
+        problems.append("the replicas variant must run more than one replica")
+
+    args = container.get("args", [])
+    if flag_value(args, "redis-url") is not None:
+        problems.append("--redis-url in the arguments would show its password; use the Secret")
+    env = {e["name"]: e for e in container.get("env", [])}
+    url_ref = env.get("CONFLAGENT_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef")
+    if not url_ref:
+        problems.append("CONFLAGENT_REDIS_URL must come from a Secret (secretKeyRef)")
+        return problems
+    secrets = {s["metadata"]["name"]: s for s in of_kind("Secret")}
+    secret = secrets.get(url_ref["name"])
+    if secret is None or url_ref["key"] not in secret.get("stringData", {}):
+        problems.append(f"Secret {url_ref['name']} has no key {url_ref['key']}")
+        return problems
+    url = secret["stringData"][url_ref["key"]]
+    match = re.fullmatch(r"rediss?://(?:[^:@/]*:([^@/]*)@)?([^:/]+)(?::(\d+))?(?:/\d+)?", url)
+    if not match:
+        return problems + [f"the Redis URL in Secret {url_ref['name']} is not redis:// or rediss://"]
+    password, host, port = match.group(1), match.group(2), int(match.group(3) or 6379)
+    if not password:
+        problems.append("the Redis URL carries no password")
+    if "password" in secret.get("stringData", {}) and secret["stringData"]["password"] != password:
+        problems.append("the password in the Redis URL differs from the Secret's password")
+
+    service = next((s for s in of_kind("Service") if s["metadata"]["name"] == host), None)
+    if service is None:
+        problems.append(f"no Service named {host}, the Redis URL's host")
+        return problems
+    service_port = next((p for p in service["spec"]["ports"] if p["port"] == port), None)
+    if service_port is None:
+        problems.append(f"Service {host} has no port {port}")
+    redis = [
+        d
+        for d in of_kind("Deployment")
+        if selects({"matchLabels": service["spec"].get("selector", {})},
+                   d["spec"]["template"]["metadata"].get("labels", {}))
+    ]
+    if len(redis) != 1:
+        problems.append(f"Service {host} selects {len(redis)} Deployments, expected the Redis one")
+    else:
+        redis_pod = redis[0]["spec"]["template"]["spec"]
+        redis_container = redis_pod["containers"][0]
+        redis_ports = {p.get("name"): p["containerPort"] for p in redis_container.get("ports", [])}
+        target = service_port.get("targetPort", port) if service_port else None
+        if target not in redis_ports and target not in redis_ports.values():
+            problems.append(f"Service {host} targets no port of the Redis container")
+        redis_env = {e["name"]: e for e in redis_container.get("env", [])}
+        redis_args = redis_container.get("args", []) + redis_container.get("command", [])
+        if "--requirepass" not in redis_args:
+            problems.append("the Redis server must require the password (--requirepass)")
+        else:
+            value = redis_args[redis_args.index("--requirepass") + 1]
+            variable = re.fullmatch(r"\$\((\w+)\)", value)
+            ref = redis_env.get(variable.group(1), {}).get("valueFrom", {}).get("secretKeyRef") if variable else None
+            if not ref or ref.get("name") != url_ref["name"]:
+                problems.append("--requirepass must come from the Redis Secret through the environment")
+        if not redis_container.get("securityContext", {}).get("readOnlyRootFilesystem"):
+            problems.append("the Redis container needs readOnlyRootFilesystem")
+
+    terms = (
+        pod.get("affinity", {}).get("podAntiAffinity", {})
+    )
+    anti = [t.get("podAffinityTerm", t) for t in
+            terms.get("preferredDuringSchedulingIgnoredDuringExecution", [])
+            + terms.get("requiredDuringSchedulingIgnoredDuringExecution", [])]
+    if not any(t.get("topologyKey") and selects(t.get("labelSelector", {}), pod_labels) for t in anti):
+        problems.append("the gateway pods need a pod anti-affinity on their own labels")
+
+    budgets = [b for b in of_kind("PodDisruptionBudget") if selects(b["spec"].get("selector", {}), pod_labels)]
+    if len(budgets) != 1:
+        problems.append(f"expected one PodDisruptionBudget for the gateway pods, found {len(budgets)}")
+    else:
+        spec = budgets[0]["spec"]
+        replicas = deployment["spec"]["replicas"]
+        if "maxUnavailable" in spec:
+            allowed = spec["maxUnavailable"]
+        else:
+            allowed = replicas - spec.get("minAvailable", replicas)
+        if not isinstance(allowed, int) or not 0 < allowed < replicas:
+            problems.append("the PodDisruptionBudget must let one replica go and keep the others")
+
+    policies = of_kind("NetworkPolicy")
+    reaches_redis = any(
+        selects(p["spec"]["podSelector"], pod_labels)
+        and any(
+            any(selects(to.get("podSelector", {}), redis[0]["spec"]["template"]["metadata"]["labels"])
+                for to in rule.get("to", []))
+            and any(p.get("port") in (port, "redis") for p in rule.get("ports", []))
+            for rule in p["spec"].get("egress", [])
+        )
+        for p in policies
+    ) if len(redis) == 1 else False
+    if not reaches_redis:
+        problems.append("no NetworkPolicy lets the gateway pods reach Redis")
     return problems
 
 
@@ -406,6 +541,7 @@ def check_caddy(root):
 CHECKS = {
     "systemd": check_systemd,
     "kubernetes": check_kubernetes,
+    "kubernetes-replicas": check_kubernetes_replicas,
     "containerfile": check_containerfile,
     "nginx": check_nginx,
     "caddy": check_caddy,

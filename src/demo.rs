@@ -1,5 +1,6 @@
 //! `conflagent demo`: the simulator with a small realistic space, and the gateway with one endpoint
-//! on it, ready to try with `curl`.
+//! on it, ready to try with `curl`. Cloud by default (REST v2 through the API gateway form, Basic
+//! email + API token, a folder in the tree); Data Center (REST v1, a personal access token) on request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use crate::{RunSettings, run};
 /// The demo's endpoint name.
 pub const ENDPOINT: &str = "demo";
 const SPACE: &str = "TEAM";
-const UPSTREAM_TOKEN: &str = "demo-personal-access-token";
+const UPSTREAM_TOKEN: &str = "demo-api-token";
+const UPSTREAM_EMAIL: &str = "demo@example.com";
 
 /// A running demo: the simulator, and the gateway's addresses and secret.
 pub struct Demo {
@@ -34,25 +36,43 @@ pub struct Demo {
 
 impl Demo {
     /// Starts the simulator, seeds it, writes the endpoint file (with `rate_limit_per_minute`, 0 for
-    /// none) and binds both listeners.
+    /// none) and binds both listeners. `deployment` picks the simulated Confluence: Cloud speaks
+    /// REST v2 (reached through the API gateway form), Data Center REST v1.
     pub async fn start(
         listen: SocketAddr,
         metrics_listen: SocketAddr,
         rate_limit_per_minute: u32,
+        deployment: Deployment,
     ) -> std::io::Result<Demo> {
-        let sim = Simulator::start(SimSettings::for_deployment(Deployment::DataCenter)).await?;
-        sim.add_bearer_token(UPSTREAM_TOKEN);
+        let sim = Simulator::start(SimSettings::for_deployment(deployment)).await?;
         let root_id = seed(&sim);
+        let (base_url, upstream) = match deployment {
+            Deployment::Cloud => {
+                sim.add_basic_user(UPSTREAM_EMAIL, UPSTREAM_TOKEN);
+                (
+                    sim.gateway_base_url(),
+                    format!(
+                        "deployment=cloud\nauth=basic\nemail={UPSTREAM_EMAIL}\napi_token={UPSTREAM_TOKEN}\n"
+                    ),
+                )
+            }
+            Deployment::DataCenter => {
+                sim.add_bearer_token(UPSTREAM_TOKEN);
+                (
+                    sim.base_url(),
+                    format!("deployment=datacenter\nauth=bearer\napi_token={UPSTREAM_TOKEN}\n"),
+                )
+            }
+        };
         let secret = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         let config_dir = tempfile::Builder::new()
             .prefix("conflagent-demo-")
             .tempdir()?;
         let file = format!(
-            "# Written by `conflagent demo`.\nbase_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\n\
-             gpt_shared_secret={secret}\nauth=bearer\napi_token={UPSTREAM_TOKEN}\n\
+            "# Written by `conflagent demo`.\nbase_url={base_url}\nspace_key={SPACE}\nroot_page_id={root_id}\n\
+             gpt_shared_secret={secret}\n{upstream}\
              rate_limit_per_minute={rate_limit_per_minute}\n\
-             description=A demo team handbook served by the built-in Confluence simulator.\n",
-            sim.base_url()
+             description=A demo team handbook served by the built-in Confluence simulator.\n"
         );
         std::fs::write(
             config_dir
@@ -90,8 +110,12 @@ impl Demo {
             .private
             .local_addr()
             .map_or_else(|_| "127.0.0.1:9464".to_owned(), |addr| addr.to_string());
+        let confluence = match self.sim.settings().deployment {
+            Deployment::Cloud => "Confluence Cloud (REST v2, through the API gateway form)",
+            Deployment::DataCenter => "Confluence Data Center (REST v1)",
+        };
         format!(
-            "Conflagent demo: a simulated Confluence with a small team handbook, and one endpoint.\n\n\
+            "Conflagent demo: a simulated {confluence} with a small team handbook, and one endpoint.\n\n\
              Endpoint:  {base}\n\
              Secret:    {secret}\n\
              OpenAPI:   {base}/openapi.json\n\
@@ -189,6 +213,16 @@ fn seed(sim: &Simulator) -> String {
         "<p>Page the secondary after 15 minutes.</p>",
     );
     let meetings = sim.add_page(SPACE, "Meeting Notes", Some(&root), "<p>Weekly notes.</p>");
+    if sim.settings().deployment == Deployment::Cloud {
+        // Cloud folders are transparent: "Travel Policy" shows as a child of the handbook.
+        let policies = sim.add_folder(SPACE, "Policies", Some(&root));
+        sim.add_page(
+            SPACE,
+            "Travel Policy",
+            Some(&policies),
+            "<p>Book through the travel desk.</p>",
+        );
+    }
     sim.add_page(
         SPACE,
         "2026-11-23 Weekly",

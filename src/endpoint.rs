@@ -9,7 +9,8 @@ use crate::config::{ConfigStore, ReloadReport, Table, Tenant};
 use crate::confluence::{ConfluenceClient, UpstreamSettings, http_client};
 use crate::metrics::{LabelValue, endpoint_label_value};
 use crate::openapi::DocumentCache;
-use crate::ratelimit::EndpointLimits;
+use crate::ratelimit::redis::RedisBudgets;
+use crate::ratelimit::{EndpointLimits, Sharing, secrets_fingerprint};
 use crate::secret::SecretDigest;
 
 /// The live table of endpoints.
@@ -23,12 +24,15 @@ pub type EndpointTable = Table<Endpoint>;
 pub struct Shared {
     /// The one HTTP client (and connection pool) for all upstream calls.
     pub http: reqwest::Client,
+    /// The Redis that every replica's rate-limit budgets live in (`--redis-url`), if any.
+    pub redis: Option<RedisBudgets>,
 }
 
 impl Default for Shared {
     fn default() -> Shared {
         Shared {
             http: http_client(),
+            redis: None,
         }
     }
 }
@@ -61,10 +65,24 @@ impl Endpoint {
                 .accepted_secrets()
                 .eq(tenant.accepted_secrets())
         });
+        let fingerprint = shared
+            .redis
+            .as_ref()
+            .map(|_| secrets_fingerprint(tenant.accepted_secrets().map(|secret| secret.expose())));
+        let sharing = shared
+            .redis
+            .as_ref()
+            .zip(fingerprint.as_deref())
+            .map(|(redis, secrets)| Sharing {
+                redis,
+                endpoint: tenant.name(),
+                secrets,
+            });
         let limits = EndpointLimits::new(
             tenant.rate_limit(),
             previous.map(|previous| &previous.limits),
             same_secrets,
+            sharing,
         );
         Endpoint {
             label: endpoint_label_value(tenant.name()),

@@ -18,6 +18,7 @@ use conflagent::demo::Demo;
 use conflagent::endpoint::{Shared, initial_load};
 use conflagent::http::server::ServerSettings;
 use conflagent::http::service::ServiceSettings;
+use conflagent::ratelimit::redis::{DEFAULT_DEADLINE_MS, RedisBudgets, RedisSettings};
 use conflagent::{RunSettings, run};
 
 /// A multi-tenant gateway between Custom GPTs (or any HTTP agent) and Confluence.
@@ -50,6 +51,9 @@ enum Command {
         /// The demo endpoint's rate limit (0: none).
         #[arg(long, default_value_t = 120)]
         rate_limit_per_minute: u32,
+        /// The simulated Confluence: cloud (REST v2) or datacenter (REST v1).
+        #[arg(long, value_enum, default_value_t = DemoDeployment::Cloud)]
+        deployment: DemoDeployment,
     },
 }
 
@@ -73,6 +77,21 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 20)]
     shutdown_grace: u64,
+    /// Share every endpoint's rate-limit budgets with the other replicas through this Redis or
+    /// Valkey: redis://[[user]:password@]host[:port][/db], or rediss://... for TLS. Without it,
+    /// budgets are per process.
+    #[arg(long, env = "CONFLAGENT_REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Milliseconds one Redis budget check may take; past that (or on any Redis error) the request
+    /// uses this replica's own budget.
+    #[arg(long, env = "CONFLAGENT_REDIS_DEADLINE_MS", default_value_t = DEFAULT_DEADLINE_MS, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    redis_deadline_ms: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoDeployment {
+    Cloud,
+    Datacenter,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,7 +109,14 @@ fn main() -> ExitCode {
             listen,
             metrics_listen,
             rate_limit_per_minute,
-        }) => demo(listen, metrics_listen, rate_limit_per_minute),
+            deployment,
+        }) => {
+            let deployment = match deployment {
+                DemoDeployment::Cloud => conflagent::config::Deployment::Cloud,
+                DemoDeployment::Datacenter => conflagent::config::Deployment::DataCenter,
+            };
+            demo(listen, metrics_listen, rate_limit_per_minute, deployment)
+        }
         None => serve(cli.serve),
     }
 }
@@ -145,8 +171,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
         };
+        let mut shared = Shared::default();
+        if let Some(url) = &args.redis_url {
+            let settings = RedisSettings {
+                deadline: Duration::from_millis(args.redis_deadline_ms),
+                ..RedisSettings::default()
+            };
+            match RedisBudgets::connect(url, settings).await {
+                Ok(redis) => shared.redis = Some(redis),
+                Err(error) => {
+                    tracing::error!(%error, "cannot use --redis-url");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         // Config is loaded and validated completely before any port is bound.
-        let store = match initial_load(&args.config_dir, Shared::default()) {
+        let store = match initial_load(&args.config_dir, shared) {
             Ok(store) => store,
             Err(error) => {
                 tracing::error!(dir = %args.config_dir.display(), %error, "cannot read the config directory");
@@ -192,13 +232,20 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-fn demo(listen: SocketAddr, metrics_listen: SocketAddr, rate_limit_per_minute: u32) -> ExitCode {
+fn demo(
+    listen: SocketAddr,
+    metrics_listen: SocketAddr,
+    rate_limit_per_minute: u32,
+    deployment: conflagent::config::Deployment,
+) -> ExitCode {
     let _log_writer = init_logging(LogFormat::Text);
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
         };
-        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute).await {
+        let demo = match Demo::start(listen, metrics_listen, rate_limit_per_minute, deployment)
+            .await
+        {
             Ok(demo) => demo,
             Err(error) => {
                 tracing::error!(%error, %listen, %metrics_listen, "cannot start the demo (is the port taken? try --listen 127.0.0.1:0)");

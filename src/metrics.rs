@@ -27,6 +27,9 @@ pub const UPSTREAM_DURATION: &str = "conflagent_upstream_request_duration_second
 pub const UPSTREAM_RETRIES: &str = "conflagent_upstream_retries_total";
 /// Requests refused with 429: `endpoint`, `kind` (`quota`, `auth`, `public`).
 pub const RATE_LIMITED: &str = "conflagent_rate_limited_total";
+/// Budget checks answered from the local budget because Redis was down, failed or too slow:
+/// `reason` (`down`, `error`, `timeout`).
+pub const RATELIMIT_BACKEND_FALLBACKS: &str = "conflagent_ratelimit_backend_fallbacks_total";
 /// Config changes applied (`result="success"`) or file contents rejected (`result="failure"`).
 pub const CONFIG_RELOADS: &str = "conflagent_config_reloads_total";
 /// Unix time of the last successful config load.
@@ -92,6 +95,10 @@ fn describe() {
     );
     describe_counter!(UPSTREAM_RETRIES, "Calls to Confluence that were retried");
     describe_counter!(RATE_LIMITED, "Requests refused with 429, by budget");
+    describe_counter!(
+        RATELIMIT_BACKEND_FALLBACKS,
+        "Budget checks answered locally because Redis was down, failed or too slow"
+    );
     describe_counter!(
         CONFIG_RELOADS,
         "Config changes applied (success) and endpoint file contents rejected (failure)"
@@ -318,15 +325,10 @@ fn current_endpoint() -> LabelValue {
         .unwrap_or_default()
 }
 
-/// Records one call to Confluence for the current request's endpoint: `outcome` is `ok`, `error` or
-/// `timeout`. The Confluence client calls this for every attempt.
+/// Records one call to Confluence for the current request's endpoint: `outcome` is one of the
+/// outcome labels (`ok`, `not_found`, `rejected`, …, `timeout`).
 pub fn upstream_request(operation: &'static str, outcome: &'static str, elapsed: Duration) {
-    let endpoint = REQUEST
-        .try_with(|context| {
-            context.upstream_calls.fetch_add(1, Ordering::Relaxed);
-            context.endpoint.clone()
-        })
-        .unwrap_or_default();
+    let endpoint = current_endpoint();
     counter!(UPSTREAM_REQUESTS, "endpoint" => endpoint.clone(), "operation" => operation, "outcome" => outcome)
         .increment(1);
     histogram!(UPSTREAM_DURATION, "endpoint" => endpoint, "operation" => operation)
@@ -345,6 +347,45 @@ pub fn outcome_status(status: u16) {
     let _ = REQUEST.try_with(|context| context.outcome_status.store(status, Ordering::Relaxed));
 }
 
+/// One call to Confluence in flight for the current request. It counts in the request's
+/// `upstream_calls` as soon as it is sent; its outcome is recorded when it finishes, or as
+/// `timeout` when it is abandoned (the request's deadline passed while it was in flight).
+pub struct UpstreamCall {
+    operation: &'static str,
+    started: tokio::time::Instant,
+    finished: bool,
+}
+
+impl UpstreamCall {
+    /// A call of `operation` being sent now.
+    pub fn start(operation: &'static str) -> UpstreamCall {
+        let _ = REQUEST.try_with(|context| {
+            context.upstream_calls.fetch_add(1, Ordering::Relaxed);
+        });
+        UpstreamCall {
+            operation,
+            started: tokio::time::Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Records the call's `outcome`; returns how long it took.
+    pub fn finish(mut self, outcome: &'static str) -> Duration {
+        self.finished = true;
+        let elapsed = self.started.elapsed();
+        upstream_request(self.operation, outcome, elapsed);
+        elapsed
+    }
+}
+
+impl Drop for UpstreamCall {
+    fn drop(&mut self) {
+        if !self.finished {
+            upstream_request(self.operation, "timeout", self.started.elapsed());
+        }
+    }
+}
+
 /// Records that a call to Confluence is being retried, for the current request's endpoint.
 pub fn upstream_retry(operation: &'static str) {
     counter!(UPSTREAM_RETRIES, "endpoint" => current_endpoint(), "operation" => operation)
@@ -355,6 +396,11 @@ pub fn upstream_retry(operation: &'static str) {
 /// request's endpoint.
 pub fn rate_limited(kind: &'static str) {
     counter!(RATE_LIMITED, "endpoint" => current_endpoint(), "kind" => kind).increment(1);
+}
+
+/// Counts a budget check answered from the local budget instead of Redis, for `reason`.
+pub fn ratelimit_backend_fallback(reason: &'static str) {
+    counter!(RATELIMIT_BACKEND_FALLBACKS, "reason" => reason).increment(1);
 }
 
 /// A request being served: counted in flight from creation until dropped, whatever happens to it.

@@ -2,6 +2,7 @@
 //! served and the directory watcher that keeps it current. A leaf: it imports nothing of the product
 //! beyond the route table and `Secret`, and builds no runtime state itself.
 
+pub mod base_url;
 pub mod properties;
 pub mod table;
 pub mod tenant;

@@ -6,6 +6,7 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use crate::config::base_url::classify_base_url;
 use crate::config::properties::{self, Parsed, Severity};
 use crate::routes::{Access, Operation};
 use crate::secret::Secret;
@@ -13,9 +14,10 @@ use crate::secret::Secret;
 /// Which kind of Confluence an endpoint talks to; the APIs differ in what they offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deployment {
-    /// Confluence Cloud (`*.atlassian.net/wiki`).
+    /// Confluence Cloud (the site or the API gateway): REST v2 for pages, v1 only where v2 has no
+    /// equivalent.
     Cloud,
-    /// Confluence Data Center or Server.
+    /// Confluence Data Center or Server: REST v1.
     DataCenter,
 }
 
@@ -71,11 +73,6 @@ impl BaseUrl {
             .ok()
             .and_then(|url| url.host_str().map(str::to_ascii_lowercase))
             .unwrap_or_default()
-    }
-
-    /// Whether the URL has a path beyond `/`.
-    fn has_path(&self) -> bool {
-        url::Url::parse(&self.0).is_ok_and(|url| url.path() != "/")
     }
 
     fn is_https(&self) -> bool {
@@ -356,11 +353,10 @@ impl Fields<'_> {
         });
         let secret = self.required_secret("gpt_shared_secret");
         let previous_secret = self.optional_secret("gpt_shared_secret_previous");
-        let deployment = self.deployment(base_url.as_ref().map(|(url, _)| url));
-        let base_url = match (base_url, deployment) {
-            (Some((url, line)), Some(Deployment::Cloud)) => Some(self.cloud_base(url, line)),
-            (Some((url, _)), _) => Some(url),
-            (None, _) => None,
+        let explicit_deployment = self.explicit_deployment();
+        let (base_url, deployment) = match (base_url, explicit_deployment) {
+            (Some((url, line)), Some(explicit)) => self.classified_base(&url, line, explicit),
+            _ => (None, None),
         };
         let credentials = self.credentials();
         let flavor = self.flavor();
@@ -524,33 +520,46 @@ impl Fields<'_> {
         }
     }
 
-    fn deployment(&mut self, base_url: Option<&BaseUrl>) -> Option<Deployment> {
-        match self.optional("deployment") {
-            Some((value, line)) => match value.to_ascii_lowercase().as_str() {
-                "cloud" => Some(Deployment::Cloud),
-                "datacenter" | "data_center" | "server" => Some(Deployment::DataCenter),
-                _ => {
-                    self.error(line, "deployment must be cloud or datacenter".to_owned());
-                    None
-                }
-            },
-            None => Some(match base_url.map(BaseUrl::host) {
-                Some(host) if host.ends_with(".atlassian.net") => Deployment::Cloud,
-                _ => Deployment::DataCenter,
-            }),
+    /// The `deployment` key: `Some(None)` when absent, `None` when invalid (an error was recorded).
+    fn explicit_deployment(&mut self) -> Option<Option<Deployment>> {
+        let Some((value, line)) = self.optional("deployment") else {
+            return Some(None);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "cloud" => Some(Some(Deployment::Cloud)),
+            "datacenter" | "data_center" | "server" => Some(Some(Deployment::DataCenter)),
+            _ => {
+                self.error(line, "deployment must be cloud or datacenter".to_owned());
+                None
+            }
         }
     }
 
-    /// Cloud's REST API lives under `/wiki`; a bare site URL gets it appended.
-    fn cloud_base(&mut self, url: BaseUrl, line: usize) -> BaseUrl {
-        if url.has_path() {
-            url
-        } else {
-            self.warn(
-                line,
-                "base_url of a Cloud site has no path; using <site>/wiki".to_owned(),
-            );
-            BaseUrl(format!("{url}/wiki"))
+    /// The base URL the client uses and the deployment, from `base_url` and `deployment`: a Cloud
+    /// site, Atlassian's API gateway (both ending in `/wiki`) or Data Center. A URL that cannot be
+    /// classified is an error that explains the accepted forms.
+    fn classified_base(
+        &mut self,
+        url: &BaseUrl,
+        line: usize,
+        explicit: Option<Deployment>,
+    ) -> (Option<BaseUrl>, Option<Deployment>) {
+        match classify_base_url(url.as_str(), explicit) {
+            Ok(base) => {
+                if base.appended_wiki {
+                    let message = if url.as_str().contains("/ex/confluence/") {
+                        "base_url of the API gateway does not end in /wiki; using <base_url>/wiki"
+                    } else {
+                        "base_url of a Cloud site has no path; using <site>/wiki"
+                    };
+                    self.warn(line, message.to_owned());
+                }
+                (Some(BaseUrl(base.base_url)), Some(base.deployment))
+            }
+            Err(why) => {
+                self.error(line, format!("base_url {why}"));
+                (None, None)
+            }
         }
     }
 

@@ -45,6 +45,10 @@ pub enum UpstreamError {
     /// The operation's deadline passed.
     #[error("confluence did not answer in time")]
     Timeout,
+    /// A write went out but no answer says whether Confluence applied it (no answer in time, the
+    /// connection broke, or a gateway in front of Confluence gave up on it).
+    #[error("confluence did not say whether the write was applied")]
+    WriteOutcomeUnknown,
     /// An answer this client cannot make sense of.
     #[error("unexpected answer from confluence: {0}")]
     Protocol(String),

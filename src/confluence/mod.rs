@@ -1,14 +1,17 @@
 //! Talking to Confluence: the only module that sends requests upstream.
 //!
-//! [`ConfluenceClient`] speaks REST v1 (`/rest/api/content…`) to one space with one credential. Every
-//! public call is one operation with one deadline; each makes the fewest requests the API allows
-//! (lookups fold `version` and `ancestors` into `expand=`, writes ask for them in the response instead
-//! of reading back). All requests go through one private `send`, which holds the concurrency permit,
-//! retries what is safe to retry, logs at debug level and feeds [`record`].
+//! [`ConfluenceClient`] talks to one space with one credential, through two backends behind the same
+//! public methods: Data Center speaks REST v1 (`/rest/api/content…`; lookups fold `version` and
+//! `ancestors` into `expand=`, writes ask for them in the response instead of reading back), and Cloud
+//! speaks REST v2 (`/wiki/api/v2/pages…`, see `v2`), using v1 only where v2 has no equivalent (CQL).
+//! Every public call is one operation with one deadline and makes the fewest requests its API allows.
+//! All requests go through one private `send`, which holds the concurrency permit, retries what is
+//! safe to retry, logs at debug level and feeds [`record`].
 
 mod error;
 mod retry;
 mod types;
+mod v2;
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
@@ -84,7 +87,9 @@ pub struct Page {
     pub title: String,
     /// The current version number; an update must send this plus one.
     pub version: u64,
-    /// The pages above this one, root-first: the last entry is the direct parent.
+    /// The pages above this one, root-first: the last entry is the direct parent. Cloud folders
+    /// between pages are left out. Empty in the answers of writes on Cloud (v2 writes name only the
+    /// parent).
     pub ancestors: Vec<PageRef>,
     /// The storage-format body, when it was asked for.
     pub body: Option<String>,
@@ -110,7 +115,8 @@ pub struct PageUpdate {
     pub title: String,
     /// The current version plus one; anything else is a [`UpstreamError::VersionConflict`].
     pub new_version: u64,
-    /// The new storage-format body; `None` renames or moves without touching the content.
+    /// The new storage-format body; `None` renames or moves without touching the content. A Cloud
+    /// move rewrites the page, body included: pass the current body to save the read it costs.
     pub body: Option<String>,
     /// `Some`: move the page (with its subtree) to be the last child of this page.
     pub parent_id: Option<String>,
@@ -148,12 +154,13 @@ struct Inner {
     /// `https://host/ctx/rest/api`.
     api_root: Url,
     authorization: HeaderValue,
-    deployment: Deployment,
     space_key: String,
     deadline: Duration,
     max_concurrent: usize,
     permits: Semaphore,
     retry: RetryPolicy,
+    /// Cloud: the v2 backend's state (space id, title cache). `None` on Data Center.
+    v2: Option<v2::V2State>,
 }
 
 /// v1 page size asked for in listings; servers cap it (DC child/page at 200) and echo what they used.
@@ -167,7 +174,6 @@ mod route {
     pub const CONTENT: &str = "/rest/api/content";
     pub const CONTENT_ID: &str = "/rest/api/content/{id}";
     pub const CHILD_PAGE: &str = "/rest/api/content/{id}/child/page";
-    pub const DESCENDANT_PAGE: &str = "/rest/api/content/{id}/descendant/page";
     pub const CONTENT_SEARCH: &str = "/rest/api/content/search";
 }
 
@@ -189,29 +195,38 @@ impl ConfluenceClient {
             .expect("a validated base URL plus a fixed path is a URL");
         let authorization = authorization_header(&settings.auth);
         let max_concurrent = settings.max_concurrent.get().min(Semaphore::MAX_PERMITS);
+        let v2 = match settings.deployment {
+            Deployment::Cloud => Some(v2::V2State::new(&site_root)),
+            Deployment::DataCenter => None,
+        };
         ConfluenceClient {
             inner: Arc::new(Inner {
                 http,
                 site_root,
                 api_root,
                 authorization,
-                deployment: settings.deployment,
                 space_key: settings.space_key,
                 deadline: settings.deadline,
                 max_concurrent,
                 permits: Semaphore::new(max_concurrent),
                 retry: RetryPolicy::default(),
+                v2,
             }),
         }
     }
 
-    /// The current page with exactly this title in the space, with its version and ancestors (and
-    /// body when asked). One request: `GET /rest/api/content?spaceKey&title&…&expand=…`.
+    /// The current page with this title in the space, with its version and ancestors (and body when
+    /// asked). DC: one request, `GET /rest/api/content?spaceKey&title&…&expand=…` (exact title).
+    /// Cloud: `GET /api/v2/pages?space-id&title` (whole title, ignoring case) and the page's
+    /// `/ancestors`, plus one `GET /pages?id=…` for ancestor titles not cached.
     pub async fn page_by_title(
         &self,
         title: &str,
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
+        if self.inner.v2.is_some() {
+            return self.v2_page_by_title(title, with_body).await;
+        }
         const OPERATION: &str = "page_by_title";
         if title.is_empty() {
             return Ok(None);
@@ -255,6 +270,10 @@ impl ConfluenceClient {
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
         const OPERATION: &str = "page_by_title_ignoring_case";
+        if self.inner.v2.is_some() {
+            // The v2 title lookup already ignores case: a miss there is final.
+            return Ok(None);
+        }
         if title.is_empty() {
             return Ok(None);
         }
@@ -286,13 +305,17 @@ impl ConfluenceClient {
             .transpose()
     }
 
-    /// The current page with this id, or `None` if it does not exist (or cannot be seen). One request.
+    /// The current page with this id, or `None` if it does not exist (or cannot be seen). DC: one
+    /// request; Cloud: the page and its ancestors (plus titles not cached).
     pub async fn page_by_id(
         &self,
         id: &str,
         with_body: bool,
     ) -> Result<Option<Page>, UpstreamError> {
         const OPERATION: &str = "page_by_id";
+        if self.inner.v2.is_some() {
+            return self.v2_page_by_id(id, with_body).await;
+        }
         if id.is_empty() {
             return Ok(None);
         }
@@ -310,9 +333,14 @@ impl ConfluenceClient {
         }
     }
 
-    /// All direct child pages, in Confluence's order. `⌈children / 200⌉` requests.
+    /// All direct child pages, in Confluence's order. DC: `⌈children / 200⌉` requests. Cloud:
+    /// `⌈children / 250⌉` of `/direct-children`, plus a listing per folder among them (the pages in
+    /// a folder count as children of the folder's page).
     pub async fn children(&self, id: &str) -> Result<Vec<PageRef>, UpstreamError> {
         const OPERATION: &str = "children";
+        if self.inner.v2.is_some() {
+            return self.v2_children(id).await;
+        }
         require_id(id)?;
         let deadline = self.deadline();
         let children = within(deadline, self.child_listing(OPERATION, id, false, deadline)).await?;
@@ -328,9 +356,10 @@ impl ConfluenceClient {
     /// Every page below `root_id` (not the root itself) with its parent id, at most `max_depth` levels
     /// down when given. Parents come before their children; siblings keep Confluence's order.
     ///
-    /// - `max_depth` 0: no request. 1: the children listing, `⌈children / 200⌉` requests.
-    /// - Cloud: `GET /content/{root}/descendant/page?limit=200&expand=ancestors`, paged: `⌈n / L⌉`
-    ///   requests for `n` pages and the server's page cap `L`; depth is derived from the ancestors.
+    /// - `max_depth` 0: no request. 1 (DC): the children listing, `⌈children / 200⌉` requests.
+    /// - Cloud: `GET /api/v2/pages/{root}/descendants?depth=…&limit=250`, paged: `⌈n / 250⌉`
+    ///   requests for `n` pages within 5 levels, plus a sweep from each page on the fifth level
+    ///   when the tree goes deeper. Folders are skipped over: their pages hang from the folder's page.
     /// - Data Center has no page descendants, and CQL `ancestor=` lags behind writes, so this walks
     ///   `/child/page?limit=200&expand=children.page` breadth-first. The expansion carries each
     ///   child's first 25 children: a child with fewer is fully known and not listed again, so only
@@ -343,11 +372,14 @@ impl ConfluenceClient {
         max_depth: Option<u32>,
     ) -> Result<Vec<SubtreePage>, UpstreamError> {
         const OPERATION: &str = "subtree";
+        if self.inner.v2.is_some() {
+            return self.v2_subtree(root_id, max_depth).await;
+        }
         require_id(root_id)?;
         let deadline = self.deadline();
-        match (max_depth, self.inner.deployment) {
-            (Some(0), _) => Ok(Vec::new()),
-            (Some(1), _) => {
+        match max_depth {
+            Some(0) => Ok(Vec::new()),
+            Some(1) => {
                 let children = within(
                     deadline,
                     self.child_listing(OPERATION, root_id, false, deadline),
@@ -362,16 +394,12 @@ impl ConfluenceClient {
                     })
                     .collect())
             }
-            (_, Deployment::Cloud) => {
-                within(deadline, self.descendants(root_id, max_depth, deadline)).await
-            }
-            (_, Deployment::DataCenter) => {
-                within(deadline, self.walk_children(root_id, max_depth, deadline)).await
-            }
+            _ => within(deadline, self.walk_children(root_id, max_depth, deadline)).await,
         }
     }
 
-    /// Creates a page as the last child of `parent_id`. One request: `POST /rest/api/content` with
+    /// Creates a page as the last child of `parent_id`. One request (Cloud: `POST /api/v2/pages`,
+    /// after the space id is known): `POST /rest/api/content` with
     /// `expand=version,ancestors`, so the answer needs no read-back. The returned body is `None`.
     pub async fn create_page(
         &self,
@@ -380,6 +408,9 @@ impl ConfluenceClient {
         storage: &str,
     ) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "create_page";
+        if self.inner.v2.is_some() {
+            return self.v2_create_page(title, parent_id, storage).await;
+        }
         require_id(parent_id)?;
         let request = CreateRequest {
             kind: "page",
@@ -395,11 +426,16 @@ impl ConfluenceClient {
             .await
     }
 
-    /// Changes a page's body, title or parent. One request: `PUT /rest/api/content/{id}` with
+    /// Changes a page's body, title or parent. Cloud: a title change alone is `PUT
+    /// /api/v2/pages/{id}/title`; anything else `PUT /api/v2/pages/{id}` with the body (read first
+    /// when `body` is `None`). DC: one request, `PUT /rest/api/content/{id}` with
     /// `expand=version,ancestors`. Never retried once Confluence may have processed it. The
     /// returned body is `None`.
     pub async fn update_page(&self, update: &PageUpdate) -> Result<Page, UpstreamError> {
         const OPERATION: &str = "update_page";
+        if self.inner.v2.is_some() {
+            return self.v2_update_page(update).await;
+        }
         require_id(&update.id)?;
         let request = types::UpdateRequest {
             id: &update.id,
@@ -443,6 +479,9 @@ impl ConfluenceClient {
     /// Moves a page to the trash. Its children stay (Confluence re-parents them). One request.
     pub async fn delete_page(&self, id: &str) -> Result<(), UpstreamError> {
         const OPERATION: &str = "delete_page";
+        if self.inner.v2.is_some() {
+            return self.v2_delete_page(id).await;
+        }
         require_id(id)?;
         let url = self.url(&["content", id], &[]);
         let call = Call {
@@ -454,58 +493,6 @@ impl ConfluenceClient {
         };
         let deadline = self.deadline();
         within(deadline, self.send(&call, deadline)).await.map(drop)
-    }
-
-    /// Cloud: the whole subtree in one paged sweep, depth and parent read from the ancestors.
-    async fn descendants(
-        &self,
-        root_id: &str,
-        max_depth: Option<u32>,
-        deadline: Instant,
-    ) -> Result<Vec<SubtreePage>, UpstreamError> {
-        // Cloud takes depth 1..=100 or "all"; the depth is also checked below, from the ancestors.
-        let depth = match max_depth {
-            Some(levels @ 1..=100) => levels.to_string(),
-            _ => "all".to_owned(),
-        };
-        let url = self.url(
-            &["content", root_id, "descendant", "page"],
-            &[
-                ("depth", depth.as_str()),
-                ("limit", PAGE_LIMIT),
-                ("expand", "ancestors"),
-            ],
-        );
-        let all: Vec<Content> = self
-            .collect_pages("subtree", route::DESCENDANT_PAGE, url, deadline)
-            .await?;
-        let mut placed = Vec::with_capacity(all.len());
-        let mut seen = HashSet::new();
-        for content in all {
-            let ancestors = content.ancestors.unwrap_or_default();
-            // A page moved out from under the root during the sweep is no longer part of it.
-            let Some(root_at) = ancestors.iter().position(|ancestor| ancestor.id == root_id) else {
-                continue;
-            };
-            let depth = ancestors.len() - root_at;
-            let within_depth = max_depth.is_none_or(|max| depth <= max as usize);
-            let Some(parent) = ancestors.last() else {
-                continue;
-            };
-            if within_depth && seen.insert(content.id.clone()) {
-                placed.push((
-                    depth,
-                    SubtreePage {
-                        id: content.id,
-                        title: content.title,
-                        parent_id: parent.id.clone(),
-                    },
-                ));
-            }
-        }
-        // Stable: siblings keep the listing's order, and parents precede children.
-        placed.sort_by_key(|(depth, _)| *depth);
-        Ok(placed.into_iter().map(|(_, page)| page).collect())
     }
 
     /// Data Center: breadth-first over child listings that carry the grandchildren (see `subtree`).
@@ -681,20 +668,49 @@ impl ConfluenceClient {
 
     /// Sends `call`, retrying what the policy allows before `deadline`, and returns a 2xx body.
     async fn send(&self, call: &Call, deadline: Instant) -> Result<Bytes, UpstreamError> {
-        let idempotency = if call.method == Method::GET {
-            Idempotency::Idempotent
-        } else {
-            Idempotency::Write
-        };
         let mut attempts = 0u32;
-        retry::run(&self.inner.retry, idempotency, deadline, || {
+        let mut attempt = || {
             attempts += 1;
             if attempts > 1 {
                 crate::metrics::upstream_retry(call.operation);
             }
             self.attempt(call)
-        })
-        .await
+        };
+        if call.method == Method::GET {
+            return retry::run(
+                &self.inner.retry,
+                Idempotency::Idempotent,
+                deadline,
+                attempt,
+            )
+            .await;
+        }
+        // A write stops early enough to leave the caller a reserve for finding out whether a write
+        // that got no answer was applied; past that point its outcome is unknown, not failed.
+        let write_deadline = deadline
+            .checked_sub(self.verification_reserve())
+            .unwrap_or(deadline)
+            .max(Instant::now());
+        let sent = tokio::time::timeout_at(
+            write_deadline,
+            retry::run(
+                &self.inner.retry,
+                Idempotency::Write,
+                write_deadline,
+                &mut attempt,
+            ),
+        )
+        .await;
+        match sent {
+            Ok(Err(UpstreamError::Timeout)) | Err(_) => Err(UpstreamError::WriteOutcomeUnknown),
+            Ok(answer) => answer,
+        }
+    }
+
+    /// The part of an operation's deadline a write leaves for verifying an unknown outcome: a
+    /// quarter of it, at most 5 s.
+    pub fn verification_reserve(&self) -> Duration {
+        (self.inner.deadline / 4).min(Duration::from_secs(5))
     }
 
     async fn attempt(&self, call: &Call) -> Result<Bytes, FailedAttempt> {
@@ -704,7 +720,6 @@ impl ConfluenceClient {
             .acquire()
             .await
             .expect("the semaphore is owned by the client and never closed");
-        let started = Instant::now();
         let mut request = self
             .inner
             .http
@@ -719,12 +734,19 @@ impl ConfluenceClient {
                 .header(CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let (status, outcome) = exchange(request).await;
-        let elapsed = started.elapsed();
+        let sent = crate::metrics::UpstreamCall::start(call.operation);
+        let (status, mut outcome) = exchange(request).await;
+        if call.method != Method::GET
+            && let Err(failed) = &mut outcome
+            && outcome_unknown(failed)
+        {
+            failed.error = UpstreamError::WriteOutcomeUnknown;
+        }
         let outcome_label = match &outcome {
             Ok(_) => "ok",
             Err(failed) => outcome_label(&failed.error),
         };
+        let elapsed = sent.finish(outcome_label);
         tracing::debug!(
             operation = call.operation,
             method = %call.method,
@@ -734,7 +756,6 @@ impl ConfluenceClient {
             outcome = outcome_label,
             "upstream call"
         );
-        record(call.operation, outcome_label, elapsed);
         outcome
     }
 
@@ -809,11 +830,17 @@ async fn exchange(request: reqwest::RequestBuilder) -> (Option<u16>, Result<Byte
     (Some(status), outcome)
 }
 
-/// The hook for per-call metrics: every upstream attempt ends here with its operation name
-/// (`page_by_title`, `page_by_id`, `children`, `subtree`, `create_page`, `update_page`,
-/// `delete_page`), an outcome label and its duration.
-fn record(operation: &'static str, outcome: &'static str, elapsed: Duration) {
-    crate::metrics::upstream_request(operation, outcome, elapsed);
+/// Whether a failed write may still have been applied: the connection broke after the request
+/// went out, or a gateway in front of Confluence gave up waiting for it (502, 504).
+fn outcome_unknown(failed: &FailedAttempt) -> bool {
+    matches!(
+        failed.cause,
+        Failure::Lost
+            | Failure::Status {
+                status: 502 | 504,
+                ..
+            }
+    )
 }
 
 fn outcome_label(error: &UpstreamError) -> &'static str {
@@ -826,7 +853,7 @@ fn outcome_label(error: &UpstreamError) -> &'static str {
         | UpstreamError::Rejected(_) => "rejected",
         UpstreamError::CredentialsRejected => "credentials_rejected",
         UpstreamError::RateLimited { .. } => "rate_limited",
-        UpstreamError::Unavailable(_) => "unavailable",
+        UpstreamError::Unavailable(_) | UpstreamError::WriteOutcomeUnknown => "unavailable",
         UpstreamError::Timeout => "timeout",
         UpstreamError::Protocol(_) => "protocol_error",
     }

@@ -1,4 +1,5 @@
-//! Wire types of the Confluence REST v1 API: the only place that knows the JSON shapes.
+//! Wire types of the Confluence REST APIs (v1 for Data Center and CQL, v2 for Cloud pages): the only
+//! place that knows the JSON shapes.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -162,6 +163,146 @@ pub(crate) struct ErrorEntry {
     pub title: Option<String>,
     #[serde(default)]
     pub detail: Option<String>,
+}
+
+/// A v2 collection: one page of results and the cursor link to the next (CONFLUENCE.md §6).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2List<T> {
+    #[serde(default = "Vec::new")]
+    pub results: Vec<T>,
+    #[serde(default, rename = "_links")]
+    pub links: V2Links,
+}
+
+/// `_links` of a v2 collection: `next` is site-relative and already holds the context (`/wiki/…`).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct V2Links {
+    #[serde(default)]
+    pub next: Option<String>,
+    #[serde(default)]
+    pub base: Option<String>,
+}
+
+/// A v2 space, as `GET /spaces?keys=` lists it.
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2Space {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default)]
+    pub key: String,
+}
+
+/// A v2 page (`GET /pages…`, and the answer of create, update and rename).
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2Page {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub version: Option<Version>,
+    #[serde(default)]
+    pub body: Option<V2Body>,
+}
+
+/// `body` of a v2 page read with `body-format=storage`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2Body {
+    #[serde(default)]
+    pub storage: Option<Storage>,
+}
+
+/// An entry of `/ancestors`, `/direct-children` or `/descendants`: ids, types and, where the
+/// endpoint gives them, titles and parents. v2 ancestors carry only `id` and `type`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct V2Node {
+    #[serde(deserialize_with = "string_or_number")]
+    pub id: String,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(
+        default,
+        rename = "parentId",
+        deserialize_with = "optional_string_or_number"
+    )]
+    pub parent_id: Option<String>,
+}
+
+impl V2Node {
+    /// Whether the node is a folder (Cloud folders sit between pages but are not pages).
+    pub fn is_folder(&self) -> bool {
+        self.kind.as_deref() == Some("folder")
+    }
+
+    /// Whether the node is a page; entries without a type come from page-only endpoints.
+    pub fn is_page(&self) -> bool {
+        self.kind.as_deref().is_none_or(|kind| kind == "page")
+    }
+}
+
+/// Body of `POST /api/v2/pages`.
+#[derive(Debug, Serialize)]
+pub(crate) struct V2CreateRequest<'a> {
+    #[serde(rename = "spaceId")]
+    pub space_id: &'a str,
+    pub status: &'static str,
+    pub title: &'a str,
+    #[serde(rename = "parentId")]
+    pub parent_id: &'a str,
+    pub body: V2BodyRequest<'a>,
+}
+
+/// Body of `PUT /api/v2/pages/{id}`: v2 requires the body, title, status and version every time.
+#[derive(Debug, Serialize)]
+pub(crate) struct V2UpdateRequest<'a> {
+    pub id: &'a str,
+    pub status: &'static str,
+    pub title: &'a str,
+    pub body: V2BodyRequest<'a>,
+    pub version: VersionRequest,
+    #[serde(rename = "parentId", skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<&'a str>,
+}
+
+/// Body of `PUT /api/v2/pages/{id}/title`.
+#[derive(Debug, Serialize)]
+pub(crate) struct V2TitleRequest<'a> {
+    pub status: &'static str,
+    pub title: &'a str,
+}
+
+/// `{"representation": "storage", "value": …}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct V2BodyRequest<'a> {
+    pub representation: &'static str,
+    pub value: &'a str,
+}
+
+impl<'a> V2BodyRequest<'a> {
+    /// A storage-format body.
+    pub fn storage(value: &'a str) -> V2BodyRequest<'a> {
+        V2BodyRequest {
+            representation: "storage",
+            value,
+        }
+    }
+}
+
+fn optional_string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    Ok(Option::<Id>::deserialize(deserializer)?.map(|id| match id {
+        Id::Text(text) => text,
+        Id::Number(number) => number.to_string(),
+    }))
 }
 
 /// Content ids are documented as strings; accept a bare number too rather than fail a whole listing.

@@ -254,6 +254,17 @@ impl ApiError {
         ApiError::upstream_unavailable("not ready")
     }
 
+    /// 504: a write went out, but Confluence did not say whether it applied it, and a lookup
+    /// could not tell either. Retrying blindly could apply it twice.
+    pub fn write_outcome_unknown() -> ApiError {
+        ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::UpstreamError,
+            "Confluence did not confirm the write in time, and it may still have been applied; \
+             read the page before retrying",
+        )
+    }
+
     /// 500 with a generic message; the detail belongs in the log, never here.
     pub fn internal() -> ApiError {
         ApiError::new(
@@ -361,6 +372,7 @@ impl From<UpstreamError> for ApiError {
                 ApiError::bad_gateway("Confluence is unreachable or failing; try again later")
             }
             UpstreamError::Timeout => ApiError::gateway_timeout(),
+            UpstreamError::WriteOutcomeUnknown => ApiError::write_outcome_unknown(),
             UpstreamError::Protocol(detail) => {
                 tracing::warn!(%detail, "unexpected response from Confluence");
                 ApiError::bad_gateway("unexpected response from Confluence; try again later")

@@ -267,12 +267,12 @@ async fn endpoint_request(
         Ok(route) => route,
         Err(miss) => {
             // A route miss costs like a public route, so misses cannot flood the log either.
-            endpoint.limits.spend(LimitKind::Public)?;
+            endpoint.limits.spend(LimitKind::Public).await?;
             return Err(miss);
         }
     };
     let operation = route.operation();
-    spend_budget(endpoint, operation, request.headers())?;
+    spend_budget(endpoint, operation, request.headers()).await?;
     if !endpoint.tenant.allows(operation) {
         return Err(ApiError::outside_flavor(endpoint.tenant.flavor().name()));
     }
@@ -318,10 +318,10 @@ async fn mcp_request(
         .chain(state.settings.public_url.as_deref())
         .collect();
     if let Err(refused) = mcp::check_origin(request.headers(), host, &public_urls) {
-        endpoint.limits.spend(LimitKind::Public)?;
+        endpoint.limits.spend(LimitKind::Public).await?;
         return Err(refused);
     }
-    spend_budget(endpoint, Operation::Mcp, request.headers())?;
+    spend_budget(endpoint, Operation::Mcp, request.headers()).await?;
     mcp::check_protocol_version(request.headers())?;
     check_json_content_type(request.headers())?;
     let (parts, body) = request.into_parts();
@@ -332,19 +332,19 @@ async fn mcp_request(
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct
 /// one is never refused for a stranger's failures; failures spend their own strict budget, and
 /// once that is spent they are answered 429 instead of 401.
-fn spend_budget(
+async fn spend_budget(
     endpoint: &Endpoint,
     operation: Operation,
     headers: &HeaderMap,
 ) -> Result<(), ApiError> {
     if !operation.requires_auth() {
-        return Ok(endpoint.limits.spend(LimitKind::Public)?);
+        return Ok(endpoint.limits.spend(LimitKind::Public).await?);
     }
     if let Err(unauthorized) = auth::check_bearer(headers, &endpoint.secret_digests) {
-        endpoint.limits.spend(LimitKind::Auth)?;
+        endpoint.limits.spend(LimitKind::Auth).await?;
         return Err(unauthorized);
     }
-    Ok(endpoint.limits.spend(LimitKind::Quota)?)
+    Ok(endpoint.limits.spend(LimitKind::Quota).await?)
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the

@@ -4,6 +4,7 @@
 //! reachable.
 
 mod read;
+mod verify;
 mod write;
 
 use crate::config::Tenant;

@@ -35,8 +35,7 @@ impl Pages<'_> {
             None => (self.root_id().to_owned(), String::new()),
         };
         let page = self
-            .client
-            .create_page(title.as_str(), &parent_id, &storage)
+            .create_verified(title.as_str(), &parent_id, &storage)
             .await
             .map_err(|error| title_error(error, title.as_str()))?;
         Ok(Reply::Created {
@@ -67,8 +66,7 @@ impl Pages<'_> {
             });
         }
         let page = self
-            .client
-            .update_page(&PageUpdate {
+            .update_verified(&PageUpdate {
                 id: resolved.page.id.clone(),
                 title: resolved.page.title.clone(),
                 new_version: resolved.page.version + 1,
@@ -94,8 +92,7 @@ impl Pages<'_> {
         let resolved = self.resolve(page, false).await?;
         refuse_root(&resolved, "renamed")?;
         let page = self
-            .client
-            .update_page(&PageUpdate {
+            .update_verified(&PageUpdate {
                 id: resolved.page.id.clone(),
                 title: new_title.as_str().to_owned(),
                 new_version: resolved.page.version + 1,
@@ -117,9 +114,10 @@ impl Pages<'_> {
         title: &TitlePath,
         new_parent: &TitlePath,
     ) -> Result<Reply, PageError> {
-        // The two lookups are independent: one round trip instead of two.
+        // The two lookups are independent: one round trip instead of two. The page comes with its
+        // body because Cloud's v2 can only move a page by rewriting it (body included).
         let (resolved, new_parent) =
-            tokio::try_join!(self.resolve(title, false), self.resolve(new_parent, false))?;
+            tokio::try_join!(self.resolve(title, true), self.resolve(new_parent, false))?;
         refuse_root(&resolved, "moved")?;
         let circular = new_parent.page.id == resolved.page.id
             || new_parent
@@ -140,16 +138,15 @@ impl Pages<'_> {
             .last()
             .is_some_and(|parent| parent.id == new_parent.page.id);
         if !already_there {
-            self.client
-                .update_page(&PageUpdate {
-                    id: resolved.page.id.clone(),
-                    title: resolved.page.title.clone(),
-                    new_version: resolved.page.version + 1,
-                    body: None,
-                    parent_id: Some(new_parent.page.id.clone()),
-                })
-                .await
-                .map_err(|error| title_error(error, &resolved.page.title))?;
+            self.update_verified(&PageUpdate {
+                id: resolved.page.id.clone(),
+                title: resolved.page.title.clone(),
+                new_version: resolved.page.version + 1,
+                body: resolved.page.body.clone(),
+                parent_id: Some(new_parent.page.id.clone()),
+            })
+            .await
+            .map_err(|error| title_error(error, &resolved.page.title))?;
         }
         Ok(Reply::Moved {
             title: resolved.page.title,
@@ -163,7 +160,7 @@ impl Pages<'_> {
     pub(super) async fn delete(&self, title: &TitlePath) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, false).await?;
         refuse_root(&resolved, "deleted")?;
-        self.client.delete_page(&resolved.page.id).await?;
+        self.delete_verified(&resolved.page.id).await?;
         Ok(Reply::Deleted {
             title: resolved.page.title,
         })

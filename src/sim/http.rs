@@ -4,6 +4,8 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod v2;
+
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
@@ -13,15 +15,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::cql::{self, Candidate};
 use super::store::{MovePosition, NewPage, Page, PageUpdate, StatusFilter, StoreError};
-use super::xhtml;
-use super::{AuthKind, Caller, Deployment, InjectedFault, Shared, SimRequest, State};
+use super::{Caller, Deployment, InjectedFault, Shared, SimRequest, State};
 
 /// Confluence Cloud refuses request bodies above 5 MiB (CONFLUENCE.md §3.4).
 const MAX_BODY_BYTES: usize = 5_242_880;
@@ -83,11 +84,14 @@ enum Route {
         target: String,
     },
     Space(String),
+    /// A Cloud REST v2 route (`/api/v2/…`).
+    V2(v2::V2Route),
     Unrouted,
 }
 
 impl Route {
-    fn parse(method: &Method, path: &str, context: &str) -> Route {
+    /// Parses `path` below `context`. REST v2 routes are recognised only when `v2` is set (Cloud).
+    fn parse(method: &Method, path: &str, context: &str, v2: bool) -> Route {
         let Some(rest) = path
             .strip_prefix(context)
             .filter(|rest| rest.starts_with('/'))
@@ -115,6 +119,10 @@ impl Route {
                 target: (*target).to_owned(),
             },
             ["rest", "api", "space", key] => Route::Space((*key).to_owned()),
+            ["api", "v2", rest @ ..] if v2 => match v2::V2Route::parse(method, rest) {
+                Some(route) => Route::V2(route),
+                None => Route::Unrouted,
+            },
             _ => Route::Unrouted,
         };
         let allowed = match &route {
@@ -124,7 +132,7 @@ impl Route {
             Route::Search | Route::Children(_) | Route::Descendants(_) | Route::Space(_) => {
                 method == Method::GET
             }
-            Route::Unrouted => true,
+            Route::V2(_) | Route::Unrouted => true,
         };
         if allowed { route } else { Route::Unrouted }
     }
@@ -138,14 +146,34 @@ impl Route {
             Route::Descendants(_) => "/rest/api/content/{id}/descendant/page",
             Route::Move { .. } => "/rest/api/content/{id}/move/{position}/{targetId}",
             Route::Space(_) => "/rest/api/space/{key}",
+            Route::V2(route) => route.template(),
             Route::Unrouted => "(unrouted)",
         }
     }
 
-    /// The v1 content CRUD routes Cloud has deprecated (CHANGE-864) and partly removed.
+    /// The v1 content CRUD routes Cloud has deprecated (CHANGE-864) and removed for the gateway
+    /// and OAuth (CHANGE-2520).
     fn is_deprecated_content_crud(&self) -> bool {
-        matches!(self, Route::ContentCollection | Route::Content(_))
+        matches!(
+            self,
+            Route::ContentCollection | Route::Content(_) | Route::Children(_)
+        )
     }
+
+    /// Which error body shape an answer on this route takes.
+    fn api(&self) -> Api {
+        match self {
+            Route::V2(_) => Api::V2,
+            _ => Api::V1,
+        }
+    }
+}
+
+/// The two error body shapes of CONFLUENCE.md §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Api {
+    V1,
+    V2,
 }
 
 /// A Confluence error answer: status plus the message Confluence would put in its body.
@@ -181,6 +209,8 @@ struct Call<'a> {
     method: Method,
     /// Path below the context, e.g. `/rest/api/content`.
     path: String,
+    /// Response headers a handler adds (the v2 `Link` header).
+    link_next: std::cell::RefCell<Option<String>>,
     /// Raw path and query as received, context included.
     received: String,
     /// Raw query string, for `_links.self`.
@@ -199,6 +229,17 @@ impl Call<'_> {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a parameter that may repeat or hold a comma-separated list.
+    fn params(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(key, _)| key == name)
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .collect()
     }
 
     fn self_link(&self) -> String {
@@ -222,11 +263,10 @@ impl Call<'_> {
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), value.clone())),
         );
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(key, value)| format!("{}={}", encode_query(key), encode_query(value)))
-            .collect();
-        format!("{}?{}", self.path, query.join("&"))
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
+        format!("{}?{query}", self.path)
     }
 
     /// The deployment's defaults plus what `expand` asks for. Cloud refuses more than
@@ -319,7 +359,19 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
         .uri()
         .path_and_query()
         .map_or_else(|| path.clone(), ToString::to_string);
-    let route = Route::parse(&method, &path, shared.context);
+    let (context, is_gateway) = request_context(shared, &path);
+    let route = Route::parse(
+        &method,
+        &path,
+        context,
+        shared.settings.deployment == Deployment::Cloud,
+    );
+    // The gateway form exists for Cloud's REST APIs only (and only under this site's cloudId).
+    let route = if is_gateway && shared.settings.deployment != Deployment::Cloud {
+        Route::Unrouted
+    } else {
+        route
+    };
     let caller = {
         let mut state = shared.lock();
         state.log.push(SimRequest {
@@ -328,7 +380,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             path_and_query: received.clone(),
         });
         if let Some(fault) = state.faults.take() {
-            return fault_response(shared, fault);
+            return fault_response(shared, fault, route.api());
         }
         request
             .headers()
@@ -337,7 +389,7 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
             .and_then(|value| state.credentials.check(value))
     };
     let Some(caller) = caller else {
-        return auth_failure(shared);
+        return auth_failure(shared, route.api());
     };
     let body = match Limited::new(request.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -349,25 +401,32 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 message: format!("Request body exceeds the limit of {MAX_BODY_BYTES} bytes"),
             };
-            return error_response(shared, &failure);
+            return error_response(shared, &failure, route.api());
         }
     };
     let call = Call {
         shared,
         method,
         received,
-        path: path
-            .strip_prefix(shared.context)
-            .unwrap_or(&path)
-            .to_owned(),
-        query: parse_query(&raw_query),
+        path: path.strip_prefix(context).unwrap_or(&path).to_owned(),
+        link_next: std::cell::RefCell::new(None),
+        query: form_urlencoded::parse(raw_query.as_bytes())
+            .into_owned()
+            .collect(),
         raw_query,
         body,
     };
     let deprecated =
         shared.settings.deployment == Deployment::Cloud && route.is_deprecated_content_crud();
-    let gone =
-        deprecated && shared.settings.cloud_v1_content_gone && caller.kind == AuthKind::Bearer;
+    let gone = deprecated && shared.settings.cloud_v1_content_gone;
+    let write_fault = if call.method == Method::GET {
+        None
+    } else {
+        shared.lock().faults.take_write_fault()
+    };
+    if let Some((fault, false)) = write_fault {
+        return fault_response(shared, fault, route.api());
+    }
     let outcome = if gone {
         Err(Failure {
             status: StatusCode::GONE,
@@ -376,10 +435,20 @@ async fn handle(shared: &Shared, request: Request<Incoming>) -> HttpResponse {
     } else {
         dispatch(&call, &route)
     };
+    if let Some((fault, true)) = write_fault
+        && outcome.is_ok()
+    {
+        return fault_response(shared, fault, route.api());
+    }
     let mut response = match outcome {
         Ok(response) => response,
-        Err(failure) => error_response(shared, &failure),
+        Err(failure) => error_response(shared, &failure, route.api()),
     };
+    if let Some(next) = call.link_next.borrow().as_deref()
+        && let Ok(value) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))
+    {
+        response.headers_mut().insert(http::header::LINK, value);
+    }
     if shared.settings.deployment == Deployment::DataCenter {
         stamp_username(&mut response, &caller);
     }
@@ -417,6 +486,7 @@ fn dispatch(call: &Call<'_>, route: &Route) -> Result<HttpResponse, Failure> {
             _,
         ) => move_page(call, id, position, target),
         (Route::Space(key), _) => read_space(call, key),
+        (Route::V2(route), _) => v2::dispatch(call, route),
         (Route::Unrouted, _) => {
             let host = call
                 .shared
@@ -650,8 +720,24 @@ fn storage_body(request: &Value) -> Result<Option<String>, Failure> {
         )));
     }
     let value = content.get("value").and_then(Value::as_str).unwrap_or("");
-    xhtml::check(value).map_err(|error| Failure::bad_request(error.confluence_message()))?;
+    check_xhtml(value)?;
     Ok(Some(value.to_owned()))
+}
+
+/// Confluence's 400 for a body that is not well-formed (CONFLUENCE.md §3.4), from the product's own
+/// storage checker.
+fn check_xhtml(value: &str) -> Result<(), Failure> {
+    crate::markdown::check_storage(value).map_err(|error| {
+        let mut message = error.message;
+        if let Some(first) = message.get(..1) {
+            let upper = first.to_uppercase();
+            message.replace_range(..1, &upper);
+        }
+        Failure::bad_request(format!(
+            "Error parsing xhtml: {message}\n at [row,col {{unknown-source}}]: [{},{}]",
+            error.line, error.column
+        ))
+    })
 }
 
 /// The parent named by `ancestors`: the last entry, since ancestors are root-first.
@@ -1117,7 +1203,7 @@ fn content_json(
         Deployment::Cloud => format!(
             "/spaces/{}/pages/{id}/{}",
             page.space_key,
-            encode_query(&page.title)
+            form_urlencoded::byte_serialize(page.title.as_bytes()).collect::<String>()
         ),
         Deployment::DataCenter => format!("/pages/viewpage.action?pageId={id}"),
     };
@@ -1168,9 +1254,12 @@ fn user_json(deployment: Deployment) -> Value {
     }
 }
 
-/// The error body each deployment sends (CONFLUENCE.md §4).
-fn error_response(shared: &Shared, failure: &Failure) -> HttpResponse {
+/// The error body each deployment and API sends (CONFLUENCE.md §4).
+fn error_response(shared: &Shared, failure: &Failure, api: Api) -> HttpResponse {
     let status = failure.status;
+    if api == Api::V2 {
+        return json_response(status, &v2::error_body(failure));
+    }
     let body = match shared.settings.deployment {
         Deployment::DataCenter => json!({
             "statusCode": status.as_u16(),
@@ -1221,8 +1310,12 @@ fn stamp_username(response: &mut HttpResponse, caller: &Caller) {
     }
 }
 
-/// DC answers bad credentials with a plain-text 401; Cloud v1 with a 403 (CONFLUENCE.md §4).
-fn auth_failure(shared: &Shared) -> HttpResponse {
+/// DC answers bad credentials with a plain-text 401, Cloud v1 with a 403, and v2 with a 404 that
+/// looks like any missing resource (CONFLUENCE.md §4).
+fn auth_failure(shared: &Shared, api: Api) -> HttpResponse {
+    if api == Api::V2 {
+        return error_response(shared, &Failure::not_found("Not Found"), api);
+    }
     match shared.settings.deployment {
         Deployment::DataCenter => {
             let mut response = text_response(
@@ -1241,12 +1334,13 @@ fn auth_failure(shared: &Shared) -> HttpResponse {
                 status: StatusCode::FORBIDDEN,
                 message: "Current user not permitted to use Confluence".into(),
             },
+            api,
         ),
     }
 }
 
 /// An injected fault: HTML for proxy-style 502/503/504, Confluence JSON otherwise, plus rate-limit headers.
-fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
+fn fault_response(shared: &Shared, fault: InjectedFault, api: Api) -> HttpResponse {
     let status = StatusCode::from_u16(fault.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let reason = status.canonical_reason().unwrap_or("Error");
     let mut response = if matches!(status.as_u16(), 502..=504) {
@@ -1262,6 +1356,7 @@ fn fault_response(shared: &Shared, fault: InjectedFault) -> HttpResponse {
                 status,
                 message: injected_message(status),
             },
+            api,
         )
     };
     let headers = response.headers_mut();
@@ -1334,65 +1429,23 @@ fn empty(status: StatusCode) -> HttpResponse {
     response
 }
 
-/// Query-string decoding: `+` is a space, then percent-decoding (lossy for invalid UTF-8).
-fn parse_query(raw: &str) -> Vec<(String, String)> {
-    let decode = |part: &str| {
-        percent_decode_str(&part.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    raw.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((key, value)) => (decode(key), decode(value)),
-            None => (decode(pair), String::new()),
-        })
-        .collect()
+/// Which context a request path uses: the site's (`/wiki` on Cloud, empty on DC), or, on Cloud, the
+/// API gateway's `/ex/confluence/<cloudId>/wiki`. Returns the context and whether it is the gateway.
+fn request_context<'s>(shared: &'s Shared, path: &str) -> (&'s str, bool) {
+    let gateway = shared.gateway_context.as_str();
+    if shared.settings.deployment == Deployment::Cloud
+        && path
+            .strip_prefix(gateway)
+            .is_some_and(|rest| rest.starts_with('/'))
+    {
+        return (gateway, true);
+    }
+    (shared.context, path.starts_with("/ex/"))
 }
 
-/// Everything except RFC 3986 unreserved characters is escaped.
-const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn encode_query(value: &str) -> String {
-    utf8_percent_encode(value, QUERY_COMPONENT).to_string()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form Confluence uses for `when` and `createdDate`.
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`, the form Confluence uses for `when`, `createdDate` and `createdAt`.
 fn iso8601(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (days, seconds_of_day) = (seconds / 86_400, seconds % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        seconds_of_day / 3600,
-        seconds_of_day / 60 % 60,
-        seconds_of_day % 60,
-        since_epoch.subsec_millis()
-    )
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's days-to-civil algorithm).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let shifted = days + 719_468;
-    let era = shifted / 146_097;
-    let day_of_era = shifted % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    humantime::format_rfc3339_millis(time.max(UNIX_EPOCH)).to_string()
 }
 
 #[cfg(test)]
@@ -1410,22 +1463,10 @@ mod tests {
     }
 
     #[test]
-    fn query_strings_decode_plus_and_percent() {
-        assert_eq!(
-            parse_query("title=A+%2B+B%26C%23%3F%25&spaceKey=DOCS&flag"),
-            vec![
-                ("title".to_owned(), "A + B&C#?%".to_owned()),
-                ("spaceKey".to_owned(), "DOCS".to_owned()),
-                ("flag".to_owned(), String::new()),
-            ]
-        );
-    }
-
-    #[test]
     fn routes_parse_under_the_context() {
         let check = |method: Method, path: &str, context: &str, expected: Route| {
             assert_eq!(
-                Route::parse(&method, path, context),
+                Route::parse(&method, path, context, context == "/wiki"),
                 expected,
                 "{method} {path}"
             );
@@ -1451,6 +1492,25 @@ mod tests {
             Route::Content("12".into()),
         );
         check(Method::POST, "/rest/api/content/12", "", Route::Unrouted);
+        check(
+            Method::PUT,
+            "/wiki/api/v2/pages/12/title",
+            "/wiki",
+            Route::V2(v2::V2Route::PageTitle("12".into())),
+        );
+        check(
+            Method::GET,
+            "/ex/confluence/c/wiki/api/v2/folders/7/direct-children",
+            "/ex/confluence/c/wiki",
+            Route::Unrouted,
+        );
+        check(Method::GET, "/api/v2/pages", "", Route::Unrouted);
+        check(
+            Method::PATCH,
+            "/wiki/api/v2/pages",
+            "/wiki",
+            Route::Unrouted,
+        );
         check(
             Method::PUT,
             "/wiki/rest/api/content/1/move/append/2",

@@ -1,16 +1,23 @@
 //! An in-memory Confluence simulator on loopback, for tests and `conflagent demo`.
 //!
-//! It serves the REST v1 subset the gateway uses (title lookup, read, children, descendants, CQL
-//! search, create, update, delete, move, space) with the behaviour CONFLUENCE.md documents:
-//! case-insensitive title uniqueness, strict version increments, trash on delete, root-first
-//! ancestors, capped pagination with context-relative `next` links, storage well-formedness and
-//! per-deployment error bodies. Tests seed it directly, inject faults and count requests per route.
+//! Data Center mode serves the REST v1 subset the gateway uses (title lookup, read, children, CQL
+//! search, create, update, delete, space). Cloud mode serves REST v2 for pages (spaces, pages by
+//! title or id, a page, ancestors, children, direct children, descendants, folders, create, update,
+//! rename, delete) with cursor pagination (`_links.next` and a `Link` header) and v2 error bodies, at
+//! the site form (`/wiki/…`) and the API gateway form (`/ex/confluence/<cloudId>/wiki/…`); its v1
+//! content CRUD answers 410 `GoneException` (CHANGE-2520), so an accidental v1 dependency fails.
+//! Both follow CONFLUENCE.md: case-insensitive title uniqueness, strict version increments, trash on
+//! delete, root-first ancestors, capped pagination, storage well-formedness and per-API error
+//! bodies. Tests seed it directly, inject faults and count requests per route.
 //!
-//! Codemap: [`store`] is the pure state machine, [`cql`] the query parser, [`xhtml`] the body check,
-//! and `http` the hyper service that turns requests into store operations and JSON.
+//! Codemap: [`store`] is the pure state machine, [`cql`] the query parser, and `http` the hyper
+//! service that turns requests into store operations and JSON (`http::v2` for REST v2). Storage
+//! bodies are checked with the product's own checker ([`crate::markdown::check_storage`]); the
+//! simulator uses no other part of the product than such pure leaves and the config's [`Deployment`].
 //!
 //! Every request must carry a known credential ([`Simulator::add_basic_user`],
 //! [`Simulator::add_bearer_token`]); a request is logged and counted before faults and auth apply.
+//! A bad credential gets what each API sends: DC a plain-text 401, Cloud v1 a 403, v2 a 404.
 //!
 //! Choices where CONFLUENCE.md leaves the behaviour open (marked [I] there):
 //! - requested expansions are added to the deployment's defaults rather than replacing them;
@@ -20,31 +27,27 @@
 //!   restores it as a top-level page;
 //! - the wording for empty or over-long titles and a few validation errors is the simulator's own;
 //! - with `cql_index_lag`, a page written within the lag is missing from search entirely (the real
-//!   index may instead show its previous state).
+//!   index may instead show its previous state);
+//! - v2: `/descendants` answers at most 5 levels; `/ancestors` answers the nearest `limit` ancestors;
+//!   lists come in id order (title lookups) or tree order (children, descendants); a space has no
+//!   homepage, so a page created without `parentId` is top-level.
 
 pub mod cql;
 mod http;
 pub mod store;
-pub mod xhtml;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::config::Deployment;
 pub use store::PageStatus;
 use store::{NewPage, Store, StoreRules};
-
-/// Which Confluence product the simulator imitates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deployment {
-    /// Atlassian Cloud: context path `/wiki`, Cloud error wording, the move and descendant endpoints.
-    Cloud,
-    /// Data Center / Server: served at the root, DC error wording, no descendant/page listing.
-    DataCenter,
-}
 
 /// How the simulator behaves; `Default` is Data Center with the CONFLUENCE.md §9 defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +64,15 @@ pub struct SimSettings {
     pub move_bumps_version: bool,
     /// Server cap on `limit` for title lookups and child/descendant listings.
     pub max_page_limit: u32,
+    /// Server cap on `limit` of REST v2 collections (Confluence: 250).
+    pub v2_max_page_limit: u32,
     /// Data Center sites that block the bare `GET /rest/api/content` collection answer it with 403
     /// (CONFLUENCE.md §1, CONFSERVER-57639).
     pub content_collection_blocked: bool,
-    /// Cloud only: answer the removed v1 content CRUD routes with 410 `GoneException` to Bearer
-    /// (OAuth) callers, while Basic API-token callers are still served (CONFLUENCE.md §0, CHANGE-2520).
+    /// Cloud only: answer the deprecated v1 content CRUD routes (`/rest/api/content`,
+    /// `/rest/api/content/{id}`, `/rest/api/content/{id}/child/page`) with 410 `GoneException`, as
+    /// the API gateway and OAuth do since CHANGE-2520 (CONFLUENCE.md §0). On by default, so that a
+    /// Cloud client depending on v1 content fails; off serves them as Basic-auth-to-site still was.
     pub cloud_v1_content_gone: bool,
     /// How long a write stays invisible to CQL search, imitating the search index (CONFLUENCE.md §3.3).
     /// Zero (the default) makes writes searchable at once.
@@ -82,8 +89,9 @@ impl SimSettings {
             delete_reparents_children: true,
             move_bumps_version: false,
             max_page_limit: 200,
+            v2_max_page_limit: 250,
             content_collection_blocked: false,
-            cloud_v1_content_gone: false,
+            cloud_v1_content_gone: deployment == Deployment::Cloud,
             cql_index_lag: Duration::ZERO,
         }
     }
@@ -140,6 +148,9 @@ struct Faults {
     /// Remaining count, status and optional `Retry-After` for `fail_next`.
     fail_next: Option<(usize, u16, Option<u64>)>,
     fail_always: Option<u16>,
+    /// Remaining count, status and whether the write is applied first, for `lose_write_answers`
+    /// and `fail_next_writes`.
+    write_fault: Option<(usize, u16, bool)>,
 }
 
 /// An injected failure the service must answer instead of handling the request.
@@ -150,6 +161,22 @@ struct InjectedFault {
 }
 
 impl Faults {
+    /// The status that answers the next write instead of its real answer, if one is due, and
+    /// whether the write is applied first.
+    fn take_write_fault(&mut self) -> Option<(InjectedFault, bool)> {
+        let (remaining, status, applied) = self.write_fault.as_mut()?;
+        let fault = InjectedFault {
+            status: *status,
+            retry_after_seconds: None,
+        };
+        let applied = *applied;
+        *remaining -= 1;
+        if *remaining == 0 {
+            self.write_fault = None;
+        }
+        Some((fault, applied))
+    }
+
     fn take(&mut self) -> Option<InjectedFault> {
         if let Some((remaining, status, retry_after_seconds)) = self.fail_next.as_mut() {
             let fault = InjectedFault {
@@ -176,20 +203,15 @@ struct Credentials {
     bearer: Vec<String>,
 }
 
-/// How an accepted request authenticated; Cloud treats OAuth-style Bearer callers differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AuthKind {
-    Basic,
-    Bearer,
-}
-
 /// The user behind an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Caller {
-    kind: AuthKind,
     /// What Data Center reports in `X-AUSERNAME`.
     username: String,
 }
+
+/// The cloudId of the simulated Cloud site, used in the API gateway form of its URLs.
+pub const CLOUD_ID: &str = "5b2c1e0a-51a7-4d2e-9f3c-5ac1d0c1d00d";
 
 /// The user name Data Center reports for a personal access token (its owner).
 const TOKEN_OWNER: &str = "token-owner";
@@ -204,7 +226,6 @@ impl Credentials {
                 .iter()
                 .find(|(known, _)| known == credential)
                 .map(|(_, username)| Caller {
-                    kind: AuthKind::Basic,
                     username: username.clone(),
                 })
         } else if scheme.eq_ignore_ascii_case("bearer") {
@@ -212,7 +233,6 @@ impl Credentials {
                 .iter()
                 .any(|known| known == credential)
                 .then(|| Caller {
-                    kind: AuthKind::Bearer,
                     username: TOKEN_OWNER.to_owned(),
                 })
         } else {
@@ -231,8 +251,12 @@ struct State {
 /// What the HTTP service shares with the handle.
 struct Shared {
     settings: SimSettings,
-    /// `_links.base`: scheme, host, port and context path.
+    /// `_links.base`: scheme, host, port and context path (the site form on Cloud).
     base: String,
+    /// `http://127.0.0.1:PORT`, for the gateway form.
+    origin: String,
+    /// `/ex/confluence/<cloudId>/wiki`: the API gateway's context for this site.
+    gateway_context: String,
     /// `_links.context`: `/wiki` on Cloud, empty on Data Center.
     context: &'static str,
     state: Mutex<State>,
@@ -279,6 +303,8 @@ impl Simulator {
         };
         let shared = Arc::new(Shared {
             base: format!("http://{address}{context}"),
+            origin: format!("http://{address}"),
+            gateway_context: format!("/ex/confluence/{CLOUD_ID}/wiki"),
             context,
             state: Mutex::new(State {
                 store: Store::new(settings.store_rules()),
@@ -302,6 +328,12 @@ impl Simulator {
     /// The URL an operator would configure: `http://127.0.0.1:PORT` (DC) or `…/wiki` (Cloud).
     pub fn base_url(&self) -> String {
         self.shared.base.clone()
+    }
+
+    /// Cloud: the API gateway form of the same site, `http://127.0.0.1:PORT/ex/confluence/<cloudId>/wiki`
+    /// (what `https://api.atlassian.com/ex/confluence/<cloudId>/wiki` is on the real service).
+    pub fn gateway_base_url(&self) -> String {
+        format!("{}/ex/confluence/{CLOUD_ID}/wiki", self.shared.origin)
     }
 
     /// The settings the simulator runs with.
@@ -344,6 +376,25 @@ impl Simulator {
         }
     }
 
+    /// Seeds a Cloud folder under `parent_id` (a page or folder) and returns its id; not counted.
+    ///
+    /// # Panics
+    /// If the parent does not exist or the title is empty or too long.
+    pub fn add_folder(&self, space_key: &str, title: &str, parent_id: Option<&str>) -> String {
+        let mut state = self.shared.lock();
+        if state.store.space(space_key).is_none() {
+            state.store.add_space(space_key, space_key);
+        }
+        let parent_id = parent_id.map(|id| id.parse::<u64>().unwrap_or(u64::MAX));
+        match state
+            .store
+            .create_folder(space_key, title, parent_id, SystemTime::now())
+        {
+            Ok(id) => id.to_string(),
+            Err(error) => panic!("add_folder({space_key:?}, {title:?}) refused: {error}"),
+        }
+    }
+
     /// A snapshot of the page with `id`, whatever its status.
     pub fn page(&self, id: &str) -> Option<SimPage> {
         let id = id.parse::<u64>().ok()?;
@@ -361,12 +412,22 @@ impl Simulator {
 
     /// Accepts `Authorization: Basic base64(email:token)` from now on.
     pub fn add_basic_user(&self, email: &str, token: &str) {
-        let encoded = base64_encode(format!("{email}:{token}").as_bytes());
+        let encoded = BASE64_STANDARD.encode(format!("{email}:{token}"));
         self.shared
             .lock()
             .credentials
             .basic
             .push((encoded, email.to_owned()));
+    }
+
+    /// Stops accepting a `Basic` credential (a revoked API token).
+    pub fn remove_basic_user(&self, email: &str, token: &str) {
+        let encoded = BASE64_STANDARD.encode(format!("{email}:{token}"));
+        self.shared
+            .lock()
+            .credentials
+            .basic
+            .retain(|(known, _)| *known != encoded);
     }
 
     /// Accepts `Authorization: Bearer token` from now on.
@@ -384,6 +445,19 @@ impl Simulator {
         self.shared.lock().faults.fail_next = (n > 0).then_some((n, status, retry_after_seconds));
     }
 
+    /// Applies the next `n` writes (any method but GET) and then answers each with `status` instead
+    /// of its real answer, as a gateway in front of Confluence that gave up waiting would (use 502 or
+    /// 504): the write happened, the caller cannot tell.
+    pub fn lose_write_answers(&self, n: usize, status: u16) {
+        self.shared.lock().faults.write_fault = (n > 0).then_some((n, status, true));
+    }
+
+    /// Answers the next `n` writes (any method but GET) with `status` without applying them; reads
+    /// are served as usual.
+    pub fn fail_next_writes(&self, n: usize, status: u16) {
+        self.shared.lock().faults.write_fault = (n > 0).then_some((n, status, false));
+    }
+
     /// Answers every request with `status` until called with `None`.
     pub fn fail_always(&self, status: Option<u16>) {
         self.shared.lock().faults.fail_always = status;
@@ -396,6 +470,17 @@ impl Simulator {
             .log
             .iter()
             .filter(|request| request.route == route)
+            .count()
+    }
+
+    /// How many requests went to REST v1 (`/rest/api/…`), whatever their outcome: a Cloud client
+    /// on v2 makes none for page operations.
+    pub fn v1_requests(&self) -> usize {
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|request| request.route.contains(" /rest/api/"))
             .count()
     }
 
@@ -439,47 +524,5 @@ fn snapshot(page: &store::Page) -> SimPage {
         version: page.version,
         body: page.body.clone(),
         space_key: page.space_key.clone(),
-    }
-}
-
-/// Standard base64 with padding, as `Authorization: Basic` uses it.
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let bytes = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let triple = u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2]);
-        for index in 0..4 {
-            if index <= chunk.len() {
-                out.push(char::from(
-                    ALPHABET[(triple >> (18 - 6 * index) & 0x3f) as usize],
-                ));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_examples() {
-        for (input, expected) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_encode(input.as_bytes()), expected, "{input}");
-        }
     }
 }

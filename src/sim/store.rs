@@ -43,6 +43,25 @@ impl PageStatus {
     }
 }
 
+/// What a stored item is: a page, or a Cloud folder (which sits in the tree between pages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentKind {
+    /// A page.
+    Page,
+    /// A Cloud folder: no body, no version history, no title reservation, and page routes 404 on it.
+    Folder,
+}
+
+impl ContentKind {
+    /// The wire name v2 uses in `type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Page => "page",
+            ContentKind::Folder => "folder",
+        }
+    }
+}
+
 /// Which statuses a read accepts (the `status` query parameter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatusFilter {
@@ -81,6 +100,8 @@ pub struct Space {
 pub struct Page {
     /// Numeric content id; the wire form is its decimal string.
     pub id: u64,
+    /// Page or folder.
+    pub kind: ContentKind,
     /// Key of the space the page lives in.
     pub space_key: String,
     /// Title as the user gave it.
@@ -254,7 +275,7 @@ impl Store {
     pub fn visible_page(&self, id: u64, filter: StatusFilter) -> Result<&Page, StoreError> {
         self.pages
             .get(&id)
-            .filter(|page| filter.accepts(page.status))
+            .filter(|page| page.kind == ContentKind::Page && filter.accepts(page.status))
             .ok_or(StoreError::NoPage(id))
     }
 
@@ -280,6 +301,7 @@ impl Store {
             id,
             Page {
                 id,
+                kind: ContentKind::Page,
                 space_key,
                 title: new_page.title.to_owned(),
                 status: PageStatus::Current,
@@ -287,6 +309,48 @@ impl Store {
                 position,
                 version: 1,
                 body: new_page.body.to_owned(),
+                created: now,
+                updated: now,
+                version_message: String::new(),
+                last_write: now,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Creates a Cloud folder as the last child of `parent_id` (a page or folder); returns its id.
+    /// Folders do not reserve titles (CONFLUENCE.md §8).
+    pub fn create_folder(
+        &mut self,
+        space_key: &str,
+        title: &str,
+        parent_id: Option<u64>,
+        now: SystemTime,
+    ) -> Result<u64, StoreError> {
+        let space_key = self
+            .space_ignoring_case(space_key)
+            .ok_or_else(|| StoreError::NoSpace(space_key.to_owned()))?
+            .key
+            .clone();
+        check_title_shape(title)?;
+        if let Some(parent_id) = parent_id {
+            self.current_parent(parent_id)?;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let position = self.take_position();
+        self.pages.insert(
+            id,
+            Page {
+                id,
+                kind: ContentKind::Folder,
+                space_key,
+                title: title.to_owned(),
+                status: PageStatus::Current,
+                parent_id,
+                position,
+                version: 1,
+                body: String::new(),
                 created: now,
                 updated: now,
                 version_message: String::new(),
@@ -304,7 +368,11 @@ impl Store {
         update: &PageUpdate<'_>,
         now: SystemTime,
     ) -> Result<(), StoreError> {
-        let page = self.pages.get(&id).ok_or(StoreError::NoPage(id))?;
+        let page = self
+            .pages
+            .get(&id)
+            .filter(|page| page.kind == ContentKind::Page)
+            .ok_or(StoreError::NoPage(id))?;
         let Some(version) = update.version else {
             return Err(StoreError::VersionMissing);
         };
@@ -451,7 +519,11 @@ impl Store {
 
     /// Deletes a page: a current page goes to the trash; with `purge`, a trashed page is removed for good.
     pub fn delete(&mut self, id: u64, purge: bool) -> Result<(), StoreError> {
-        let page = self.pages.get(&id).ok_or(StoreError::NoPage(id))?;
+        let page = self
+            .pages
+            .get(&id)
+            .filter(|page| page.kind == ContentKind::Page)
+            .ok_or(StoreError::NoPage(id))?;
         match (page.status, purge) {
             (PageStatus::Trashed, true) => {
                 self.pages.remove(&id);
@@ -469,7 +541,7 @@ impl Store {
             (PageStatus::Current, false) => {
                 let old_parent = page.parent_id;
                 if self.rules.delete_reparents_children {
-                    let children: Vec<u64> = self.children(id);
+                    let children: Vec<u64> = self.children_all(id);
                     for child in children {
                         let position = self.take_position();
                         let page = self
@@ -500,7 +572,7 @@ impl Store {
     ) -> Vec<u64> {
         self.pages
             .values()
-            .filter(|page| filter.accepts(page.status))
+            .filter(|page| page.kind == ContentKind::Page && filter.accepts(page.status))
             .filter(|page| space_key.is_none_or(|key| page.space_key == key))
             .filter(|page| {
                 title.is_none_or(|title| {
@@ -519,13 +591,23 @@ impl Store {
     pub fn page_by_title(&self, space_key: &str, title: &str) -> Option<&Page> {
         self.pages.values().find(|page| {
             page.status == PageStatus::Current
+                && page.kind == ContentKind::Page
                 && page.space_key == space_key
                 && same_title(&page.title, title)
         })
     }
 
-    /// Current direct children of `id` in tree order.
+    /// Current direct child pages of `id` in tree order (folders left out, as v1 and v2
+    /// `/children` do).
     pub fn children(&self, id: u64) -> Vec<u64> {
+        self.children_all(id)
+            .into_iter()
+            .filter(|&child| self.is_page(child))
+            .collect()
+    }
+
+    /// Current direct children of `id`, pages and folders, in tree order.
+    pub fn children_all(&self, id: u64) -> Vec<u64> {
         let mut children: Vec<&Page> = self
             .pages
             .values()
@@ -535,15 +617,47 @@ impl Store {
         children.into_iter().map(|page| page.id).collect()
     }
 
-    /// Current descendants of `id`, depth-first in tree order (parents before children).
+    /// Current descendant pages of `id` (through folders too), depth-first in tree order.
     pub fn descendants(&self, id: u64) -> Vec<u64> {
+        self.descendants_all(id)
+            .into_iter()
+            .filter(|&descendant| self.is_page(descendant))
+            .collect()
+    }
+
+    /// Current descendants of `id`, pages and folders, depth-first in tree order.
+    pub fn descendants_all(&self, id: u64) -> Vec<u64> {
         let mut out = Vec::new();
-        let mut stack: Vec<u64> = self.children(id).into_iter().rev().collect();
+        let mut stack: Vec<u64> = self.children_all(id).into_iter().rev().collect();
         while let Some(next) = stack.pop() {
             out.push(next);
-            stack.extend(self.children(next).into_iter().rev());
+            stack.extend(self.children_all(next).into_iter().rev());
         }
         out
+    }
+
+    /// Whether `id` is a stored page (not a folder).
+    pub fn is_page(&self, id: u64) -> bool {
+        self.pages
+            .get(&id)
+            .is_some_and(|page| page.kind == ContentKind::Page)
+    }
+
+    /// The current folder with `id`.
+    pub fn folder(&self, id: u64) -> Option<&Page> {
+        self.pages
+            .get(&id)
+            .filter(|page| page.kind == ContentKind::Folder && page.status == PageStatus::Current)
+    }
+
+    /// The space with this numeric id.
+    pub fn space_by_id(&self, id: u64) -> Option<&Space> {
+        self.spaces.iter().find(|space| space.id == id)
+    }
+
+    /// All spaces, in creation order.
+    pub fn spaces(&self) -> &[Space] {
+        &self.spaces
     }
 
     /// Ancestors of `id`, root first; empty for a top-level or trashed page.
@@ -561,16 +675,21 @@ impl Store {
         chain
     }
 
-    /// All current pages, in id order.
+    /// Every stored page and folder, whatever its status, in id order.
+    pub fn all_pages(&self) -> impl Iterator<Item = &Page> {
+        self.pages.values()
+    }
+
+    /// All current pages (not folders), in id order.
     pub fn current_pages(&self) -> impl Iterator<Item = &Page> {
         self.pages
             .values()
-            .filter(|page| page.status == PageStatus::Current)
+            .filter(|page| page.status == PageStatus::Current && page.kind == ContentKind::Page)
     }
 
     fn subtree(&self, id: u64) -> Vec<u64> {
         let mut members = vec![id];
-        members.extend(self.descendants(id));
+        members.extend(self.descendants_all(id));
         members
     }
 
@@ -588,9 +707,12 @@ impl Store {
         }
     }
 
+    /// A current page or folder that can hold children.
     fn current_parent(&self, parent_id: u64) -> Result<&Page, StoreError> {
-        self.visible_page(parent_id, StatusFilter::Current)
-            .map_err(|_| StoreError::NoParent(parent_id))
+        self.pages
+            .get(&parent_id)
+            .filter(|page| page.status == PageStatus::Current)
+            .ok_or(StoreError::NoParent(parent_id))
     }
 
     /// Refuses a parent that is missing, trashed, the page itself or inside the page's subtree.
@@ -614,6 +736,7 @@ impl Store {
         let reserve_trashed = self.rules.trashed_reserves_title;
         let taken = self.pages.values().any(|page| {
             Some(page.id) != except
+                && page.kind == ContentKind::Page
                 && page.space_key == space_key
                 && (page.status == PageStatus::Current || reserve_trashed)
                 && same_title(&page.title, title)

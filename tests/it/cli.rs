@@ -55,3 +55,60 @@ fn check_of_a_missing_directory_fails() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot read directory"));
 }
+
+#[test]
+fn check_accepts_both_cloud_url_forms_and_explains_the_ones_it_cannot_classify() {
+    let cloud = |base_url: &str, extra: &str| {
+        format!(
+            "base_url={base_url}\nspace_key=DOC\nroot_page_id=1\ngpt_shared_secret={SECRET}\n\
+             email=bot@example.com\napi_token=upstream-token\n{extra}"
+        )
+    };
+    let site = cloud("https://acme.atlassian.net/wiki", "");
+    let gateway = cloud(
+        "https://api.atlassian.com/ex/confluence/0a1b2c3d-4e5f/wiki",
+        "",
+    );
+    let (code, stdout) = check(&[
+        ("conflagent.site.properties", &site),
+        ("conflagent.gateway.properties", &gateway),
+    ]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+
+    let bare_gateway = cloud("https://api.atlassian.com/ex/confluence/0a1b2c3d-4e5f", "");
+    let (code, stdout) = check(&[("conflagent.gw.properties", &bare_gateway)]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (
+            0,
+            "conflagent.gw.properties:1: warning: base_url of the API gateway does not end in \
+             /wiki; using <base_url>/wiki\n"
+        )
+    );
+
+    let gateway_without_cloud_id = cloud("https://api.atlassian.com/wiki", "");
+    let page_address = cloud("https://acme.atlassian.net/wiki/spaces/DOC/overview", "");
+    let cloud_as_data_center = cloud("https://acme.atlassian.net", "deployment=datacenter\n");
+    let (code, stdout) = check(&[
+        ("conflagent.a.properties", &gateway_without_cloud_id),
+        ("conflagent.b.properties", &page_address),
+        ("conflagent.c.properties", &cloud_as_data_center),
+    ]);
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert!(
+        lines[0].starts_with(
+            "conflagent.a.properties:1: base_url on api.atlassian.com must be \
+             https://api.atlassian.com/ex/confluence/<cloudId>"
+        ),
+        "{stdout}"
+    );
+    assert!(lines[0].contains("_edge/tenant_info"), "{stdout}");
+    assert!(
+        lines[1]
+            .starts_with("conflagent.b.properties:1: base_url of a Confluence Cloud site must be"),
+        "{stdout}"
+    );
+    assert!(lines[2].contains("has no Data Center API"), "{stdout}");
+}

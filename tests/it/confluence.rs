@@ -1,4 +1,5 @@
-//! The Confluence client against the simulator: results, upstream call counts, errors and retries.
+//! The Confluence client against the simulator: results, upstream call counts, errors and retries,
+//! on Data Center (REST v1) and on Cloud (REST v2, through the API gateway form).
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use conflagent::confluence::{
 };
 use conflagent::metrics::{self, RequestContext};
 use conflagent::secret::Secret;
-use conflagent::sim::{self, PageStatus, SimSettings, Simulator};
+use conflagent::sim::{PageStatus, SimSettings, Simulator};
 
 const SPACE: &str = "DOCS";
 const EMAIL: &str = "bot@example.com";
@@ -31,18 +32,26 @@ async fn world(deployment: Deployment) -> World {
 }
 
 async fn world_with_deadline(deployment: Deployment, deadline: Duration) -> World {
-    let sim_deployment = match deployment {
-        Deployment::Cloud => sim::Deployment::Cloud,
-        Deployment::DataCenter => sim::Deployment::DataCenter,
-    };
-    let sim = Simulator::start(SimSettings::for_deployment(sim_deployment))
-        .await
-        .expect("simulator starts");
+    world_with_settings(SimSettings::for_deployment(deployment), deadline).await
+}
+
+/// A world on `settings`. A Cloud client has already looked up its space id (which it does once)
+/// and read the root, and the request counts start from zero.
+async fn world_with_settings(settings: SimSettings, deadline: Duration) -> World {
+    let deployment = settings.deployment;
+    let sim = Simulator::start(settings).await.expect("simulator starts");
     sim.add_space(SPACE, "Documentation");
     sim.add_basic_user(EMAIL, TOKEN);
     sim.add_bearer_token(TOKEN);
     let root = sim.add_page(SPACE, "Root", None, "<p>root</p>");
     let client = client(&sim, deployment, right_credential(deployment), deadline);
+    if deployment == Deployment::Cloud {
+        client
+            .page_by_title("Root", false)
+            .await
+            .expect("the space and the root are visible");
+        sim.reset_counts();
+    }
     World { sim, client, root }
 }
 
@@ -66,8 +75,25 @@ fn client(
 ) -> ConfluenceClient {
     ConfluenceClient::new(
         http_client(),
-        settings(&sim.base_url(), deployment, auth, deadline),
+        settings(&base_url(sim, deployment), deployment, auth, deadline),
     )
+}
+
+/// Cloud through the API gateway form (where a site-relative `next` link must not lose the
+/// gateway prefix), Data Center at its context root.
+fn base_url(sim: &Simulator, deployment: Deployment) -> String {
+    match deployment {
+        Deployment::Cloud => sim.gateway_base_url(),
+        Deployment::DataCenter => sim.base_url(),
+    }
+}
+
+/// The expected figure for each deployment.
+fn per(deployment: Deployment, data_center: usize, cloud: usize) -> usize {
+    match deployment {
+        Deployment::DataCenter => data_center,
+        Deployment::Cloud => cloud,
+    }
 }
 
 fn settings(
@@ -122,10 +148,11 @@ async fn lookups_take_one_request_each_and_carry_version_ancestors_and_body() {
             "{deployment:?}: root-first ancestors"
         );
         assert_eq!(page.body.as_deref(), Some("<p>hello</p>"));
+        // Cloud: the lookup, the ancestor ids, and the one title not yet known ("Parent").
         assert_eq!(
             w.sim.total_requests(),
-            1,
-            "{deployment:?}: one request per title lookup"
+            per(deployment, 1, 3),
+            "{deployment:?}: requests per title lookup"
         );
 
         let by_id = w
@@ -136,14 +163,26 @@ async fn lookups_take_one_request_each_and_carry_version_ancestors_and_body() {
             .expect("page exists");
         assert_eq!((by_id.title.as_str(), by_id.body), ("Child", None));
         assert_eq!(by_id.ancestors, page.ancestors);
-        assert_eq!(w.sim.request_count("GET /rest/api/content/{id}"), 1);
+        assert_eq!(
+            w.sim.request_count("GET /rest/api/content/{id}")
+                + w.sim.request_count("GET /api/v2/pages/{id}"),
+            1,
+            "{deployment:?}"
+        );
 
         assert_eq!(
             w.client.page_by_title("No such page", false).await,
             Ok(None)
         );
         assert_eq!(w.client.page_by_id("987654321", true).await, Ok(None));
-        assert_eq!(w.sim.total_requests(), 4);
+        // Cloud: the read by id is the page and its ancestors (titles now known); a 404 on a
+        // page is believed only after a fresh space lookup shows the token still works.
+        assert_eq!(
+            w.sim.total_requests(),
+            per(deployment, 4, 8),
+            "{deployment:?}"
+        );
+        assert_eq!(w.sim.v1_requests(), per(deployment, 4, 0), "{deployment:?}");
     }
 }
 
@@ -178,7 +217,12 @@ async fn titles_with_special_characters_round_trip() {
                 "{deployment:?}: {title}"
             );
         }
-        assert_eq!(w.sim.total_requests(), 2 * titles.len());
+        // Cloud: each lookup also asks for the ancestor ids (the root's title is known).
+        assert_eq!(
+            w.sim.total_requests(),
+            per(deployment, 2, 3) * titles.len(),
+            "{deployment:?}"
+        );
     }
 }
 
@@ -193,10 +237,12 @@ async fn children_are_listed_in_order_across_server_pages() {
         let children = w.client.children(&w.root).await.expect("listing works");
         let titles: Vec<String> = children.into_iter().map(|c| c.title).collect();
         assert_eq!(titles, expected, "{deployment:?}");
-        // The simulator caps pages at 200 children: 450 take three requests.
+        // The simulator caps pages at 200 children on v1 and 250 on v2.
         assert_eq!(
-            w.sim.request_count("GET /rest/api/content/{id}/child/page"),
-            3,
+            w.sim.request_count("GET /rest/api/content/{id}/child/page")
+                + w.sim
+                    .request_count("GET /api/v2/pages/{id}/direct-children"),
+            per(deployment, 3, 2),
             "{deployment:?}"
         );
         assert_eq!(
@@ -219,8 +265,8 @@ async fn writes_take_one_request_each_and_need_no_read_back() {
             .expect("create works");
         assert_eq!(created.version, 1);
         assert_eq!(
-            created.ancestors.last().map(|a| a.id.as_str()),
-            Some(w.root.as_str())
+            w.sim.page(&created.id).and_then(|p| p.parent_id),
+            Some(w.root.clone())
         );
         assert_eq!(
             w.sim.total_requests(),
@@ -248,13 +294,19 @@ async fn writes_take_one_request_each_and_need_no_read_back() {
             ..update(&created.id, "Notes renamed", 4)
         };
         let moved = w.client.update_page(&moved).await.expect("move works");
-        let ancestors: Vec<&str> = moved.ancestors.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(moved.version, 4);
         assert_eq!(
-            ancestors,
-            [w.root.as_str(), other.as_str()],
+            w.sim.page(&created.id).and_then(|p| p.parent_id),
+            Some(other.clone()),
             "{deployment:?}"
         );
-        assert_eq!(w.sim.request_count("PUT /rest/api/content/{id}"), 3);
+        // Cloud renames through `PUT /pages/{id}/title`; a move without a body reads it first.
+        assert_eq!(
+            w.sim.request_count("PUT /rest/api/content/{id}")
+                + w.sim.request_count("PUT /api/v2/pages/{id}")
+                + w.sim.request_count("PUT /api/v2/pages/{id}/title"),
+            3
+        );
         let stored = w.sim.page(&created.id).expect("page stored");
         assert_eq!(
             stored.body, "<p>v2</p>",
@@ -269,11 +321,16 @@ async fn writes_take_one_request_each_and_need_no_read_back() {
             w.sim.page(&created.id).map(|p| p.status),
             Some(PageStatus::Trashed)
         );
-        assert_eq!(w.sim.total_requests(), 5);
+        assert_eq!(
+            w.sim.total_requests(),
+            per(deployment, 5, 6),
+            "{deployment:?}"
+        );
         assert_eq!(
             w.client.delete_page(&created.id).await,
             Err(UpstreamError::NotFound)
         );
+        assert_eq!(w.sim.v1_requests(), per(deployment, 6, 0), "{deployment:?}");
     }
 }
 
@@ -307,7 +364,11 @@ async fn refusals_map_to_the_errors_the_gateway_branches_on() {
             "{deployment:?}"
         );
 
-        let stale = w.client.update_page(&update(&page.id, "Taken", 7)).await;
+        let stale_edit = PageUpdate {
+            body: Some("<p>stale</p>".to_owned()),
+            ..update(&page.id, "Taken", 7)
+        };
+        let stale = w.client.update_page(&stale_edit).await;
         assert_eq!(
             stale,
             Err(UpstreamError::VersionConflict { current: Some(1) }),
@@ -377,7 +438,8 @@ async fn a_rate_limited_read_waits_for_retry_after_and_succeeds() {
         "waited only {:?}",
         started.elapsed()
     );
-    assert_eq!(w.sim.request_count("GET /rest/api/content"), 2);
+    assert_eq!(w.sim.request_count("GET /api/v2/pages"), 2);
+    assert_eq!(w.sim.v1_requests(), 0);
 }
 
 #[tokio::test]
@@ -569,6 +631,7 @@ fn sorted(mut pages: Vec<SubtreePage>) -> Vec<SubtreePage> {
 #[tokio::test]
 async fn subtree_lists_155_pages_with_few_requests() {
     for (deployment, expected_requests) in [(Deployment::Cloud, 1), (Deployment::DataCenter, 26)] {
+        let expected_requests: usize = expected_requests;
         let w = world(deployment).await;
         let seeded = seed_tree(&w.sim, &w.root, "P", 3, 5);
         assert_eq!(seeded.len(), 155);
@@ -637,4 +700,215 @@ async fn subtree_walks_wide_pages_on_data_center() {
         .expect("listing works");
     assert_eq!(sorted(listed), sorted(seeded));
     assert_eq!(w.sim.total_requests(), 2);
+}
+
+#[tokio::test]
+async fn cloud_follows_cursor_pages_through_the_gateway_on_children_descendants_and_lookups() {
+    let settings = SimSettings {
+        v2_max_page_limit: 2,
+        ..SimSettings::for_deployment(Deployment::Cloud)
+    };
+    let w = world_with_settings(settings, Duration::from_secs(10)).await;
+    // A chain five pages deep (its titles take three cursor pages to fetch) and seven children.
+    let mut parent = w.root.clone();
+    for level in 1..=5 {
+        parent = w
+            .sim
+            .add_page(SPACE, &format!("Level {level}"), Some(&parent), "");
+    }
+    let seeded = seed_tree(&w.sim, &w.root, "K", 1, 7);
+
+    let deepest = w
+        .client
+        .page_by_title("Level 5", false)
+        .await
+        .expect("lookup works")
+        .expect("page exists");
+    let chain: Vec<&str> = deepest.ancestors.iter().map(|a| a.title.as_str()).collect();
+    assert_eq!(chain, ["Root", "Level 1", "Level 2", "Level 3", "Level 4"]);
+    // Four unknown titles, two per cursor page.
+    assert_eq!(w.sim.request_count("GET /api/v2/pages"), 1 + 2);
+
+    let children = w.client.children(&w.root).await.expect("listing works");
+    let titles: Vec<&str> = children.iter().map(|c| c.title.as_str()).collect();
+    let mut expected = vec!["Level 1"];
+    expected.extend(seeded.iter().map(|p| p.title.as_str()));
+    assert_eq!(titles, expected);
+    assert_eq!(
+        w.sim
+            .request_count("GET /api/v2/pages/{id}/direct-children"),
+        4
+    );
+
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
+    assert_eq!(listed.len(), 5 + 7);
+    // Twelve pages two at a time, plus a sweep below "Level 5", which sits on the fifth level
+    // (the deepest one sweep answers) and might have children.
+    assert_eq!(
+        w.sim.request_count("GET /api/v2/pages/{id}/descendants"),
+        6 + 1
+    );
+
+    // `_links.next` is site-relative (`/wiki/api/v2/…`); every request still went through the
+    // gateway, and none used v1.
+    let requests = w.sim.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|request| request.path_and_query.starts_with("/ex/confluence/")),
+        "{requests:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.path_and_query.contains("cursor="))
+    );
+    assert_eq!(w.sim.v1_requests(), 0);
+}
+
+#[tokio::test]
+async fn cloud_subtrees_deeper_than_one_descendants_sweep_are_complete() {
+    let w = world(Deployment::Cloud).await;
+    let mut parent = w.root.clone();
+    let mut expected = Vec::new();
+    for level in 1..=8 {
+        let id = w
+            .sim
+            .add_page(SPACE, &format!("Deep {level}"), Some(&parent), "");
+        expected.push(SubtreePage {
+            id: id.clone(),
+            title: format!("Deep {level}"),
+            parent_id: parent.clone(),
+        });
+        parent = id;
+    }
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
+    assert_eq!(listed, expected);
+    // One sweep of five levels, then one from the page on its last level.
+    assert_eq!(w.sim.request_count("GET /api/v2/pages/{id}/descendants"), 2);
+    let six = w
+        .client
+        .subtree(&w.root, Some(6))
+        .await
+        .expect("listing works");
+    assert_eq!(six, expected[..6]);
+}
+
+#[tokio::test]
+async fn cloud_folders_are_transparent_in_ancestors_children_and_subtrees() {
+    let w = world(Deployment::Cloud).await;
+    let before = w.sim.add_page(SPACE, "Before", Some(&w.root), "");
+    let folder = w.sim.add_folder(SPACE, "Archive", Some(&w.root));
+    let inner = w.sim.add_folder(SPACE, "Inner", Some(&folder));
+    let filed = w.sim.add_page(SPACE, "Filed", Some(&inner), "<p>kept</p>");
+    let below = w.sim.add_page(SPACE, "Below filed", Some(&filed), "");
+    let after = w.sim.add_page(SPACE, "After", Some(&w.root), "");
+    // Folders do not reserve titles: a page may share one with a folder.
+    let namesake = w.sim.add_page(SPACE, "Archive", Some(&w.root), "");
+
+    let page = w
+        .client
+        .page_by_title("Below filed", true)
+        .await
+        .expect("lookup works")
+        .expect("page exists");
+    let chain: Vec<(&str, &str)> = page
+        .ancestors
+        .iter()
+        .map(|a| (a.id.as_str(), a.title.as_str()))
+        .collect();
+    assert_eq!(
+        chain,
+        [(w.root.as_str(), "Root"), (filed.as_str(), "Filed")]
+    );
+    let archive = w
+        .client
+        .page_by_title("archive", false)
+        .await
+        .expect("lookup works");
+    assert_eq!(archive.map(|p| p.id), Some(namesake.clone()));
+
+    let children = w.client.children(&w.root).await.expect("listing works");
+    let ids: Vec<&str> = children.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            before.as_str(),
+            filed.as_str(),
+            after.as_str(),
+            namesake.as_str()
+        ]
+    );
+
+    let listed = w
+        .client
+        .subtree(&w.root, None)
+        .await
+        .expect("listing works");
+    let placed: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|p| (p.id.as_str(), p.parent_id.as_str()))
+        .collect();
+    assert!(
+        placed.contains(&(filed.as_str(), w.root.as_str())),
+        "{placed:?}"
+    );
+    assert!(
+        placed.contains(&(below.as_str(), filed.as_str())),
+        "{placed:?}"
+    );
+    assert_eq!(listed.len(), 5);
+    let one_level = w
+        .client
+        .subtree(&w.root, Some(1))
+        .await
+        .expect("listing works");
+    assert_eq!(one_level.len(), 4, "{one_level:?}");
+    // v2 page routes do not answer for a folder.
+    assert_eq!(w.client.page_by_id(&folder, false).await, Ok(None));
+}
+
+#[tokio::test]
+async fn cloud_tells_a_refused_token_or_missing_space_from_a_missing_page() {
+    let w = world(Deployment::Cloud).await;
+    // A page that does not exist, with a working token: not found.
+    assert_eq!(w.client.page_by_id("987654321", false).await, Ok(None));
+    // The token is revoked after the space id was cached: v2 answers 404 everywhere, and the
+    // fresh space lookup shows it is the token.
+    w.sim.remove_basic_user(EMAIL, TOKEN);
+    assert_eq!(
+        w.client.page_by_title("Root", false).await,
+        Err(UpstreamError::CredentialsRejected)
+    );
+    assert_eq!(
+        w.client.page_by_id(&w.root, false).await,
+        Err(UpstreamError::CredentialsRejected)
+    );
+    assert_eq!(
+        w.client.delete_page(&w.root).await,
+        Err(UpstreamError::CredentialsRejected)
+    );
+    // A space key the token cannot see is the same operator problem.
+    let mut wrong_space = settings(
+        &w.sim.gateway_base_url(),
+        Deployment::Cloud,
+        right_credential(Deployment::Cloud),
+        Duration::from_secs(5),
+    );
+    wrong_space.space_key = "NOPE".to_owned();
+    w.sim.add_basic_user(EMAIL, TOKEN);
+    let client = ConfluenceClient::new(http_client(), wrong_space);
+    assert_eq!(
+        client.page_by_title("Root", false).await,
+        Err(UpstreamError::CredentialsRejected)
+    );
+    assert_eq!(w.sim.v1_requests(), 0);
 }

@@ -1,17 +1,29 @@
 //! `conflagent demo`: what it prints works as printed.
 
+use conflagent::config::Deployment;
 use conflagent::demo::Demo;
 use tokio::sync::oneshot;
 
 #[tokio::test]
-async fn demo_serves_its_handbook_and_prints_working_instructions() {
+async fn demo_serves_its_handbook_and_prints_working_instructions_on_cloud() {
+    check_demo(Deployment::Cloud).await;
+}
+
+#[tokio::test]
+async fn demo_serves_its_handbook_and_prints_working_instructions_on_data_center() {
+    check_demo(Deployment::DataCenter).await;
+}
+
+async fn check_demo(deployment: Deployment) {
     let demo = Demo::start(
         "127.0.0.1:0".parse().expect("addr"),
         "127.0.0.1:0".parse().expect("addr"),
         120,
+        deployment,
     )
     .await
     .expect("demo starts");
+    let sim = demo.sim.clone();
     let base = demo.endpoint_url();
     let secret = demo.secret.clone();
     let instructions = demo.instructions();
@@ -50,6 +62,11 @@ async fn demo_serves_its_handbook_and_prints_working_instructions() {
         .await
         .expect("read");
     assert_eq!(read.status(), 200);
+    if deployment == Deployment::Cloud {
+        // A page in a folder is listed under the folder's page; the demo never touches v1 content.
+        assert!(paths.iter().any(|path| path == "Travel Policy"), "{list}");
+        assert_eq!(sim.v1_requests(), 0);
+    }
     let _ = stop_tx.send(());
     served.await.expect("demo stops");
 }

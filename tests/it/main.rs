@@ -12,6 +12,8 @@ mod mcp;
 mod observability;
 mod openapi;
 mod pages;
+mod redis;
 mod sim;
 mod support;
 mod upstream_calls;
+mod write_outcome;

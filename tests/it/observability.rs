@@ -204,37 +204,46 @@ async fn reload_resets_a_budget_only_when_its_quota_changes() {
         &limited_file(&base, 60, 2),
     );
     let (store, _) = endpoint::load(dir.path(), Shared::default()).expect("load");
-    let spent = |store: &EndpointStore| {
-        let table = store.table();
-        let endpoint = table.get("rl-reload").expect("loaded");
-        endpoint.limits.spend(LimitKind::Quota).is_err()
-    };
+    async fn spent(store: &EndpointStore) -> bool {
+        let endpoint = std::sync::Arc::clone(store.table().get("rl-reload").expect("loaded"));
+        endpoint.limits.spend(LimitKind::Quota).await.is_err()
+    }
     let table = store.table();
     let endpoint = table.get("rl-reload").expect("loaded");
     for _ in 0..2 {
-        endpoint.limits.spend(LimitKind::Quota).expect("burst");
+        endpoint
+            .limits
+            .spend(LimitKind::Quota)
+            .await
+            .expect("burst");
     }
-    assert!(spent(&store));
+    assert!(spent(&store).await);
 
     write(
         "conflagent.rl-other.properties",
         &limited_file(&base, 6000, 200),
     );
     store.rescan().expect("rescan");
-    assert!(spent(&store), "another file's edit keeps the budget");
+    assert!(spent(&store).await, "another file's edit keeps the budget");
 
     let unrelated = format!("{}description=Team docs\n", limited_file(&base, 60, 2));
     write("conflagent.rl-reload.properties", &unrelated);
     let report = store.rescan().expect("rescan");
     assert_eq!(report.changed, ["rl-reload"]);
-    assert!(spent(&store), "an unrelated key's edit keeps the budget");
+    assert!(
+        spent(&store).await,
+        "an unrelated key's edit keeps the budget"
+    );
 
     write(
         "conflagent.rl-reload.properties",
         &limited_file(&base, 60, 3),
     );
     store.rescan().expect("rescan");
-    assert!(!spent(&store), "a new quota starts with a full budget");
+    assert!(
+        !spent(&store).await,
+        "a new quota starts with a full budget"
+    );
 }
 
 #[tokio::test]

@@ -51,6 +51,8 @@ pub struct Options {
     pub body_limit: Option<usize>,
     /// The global `--public-url`.
     pub public_url: Option<String>,
+    /// The Redis the rate-limit budgets live in.
+    pub redis: Option<conflagent::ratelimit::redis::RedisBudgets>,
 }
 
 impl Gateway {
@@ -65,8 +67,11 @@ impl Gateway {
         for (name, content) in files {
             std::fs::write(dir.path().join(name), content).expect("write config file");
         }
-        let (store, _report) =
-            endpoint::load(dir.path(), Shared::default()).expect("load config dir");
+        let shared = Shared {
+            redis: options.redis.clone(),
+            ..Shared::default()
+        };
+        let (store, _report) = endpoint::load(dir.path(), shared).expect("load config dir");
         let public = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let private = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = public.local_addr().expect("addr");
@@ -234,14 +239,16 @@ pub const UPSTREAM_TOKEN: &str = "upstream-pat-0123456789";
 /// The space of the world.
 pub const SPACE: &str = "DOC";
 
-impl World {
-    /// A Data Center world: root "Handbook" with "Guides" (children "Install", "Configure") and
-    /// "Notes"; outside the sandbox, "Outside" with child "Secret Plans".
-    pub async fn start() -> World {
-        World::start_with(conflagent::sim::Deployment::DataCenter, "").await
-    }
+/// Both backends: Data Center on REST v1, Cloud on REST v2 (through the API gateway form).
+pub const DEPLOYMENTS: [conflagent::sim::Deployment; 2] = [
+    conflagent::sim::Deployment::DataCenter,
+    conflagent::sim::Deployment::Cloud,
+];
 
-    /// A world on `deployment`, with `extra` appended to the endpoint file.
+impl World {
+    /// A world on `deployment`, with `extra` appended to the endpoint file: root "Handbook" with
+    /// "Guides" (children "Install", "Configure") and "Notes"; outside the sandbox, "Outside"
+    /// with child "Secret Plans".
     pub async fn start_with(deployment: conflagent::sim::Deployment, extra: &str) -> World {
         World::start_seeded(deployment, extra, |sim, root_id| {
             let guides = sim.add_page(SPACE, "Guides", Some(root_id), "<p>All guides</p>");
@@ -307,14 +314,14 @@ impl World {
                 )
             }
         };
-        let deployment_name = match deployment {
-            conflagent::sim::Deployment::DataCenter => "datacenter",
-            conflagent::sim::Deployment::Cloud => "cloud",
+        // Cloud goes through the API gateway form, where pagination links are easiest to get wrong.
+        let (deployment_name, base_url) = match deployment {
+            conflagent::sim::Deployment::DataCenter => ("datacenter", sim.base_url()),
+            conflagent::sim::Deployment::Cloud => ("cloud", sim.gateway_base_url()),
         };
         let file = format!(
-            "base_url={}\nspace_key={SPACE}\nroot_page_id={root_id}\ngpt_shared_secret={SECRET}\n\
-             auth={auth}\n{credentials}deployment={deployment_name}\nrate_limit_per_minute=0\n{extra}",
-            sim.base_url()
+            "base_url={base_url}\nspace_key={SPACE}\nroot_page_id={root_id}\ngpt_shared_secret={SECRET}\n\
+             auth={auth}\n{credentials}deployment={deployment_name}\nrate_limit_per_minute=0\n{extra}"
         );
         let gateway = Gateway::start(&[("conflagent.docs.properties", &file)]).await;
         World {
@@ -423,4 +430,98 @@ pub async fn start_slow_create(
     stream.write_all(head.as_bytes()).await.expect("write head");
     stream.write_all(&body[..10]).await.expect("write part");
     (stream, &body[10..])
+}
+
+/// A `redis-server` of its own on a free loopback port, without persistence; killed when dropped.
+pub struct RedisServer {
+    /// The port it listens on (kept across restarts).
+    pub port: u16,
+    password: Option<String>,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    /// Starts one, or returns `None` (after the checker notice) when `redis-server` is missing.
+    pub fn start(password: Option<&str>) -> Option<RedisServer> {
+        find_checker("redis-server", "apt-get install -y redis-server")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = RedisServer {
+            port,
+            password: password.map(str::to_owned),
+            child: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
+    /// The URL to reach it, password included.
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(password) => format!("redis://:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// Starts the server (again, empty) on its port and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop the server first");
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        self.child = Some(command.spawn().expect("start redis-server"));
+        let client = redis::Client::open(self.url()).expect("redis url");
+        let start = Instant::now();
+        while client
+            .get_connection()
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+            .is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server; its data is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Pauses (`SIGSTOP`) or resumes (`SIGCONT`) the server: connections stay open, nothing answers.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// A blocking connection for inspecting keys.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection())
+            .expect("connect to redis-server")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
