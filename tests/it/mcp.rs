@@ -73,8 +73,13 @@ async fn the_python_sdk_connects_lists_and_calls_every_tool_of_each_flavor() {
         return;
     };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/mcp_client.py");
-    for flavor in ["default", "read", "upload"] {
-        let world = World::start_with(Deployment::DataCenter, &format!("flavor={flavor}\n")).await;
+    for (deployment, flavor) in [
+        (Deployment::DataCenter, "default"),
+        (Deployment::DataCenter, "read"),
+        (Deployment::DataCenter, "upload"),
+        (Deployment::Cloud, "default"),
+    ] {
+        let world = World::start_with(deployment, &format!("flavor={flavor}\n")).await;
         let url = world.gateway.url("/endpoint/docs/mcp");
         let output = tokio::process::Command::new(&python)
             .args([script, &url, SECRET, flavor])
@@ -83,7 +88,7 @@ async fn the_python_sdk_connects_lists_and_calls_every_tool_of_each_flavor() {
             .expect("run the MCP client");
         assert!(
             output.status.success(),
-            "{flavor}: {}\n{}",
+            "{deployment:?} {flavor}: {}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
@@ -174,7 +179,7 @@ async fn a_spent_quota_is_429_with_retry_after() {
 
 #[tokio::test]
 async fn malformed_messages_and_batches_are_json_rpc_errors() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     let cases: [(&str, u16, i64); 7] = [
         ("{not json", 400, -32700),
         ("", 400, -32700),
@@ -211,7 +216,7 @@ async fn malformed_messages_and_batches_are_json_rpc_errors() {
 
 #[tokio::test]
 async fn notifications_and_client_responses_are_accepted_with_202_and_no_body() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     for body in [
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
         r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
@@ -226,7 +231,7 @@ async fn notifications_and_client_responses_are_accepted_with_202_and_no_body() 
 
 #[tokio::test]
 async fn unknown_tools_and_invalid_arguments_are_json_rpc_errors_naming_the_problem() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     let cases = [
         (
             "deleteEverything",
@@ -270,7 +275,7 @@ async fn unknown_tools_and_invalid_arguments_are_json_rpc_errors_naming_the_prob
 
 #[tokio::test]
 async fn a_domain_failure_is_a_tool_result_with_is_error_and_the_envelope_code() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     let mut texts = Vec::new();
     for title in ["No Such Page", "Secret Plans"] {
         let answer = call_tool(&world, "readPageByTitle", json!({"title": title})).await;
@@ -296,7 +301,7 @@ async fn a_domain_failure_is_a_tool_result_with_is_error_and_the_envelope_code()
 
 #[tokio::test]
 async fn a_call_answers_data_as_structured_content_and_arrays_wrapped_in_items() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     let read = call_tool(
         &world,
         "readPageByTitle",
@@ -324,7 +329,7 @@ async fn a_call_answers_data_as_structured_content_and_arrays_wrapped_in_items()
 
 #[tokio::test]
 async fn initialize_negotiates_the_newest_revision_and_an_unknown_header_version_is_400() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     for (asked, negotiated) in [
         ("2025-11-25", "2025-11-25"),
         ("2025-06-18", "2025-06-18"),
@@ -395,7 +400,7 @@ async fn origin_is_checked_against_the_host_loopback_and_the_public_url() {
 
 #[tokio::test]
 async fn get_and_delete_are_405_and_the_route_is_not_in_the_openapi_document() {
-    let world = World::start().await;
+    let world = World::start_with(Deployment::DataCenter, "").await;
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let response = world
             .gateway
@@ -427,30 +432,52 @@ async fn get_and_delete_are_405_and_the_route_is_not_in_the_openapi_document() {
 
 #[tokio::test]
 async fn requests_are_counted_under_route_mcp_with_the_tool_and_the_status_of_the_outcome() {
-    let world = World::start().await;
-    // Every test's endpoint is `docs` and the recorder is shared: count the difference.
-    let before = world.gateway.scrape().await;
-    call_tool(&world, "listChildPages", json!({"title": "Guides"})).await;
-    call_tool(&world, "listChildPages", json!({"title": "No Such Page"})).await;
-    request(&world, "tools/list", json!({})).await;
-    let after = world.gateway.scrape().await;
-    let count = |status: &str, tool: Option<&str>| {
-        mcp_requests(&after, status, tool) - mcp_requests(&before, status, tool)
+    // An endpoint of its own (the recorder is shared by every test), whose Confluence is
+    // unreachable: a tool call that gets that far fails upstream.
+    let gateway = crate::support::Gateway::start(&[(
+        "conflagent.mcp-metrics.properties",
+        &crate::support::endpoint_file(SECRET, "http://127.0.0.1:9"),
+    )])
+    .await;
+    let post = |body: Value| {
+        let request = gateway
+            .http
+            .post(gateway.url("/endpoint/mcp-metrics/mcp"))
+            .bearer_auth(SECRET)
+            .json(&body);
+        async move {
+            let response = request.send().await.expect("request");
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.expect("json")
+        }
     };
-    assert_eq!(count("200", Some("listChildPages")), 1.0, "{after}");
-    assert_eq!(count("404", Some("listChildPages")), 1.0, "{after}");
-    assert_eq!(count("200", None), 1.0, "{after}");
-    world.stop().await;
+    let call = |arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": "listChildPages", "arguments": arguments}})
+    };
+    let failed = post(call(json!({"title": "Guides"}))).await;
+    assert_eq!(failed["result"]["isError"], true, "{failed}");
+    let invalid = post(call(json!({}))).await;
+    assert_eq!(invalid["error"]["code"], -32602, "{invalid}");
+    post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let scrape = gateway.scrape().await;
+    let count = |status: &str, tool: Option<&str>| mcp_requests(&scrape, status, tool);
+    assert_eq!(count("502", Some("listChildPages")), 1.0, "{scrape}");
+    assert_eq!(count("400", Some("listChildPages")), 1.0, "{scrape}");
+    assert_eq!(count("200", None), 1.0, "{scrape}");
+    gateway.stop().await;
 }
 
-/// `conflagent_http_requests_total` of endpoint `docs` on `/mcp` with `status` and `tool` (none:
+/// `conflagent_http_requests_total` of endpoint `mcp-metrics` on `/mcp` with `status` and `tool` (none:
 /// without a tool label).
 fn mcp_requests(scrape: &str, status: &str, tool: Option<&str>) -> f64 {
     {
         scrape
             .lines()
             .filter(|line| line.starts_with("conflagent_http_requests_total{"))
-            .filter(|line| line.contains("endpoint=\"docs\"") && line.contains("route=\"/mcp\""))
+            .filter(|line| {
+                line.contains("endpoint=\"mcp-metrics\"") && line.contains("route=\"/mcp\"")
+            })
             .filter(|line| line.contains(&format!("status=\"{status}\"")))
             .filter(|line| match tool {
                 Some(tool) => line.contains(&format!("tool=\"{tool}\"")),
