@@ -190,7 +190,8 @@ fn operations_guidance(operations: &[Operation]) -> String {
          - INVALID_OPERATION: the title is already taken (choose another), or the change is not \
          allowed (the sandbox root, a move under the page itself).\n\
          - RATE_LIMITED: wait the seconds given in `Retry-After`, then retry.\n\
-         - UPSTREAM_ERROR: Confluence failed or is slow; retry once a little later.\n\
+         - UPSTREAM_ERROR: Confluence failed or is slow; retry once a little later. After a write \
+         answered with 504, read the page first: the write may have been applied.\n\
          - INTERNAL_ERROR: a gateway bug; tell the user instead of retrying.",
     );
     text
@@ -612,11 +613,19 @@ fn error_statuses(operation: Operation) -> Vec<(&'static str, &'static str)> {
             "503",
             "UPSTREAM_ERROR: Confluence is unavailable. Retry once a little later.",
         ),
+    ]);
+    statuses.push(if matches!(operation.access(), Access::Create | Access::Modify) {
+        (
+            "504",
+            "UPSTREAM_ERROR: Confluence did not confirm the write in time, and it may have been \
+             applied. Read the page before retrying, or the write could happen twice.",
+        )
+    } else {
         (
             "504",
             "UPSTREAM_ERROR: Confluence did not answer in time. Retry once a little later.",
-        ),
-    ]);
+        )
+    });
     statuses
 }
 

@@ -5,8 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify::RecursiveMode;
-use notify_debouncer_full::new_debouncer;
+use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+use notify::{EventKind, RecursiveMode};
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -89,15 +90,38 @@ fn start_debouncer(
     debounce: Duration,
     events_tx: mpsc::UnboundedSender<()>,
 ) -> notify::Result<impl Drop> {
-    let mut debouncer = new_debouncer(debounce, None, move |result| {
-        if let Err(errors) = &result {
-            tracing::warn!(?errors, "config directory watch reported errors");
+    let mut debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+        let look_again = match &result {
+            Err(errors) => {
+                tracing::warn!(?errors, "config directory watch reported errors");
+                true
+            }
+            Ok(events) => events.iter().any(|event| changes_content(&event.kind)),
+        };
+        // A change, or an error, means: look again. The receiver is gone only at shutdown.
+        if look_again {
+            let _ = events_tx.send(());
         }
-        // Any event, or error, means: look again. The receiver is gone only at shutdown.
-        let _ = events_tx.send(());
     })?;
     debouncer.watch(dir, RecursiveMode::NonRecursive)?;
     Ok(debouncer)
+}
+
+/// Whether an event can change what the directory holds. Reading a file (which every rescan does)
+/// reports opens, closes and access times; those must not trigger the next rescan, or the watcher
+/// would keep rescanning itself.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        // A file closed after writing is complete now (inotify's `IN_CLOSE_WRITE`).
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Any
+        | EventKind::Create(_)
+        | EventKind::Modify(_)
+        | EventKind::Remove(_)
+        | EventKind::Other => true,
+    }
 }
 
 /// Rescans on a blocking thread (file IO) and logs the outcome. An endpoint whose file is gone
@@ -148,5 +172,40 @@ pub fn log_report(dir: &Path, report: &ReloadReport) {
             loaded = report.loaded,
             "endpoints reloaded"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, RemoveKind, RenameMode};
+
+    #[test]
+    fn reading_files_does_not_trigger_a_rescan() {
+        for (kind, expected) in [
+            (EventKind::Access(AccessKind::Open(AccessMode::Any)), false),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                false,
+            ),
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+                false,
+            ),
+            (
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                true,
+            ),
+            (EventKind::Create(CreateKind::File), true),
+            (EventKind::Modify(ModifyKind::Name(RenameMode::Both)), true),
+            (
+                EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
+                true,
+            ),
+            (EventKind::Remove(RemoveKind::File), true),
+            (EventKind::Any, true),
+        ] {
+            assert_eq!(changes_content(&kind), expected, "{kind:?}");
+        }
     }
 }

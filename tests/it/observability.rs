@@ -387,9 +387,9 @@ async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
         "m-upstream",
     )));
     metrics::scope(Arc::clone(&context), async {
-        metrics::upstream_request("getPage", "ok", Duration::from_millis(30));
+        metrics::UpstreamCall::start("getPage").finish("ok");
         metrics::upstream_retry("getPage");
-        metrics::upstream_request("getPage", "timeout", Duration::from_secs(30));
+        drop(metrics::UpstreamCall::start("getPage"));
     })
     .await;
     assert_eq!(context.upstream_calls(), 2);
