@@ -1,10 +1,11 @@
-//! Throughput of Markdown ⇄ storage conversion on a typical page and on a ~1 MB document.
+//! Throughput of Markdown ⇄ storage conversion on a typical page and on a ~1 MB document, and the
+//! block-by-block merge of a Markdown update into a 1 MB stored page.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use conflagent::markdown::{markdown_to_storage, storage_to_markdown};
+use conflagent::markdown::{WritePolicy, markdown_to_storage, merge_markdown, storage_to_markdown};
 
 /// A realistic page of about 5 KB mixing every construct the converter knows.
 fn typical_page() -> String {
@@ -32,7 +33,7 @@ Owner: [[Payments Team]] · see [[Runbooks#Payments|the runbook]] and [the dashb
 - [ ] Automate step 2
 - [x] Write this page
 
-![Flow](flow.png) Status `confluence-storage:<ac:emoticon ac:name="tick"/>`[^1]
+![Flow](flow.png) Status :emoticon{name=tick} :status{colour=Green title=DONE}[^1]
 
 [^1]: Checked by the on-call engineer.
 
@@ -49,6 +50,23 @@ fn document_of(size: usize) -> String {
     let mut document = String::with_capacity(size + page.len());
     while document.len() < size {
         document.push_str(&page);
+    }
+    document
+}
+
+/// About `size` bytes of storage as Confluence's editors save it, from the test corpus.
+fn editor_storage_of(size: usize) -> String {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/storage");
+    let mut pages: Vec<String> = std::fs::read_dir(directory)
+        .expect("corpus directory")
+        .map(|entry| std::fs::read_to_string(entry.expect("entry").path()).expect("page"))
+        .collect();
+    pages.sort();
+    let mut document = String::with_capacity(size + 16 * 1024);
+    while document.len() < size {
+        for page in &pages {
+            document.push_str(page);
+        }
     }
     document
 }
@@ -79,6 +97,34 @@ fn bench(c: &mut Criterion) {
         b.iter(|| storage_to_markdown(black_box(&document_storage)))
     });
     large.finish();
+
+    // A 1 MB page as the editors save it: reading it, and merging it back unchanged or with one edit.
+    let editor_storage = editor_storage_of(1024 * 1024);
+    let editor_markdown = storage_to_markdown(&editor_storage).expect("corpus is well-formed");
+    let edited = editor_markdown.replacen("## Restart\n", "## Restart safely\n", 1);
+    let policy = WritePolicy::default();
+    let mut editor = c.benchmark_group("editor_page_1mb");
+    editor.sample_size(20);
+    editor.throughput(Throughput::Bytes(editor_storage.len() as u64));
+    editor.bench_function("storage_to_markdown", |b| {
+        b.iter(|| storage_to_markdown(black_box(&editor_storage)))
+    });
+    editor.bench_function("markdown_to_storage", |b| {
+        b.iter(|| markdown_to_storage(black_box(&editor_markdown)))
+    });
+    editor.bench_function("merge_unchanged", |b| {
+        b.iter(|| {
+            merge_markdown(
+                black_box(&editor_storage),
+                black_box(&editor_markdown),
+                &policy,
+            )
+        })
+    });
+    editor.bench_function("merge_one_edit", |b| {
+        b.iter(|| merge_markdown(black_box(&editor_storage), black_box(&edited), &policy))
+    });
+    editor.finish();
 }
 
 criterion_group!(benches, bench);

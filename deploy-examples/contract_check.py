@@ -21,6 +21,7 @@ from pathlib import Path
 import yaml
 
 DEFAULT_SHUTDOWN_GRACE_SECONDS = 20
+DEFAULT_DRAIN_DELAY_SECONDS = 5
 METRICS_PORT = 9464
 UPSTREAM_DEADLINE_SECONDS = 30
 BODY_LIMIT_BYTES = 1024 * 1024
@@ -42,6 +43,11 @@ def flag_value(args, name):
 def shutdown_grace(args):
     value = flag_value(args, "shutdown-grace")
     return int(value) if value is not None else DEFAULT_SHUTDOWN_GRACE_SECONDS
+
+
+def drain_delay(args):
+    value = flag_value(args, "drain-delay")
+    return int(value) if value is not None else DEFAULT_DRAIN_DELAY_SECONDS
 
 
 def seconds(text):
@@ -67,10 +73,10 @@ def check_systemd(root):
     exec_start = shlex.split(settings.get("ExecStart", [""])[-1])
     if exec_start[1:2] != ["serve"]:
         problems.append("ExecStart does not run `conflagent serve`")
-    grace = shutdown_grace(exec_start)
+    grace = drain_delay(exec_start) + shutdown_grace(exec_start)
     stop = settings.get("TimeoutStopSec")
     if stop is None or seconds(stop[-1]) <= grace:
-        problems.append(f"TimeoutStopSec must exceed the {grace} s shutdown grace")
+        problems.append(f"TimeoutStopSec must exceed drain delay + shutdown grace ({grace} s)")
     for key, expected in [("NoNewPrivileges", "yes"), ("ProtectSystem", "strict")]:
         if settings.get(key, [""])[-1] != expected:
             problems.append(f"{key} must be {expected}")
@@ -133,10 +139,11 @@ def check_kubernetes_resources(resources):
     pre_stop = (
         container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     )
-    needed = shutdown_grace(args) + pre_stop
+    needed = pre_stop + drain_delay(args) + shutdown_grace(args)
     if pod.get("terminationGracePeriodSeconds", 30) <= needed:
         problems.append(
-            f"terminationGracePeriodSeconds must exceed preStop + shutdown grace ({needed} s)"
+            "terminationGracePeriodSeconds must exceed preStop + drain delay + shutdown grace "
+            f"({needed} s)"
         )
 
     security = container.get("securityContext", {})

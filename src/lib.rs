@@ -32,8 +32,9 @@ use tokio::sync::watch;
 
 use crate::config::watch::{WatchSettings, watch_config};
 use crate::endpoint::{EndpointStore, count_reload};
+use crate::http::conn::Connections;
 use crate::http::private::{PrivateService, Readiness};
-use crate::http::server::{ServerSettings, serve};
+use crate::http::server::{ServerSettings, serve, serve_tracked};
 use crate::http::service::{AppState, GatewayService, ServiceSettings};
 
 /// Everything `run` needs besides the listeners and the loaded config.
@@ -50,8 +51,11 @@ pub struct RunSettings {
 }
 
 /// Serves the gateway on `public` and the operator endpoints on `private` until `shutdown`
-/// completes; then readiness fails first, the public listener drains within the grace period, and
-/// the watcher stops. Config must already be loaded: `run` never fails on config.
+/// completes. Then readiness fails at once while both listeners keep serving for the drain delay
+/// (so that load balancers stop routing first); then the public listener stops accepting, and both
+/// drain until one deadline, a grace period away, after which what is still open is closed. The
+/// private listener keeps accepting (answering 503 at `/readyz`) until the public one is done, so
+/// that probes see the drain. Config must already be loaded: `run` never fails on config.
 pub async fn run(
     public: TcpListener,
     private: TcpListener,
@@ -60,6 +64,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (public_stop_tx, public_stop_rx) = watch::channel(None);
+    let (private_stop_tx, private_stop_rx) = watch::channel(None);
     let readiness = Arc::new(Readiness::default());
     readiness.set(true);
     let render_metrics: Arc<dyn Fn() -> String + Send + Sync> =
@@ -85,13 +91,15 @@ pub async fn run(
         store,
         settings: settings.service.clone(),
     });
-    let public_server = tokio::spawn(serve(
+    let public_connections = Arc::new(Connections::new(settings.server.max_connections));
+    readiness.watch_public(Arc::clone(&public_connections));
+    let public_server = tokio::spawn(serve_tracked(
         public,
         GatewayService::new(state),
         settings.server,
-        stop_rx.clone(),
+        public_stop_rx,
+        public_connections,
     ));
-    let (private_stop_tx, private_stop_rx) = watch::channel(false);
     let private_server = tokio::spawn(serve(
         private,
         PrivateService::new(Arc::clone(&readiness), render_metrics),
@@ -100,12 +108,19 @@ pub async fn run(
     ));
 
     shutdown.await;
-    tracing::info!("shutting down: readiness off, draining connections");
     readiness.set(false);
+    tracing::info!(
+        drain_delay = ?settings.server.drain_delay,
+        grace_period = ?settings.server.grace_period,
+        "shutting down: readiness off; still accepting for the drain delay, then draining"
+    );
+    tokio::time::sleep(settings.server.drain_delay).await;
+    tracing::info!("public listener closed; draining connections");
+    let deadline = tokio::time::Instant::now() + settings.server.grace_period;
+    let _ = public_stop_tx.send(Some(deadline));
     let _ = stop_tx.send(true);
     let _ = public_server.await;
-    let _ = watcher.await;
-    let _ = private_stop_tx.send(true);
-    let _ = private_server.await;
+    let _ = private_stop_tx.send(Some(deadline));
+    let _ = tokio::join!(private_server, watcher);
     tracing::info!("stopped");
 }

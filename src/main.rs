@@ -69,14 +69,22 @@ struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:9464")]
     metrics_listen: SocketAddr,
     /// Public https base URL advertised in OpenAPI `servers` (an endpoint's `public_url` wins).
-    #[arg(long)]
+    /// Plain http only for a loopback host.
+    #[arg(long, value_parser = conflagent::http::public_url::parse)]
     public_url: Option<String>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT (both listeners together).
     #[arg(long, default_value_t = 20)]
     shutdown_grace: u64,
+    /// Seconds the listeners keep serving after SIGTERM or SIGINT while /readyz already fails, so
+    /// that load balancers stop routing before the port closes.
+    #[arg(long, default_value_t = 5)]
+    drain_delay: u64,
+    /// Most connections served at once on the public listener; at the cap the idlest is closed.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
     /// Share every endpoint's rate-limit budgets with the other replicas through this Redis or
     /// Valkey: redis://[[user]:password@]host[:port][/db], or rediss://... for TLS. Without it,
     /// budgets are per process.
@@ -215,6 +223,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             },
             server: ServerSettings {
                 grace_period: Duration::from_secs(args.shutdown_grace),
+                drain_delay: Duration::from_secs(args.drain_delay),
+                max_connections: args.max_connections,
                 ..ServerSettings::default()
             },
             render_metrics: Some(render_metrics),

@@ -167,15 +167,18 @@ fn operations_guidance(operations: &[Operation]) -> String {
             "\n\nBodies you write are Markdown (CommonMark with GFM tables, task lists and \
              strikethrough; fenced code; `[[Page Title]]`, `[[Page Title|label]]` and \
              `[[Page Title#Heading|label]]` link to other pages; `> [!NOTE]` alerts become \
-             panels) or Confluence storage XHTML. Blocks fenced as `confluence-storage` carry \
-             content Markdown cannot express: keep them unchanged.",
+             panels) or Confluence storage XHTML. Macros, mentions, emoticons, layouts and coloured \
+             text are directives: `:status{colour=Green title=DONE}` inline, `::toc` as a block, \
+             `:::expand{title=\"More\"}` ... `:::` around Markdown; keep every attribute. Blocks \
+             fenced as `confluence-storage` are raw XHTML: keep them unchanged.",
         );
     }
     if has(Operation::UpdatePage) {
         text.push_str(
             "\n\nAn update replaces the whole body: read the page (`format=markdown`), edit it, and \
              send the complete new body with `expectedVersion` set to the version you read. Never \
-             send only the changed part.",
+             send only the changed part. Markdown blocks you leave unchanged keep their stored form \
+             exactly.",
         );
     }
     text.push_str(
@@ -361,9 +364,10 @@ fn parameters(operation: Operation) -> Vec<Value> {
         Operation::ReadPage => {
             parameters.push(query_parameter(
                 "format",
-                "`markdown` returns the body as Markdown, best for reading and editing; constructs \
-                 Markdown cannot express come as fenced `confluence-storage` blocks that must be \
-                 kept when writing back. `storage` (default) returns Confluence storage XHTML.",
+                "`markdown` returns Markdown, best for editing: macros and mentions come as \
+                 directives (`:name{key=value}`, `::name{…}`, `:::name{…}` … `:::`), the rest as \
+                 `confluence-storage` blocks; keep both when writing back. `storage` (default) \
+                 returns storage XHTML.",
                 json!({"type": "string", "enum": ["storage", "markdown"], "default": "storage"}),
             ));
             parameters.push(query_parameter(

@@ -172,9 +172,9 @@ fn current_version(lower: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// `Retry-After` in its delta-seconds form; the rare HTTP-date form is treated as absent.
+/// `Retry-After` in either form, delta-seconds or HTTP-date (see `retry::parse_retry_after`).
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    super::retry::parse_retry_after(value, std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -319,8 +319,11 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_takes_seconds_and_ignores_dates() {
+    fn retry_after_takes_seconds_and_dates() {
         assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
     }
 }

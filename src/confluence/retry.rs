@@ -1,7 +1,9 @@
 //! When to try an upstream call again: capped, jittered backoff inside the operation's deadline.
+//! A read keeps being retried until its deadline, not a fixed number of times: a Confluence that
+//! restarts within the deadline is found again.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -46,18 +48,32 @@ pub(crate) struct RetryPolicy {
     pub first_backoff: Duration,
     /// The longest backoff between two attempts (a longer `Retry-After` still wins).
     pub max_backoff: Duration,
-    /// Attempts in all, the first included.
+    /// Attempts in all, the first included; `u32::MAX` leaves the deadline as the only bound.
     pub max_attempts: u32,
 }
 
 impl Default for RetryPolicy {
+    /// Backoff from 250 ms doubling up to 2 s, attempts bounded only by the deadline: a Confluence
+    /// back after a restart is tried again within 2 s.
     fn default() -> RetryPolicy {
         RetryPolicy {
             first_backoff: Duration::from_millis(250),
-            max_backoff: Duration::from_secs(4),
-            max_attempts: 5,
+            max_backoff: Duration::from_secs(2),
+            max_attempts: u32::MAX,
         }
     }
+}
+
+/// A `Retry-After` value in either of its forms: delta-seconds (`120`) or an HTTP-date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`, the obsolete RFC 850 and asctime forms too), read against
+/// `now`. A date in the past means "now". Anything else is treated as absent.
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 impl RetryPolicy {
@@ -192,6 +208,49 @@ mod tests {
         check(Write, Failure::Connect, 1, None);
         check(Write, Failure::Lost, 1, None);
         check(Write, status(409, None), 1, None);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_both_forms() {
+        let now = httpdate::parse_http_date("Sun, 29 Nov 2026 10:00:00 GMT").expect("date");
+        let secs = |seconds| Some(Duration::from_secs(seconds));
+        assert_eq!(parse_retry_after(" 7 ", now), secs(7));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 10:00:30 GMT", now),
+            secs(30)
+        );
+        assert_eq!(
+            parse_retry_after("Sunday, 29-Nov-26 10:01:00 GMT", now),
+            secs(60)
+        );
+        assert_eq!(parse_retry_after("Sun Nov 29 10:00:05 2026", now), secs(5));
+        assert_eq!(
+            parse_retry_after("Sun, 29 Nov 2026 09:00:00 GMT", now),
+            secs(0)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_are_retried_until_the_deadline_not_a_fixed_number_of_times() {
+        let start = Instant::now();
+        let calls = Cell::new(0);
+        // Confluence is down for 7 s of a 10 s deadline, then answers.
+        let result = run(
+            &RetryPolicy::default(),
+            Idempotency::Idempotent,
+            start + Duration::from_secs(10),
+            || {
+                calls.set(calls.get() + 1);
+                let up = Instant::now() - start >= Duration::from_secs(7);
+                async move { if up { Ok(()) } else { Err(unavailable()) } }
+            },
+        )
+        .await;
+        assert_eq!(result, Ok(()), "after {} attempts", calls.get());
+        assert!(calls.get() > 5, "{} attempts", calls.get());
+        assert!(Instant::now() - start <= Duration::from_secs(9));
     }
 
     #[test]

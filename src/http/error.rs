@@ -308,7 +308,9 @@ impl From<BodyError> for ApiError {
                 "body is not well-formed storage XHTML at line {}, column {}: {}",
                 xhtml.line, xhtml.column, xhtml.message
             )),
-            BodyError::Unsafe { .. } => ApiError::invalid_input(error.to_string()),
+            BodyError::Unsafe { .. } | BodyError::Character(_) => {
+                ApiError::invalid_input(error.to_string())
+            }
         }
     }
 }

@@ -2,11 +2,14 @@
 //! envelope, and the one mapping from every domain error to a response.
 
 pub mod auth;
+pub mod body;
+pub mod conn;
 pub mod envelope;
 pub mod error;
 pub mod mcp;
 pub mod openapi;
 pub mod private;
+pub mod public_url;
 pub mod reply;
 pub mod request;
 pub mod router;

@@ -4,30 +4,46 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use serde_json::json;
 
+use crate::http::conn::{Connections, Load};
 use crate::http::envelope::{self, Body};
 use crate::http::error::ApiError;
 
 /// Whether the process should receive traffic: true once config is loaded, false from the moment
-/// shutdown begins.
+/// shutdown begins, and false while the public listener is saturated (every connection permit held
+/// by a connection with a request in flight).
 #[derive(Debug, Default)]
-pub struct Readiness(AtomicBool);
+pub struct Readiness {
+    ready: AtomicBool,
+    public: OnceLock<Arc<Connections>>,
+}
 
 impl Readiness {
     /// Marks the process ready or not.
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Reports the load of the public listener's `connections` too.
+    pub fn watch_public(&self, connections: Arc<Connections>) {
+        let _ = self.public.set(connections);
+    }
+
+    /// The public listener's load, when it is watched.
+    pub fn public_load(&self) -> Option<Load> {
+        self.public.get().map(|connections| connections.load())
     }
 
     /// Whether the process is ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.ready.load(Ordering::SeqCst)
+            && !self.public_load().is_some_and(|load| load.saturated())
     }
 }
 
@@ -61,10 +77,7 @@ impl PrivateService {
         }
         match path {
             "/healthz" => envelope::ok("alive", json!({"status": "ok"})),
-            "/readyz" if self.readiness.is_ready() => {
-                envelope::ok("ready", json!({"status": "ready"}))
-            }
-            "/readyz" => ApiError::not_ready().into_response(),
+            "/readyz" => self.readyz(),
             "/metrics" => {
                 let mut response = Response::new(Body::from((self.render_metrics)()));
                 response.headers_mut().insert(
@@ -75,6 +88,27 @@ impl PrivateService {
             }
             _ => ApiError::not_found().into_response(),
         }
+    }
+}
+
+impl PrivateService {
+    fn readyz(&self) -> Response<Body> {
+        if !self.readiness.ready.load(Ordering::SeqCst) {
+            return ApiError::not_ready().into_response();
+        }
+        let load = self.readiness.public_load();
+        if load.is_some_and(|load| load.saturated()) {
+            return ApiError::upstream_unavailable(
+                "not ready: the public listener is saturated; every connection has a request in flight",
+            )
+            .into_response();
+        }
+        let connections =
+            load.map(|load| json!({"open": load.open, "busy": load.busy, "limit": load.limit}));
+        envelope::ok(
+            "ready",
+            json!({"status": "ready", "connections": connections}),
+        )
     }
 }
 

@@ -8,16 +8,14 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::endpoint::{Endpoint, EndpointStore};
 use crate::http::auth;
+use crate::http::body::{self, BodySettings};
 use crate::http::envelope::{self, Body};
 use crate::http::error::ApiError;
 use crate::http::mcp;
@@ -39,6 +37,8 @@ pub struct ServiceSettings {
     pub body_limit: usize,
     /// The global `--public-url`, used when an endpoint has no `public_url` of its own.
     pub public_url: Option<String>,
+    /// Body read deadline and the process-wide body budget.
+    pub body: BodySettings,
 }
 
 impl Default for ServiceSettings {
@@ -46,6 +46,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             body_limit: 1024 * 1024,
             public_url: None,
+            body: BodySettings::default(),
         }
     }
 }
@@ -288,7 +289,13 @@ async fn endpoint_request(
         EndpointRoute::Page(page) => {
             let query = Query::parse(request.uri().query());
             let (parts, body) = request.into_parts();
-            let bytes = read_body(&parts.headers, body, state.settings.body_limit).await?;
+            let bytes = body::read(
+                &parts.headers,
+                body,
+                state.settings.body_limit,
+                &state.settings.body,
+            )
+            .await?;
             let body = RequestBody {
                 headers: &parts.headers,
                 bytes: &bytes,
@@ -325,7 +332,13 @@ async fn mcp_request(
     mcp::check_protocol_version(request.headers())?;
     check_json_content_type(request.headers())?;
     let (parts, body) = request.into_parts();
-    let bytes = read_body(&parts.headers, body, state.settings.body_limit).await?;
+    let bytes = body::read(
+        &parts.headers,
+        body,
+        state.settings.body_limit,
+        &state.settings.body,
+    )
+    .await?;
     Ok(mcp::answer(endpoint, &bytes).await)
 }
 
@@ -347,28 +360,10 @@ async fn spend_budget(
     Ok(endpoint.limits.spend(LimitKind::Quota).await?)
 }
 
-/// Reads the whole body, refusing more than `limit` bytes with 413 (before reading, when the
-/// declared length already says so).
-async fn read_body(headers: &HeaderMap, body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
-        return Err(ApiError::payload_too_large(limit));
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(ApiError::payload_too_large(limit))
-        }
-        Err(_) => Err(ApiError::invalid_input("request body could not be read")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_generic_500_envelope() {

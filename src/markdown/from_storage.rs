@@ -4,6 +4,10 @@
 //! storage, or copied from the source byte for byte inside a `confluence-storage` fenced block (block
 //! level) or a code span starting with `confluence-storage:` (inline level).
 
+use std::ops::Range;
+
+use super::directive;
+use super::to_storage::FRONT_MATTER_TITLE;
 use super::xml::{Element, Node};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX};
 
@@ -12,6 +16,28 @@ pub(crate) fn is_insignificant_attribute(name: &str, value: &str) -> bool {
     matches!(name, "ac:macro-id" | "ac:schema-version" | "ac:local-id")
         || (name == "data-layout" && value == "default")
         || (name == "start" && value.trim() == "1")
+}
+
+/// Attributes only the editor needs (ids, local ids, widths, layouts): the Markdown view leaves them
+/// out. A block the client does not change keeps them, since the write merges block by block.
+fn is_editor_bookkeeping(name: &str, value: &str) -> bool {
+    is_insignificant_attribute(name, value)
+        || matches!(
+            name,
+            "id" | "local-id"
+                | "ri:local-id"
+                | "ac:original-height"
+                | "ac:original-width"
+                | "ac:custom-width"
+                | "class"
+                | "colspan"
+                | "rowspan"
+                | "ac:breakout-mode"
+                | "ac:breakout-width"
+                | "ac:card-appearance"
+                | "ri:version-at-save"
+        ) && !matches!((name, value), ("colspan" | "rowspan", v) if v.trim() != "1")
+        || (name.starts_with("data-") && name != "data-highlight-colour")
 }
 
 /// Elements that are rendered as inline content when they sit in a paragraph-like container
@@ -40,6 +66,7 @@ const INLINE_ELEMENTS: &[&str] = &[
     "samp",
     "small",
     "span",
+    "strike",
     "strong",
     "sub",
     "sup",
@@ -79,9 +106,9 @@ const BLOCK_ELEMENTS: &[&str] = &[
 ];
 
 pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
-    let renderer = Renderer { source };
+    let blocks = render_blocks(source, nodes);
     let mut markdown = String::with_capacity(source.len() / 2);
-    for (index, (block, _)) in renderer.blocks(nodes).iter().enumerate() {
+    for (index, (block, _)) in blocks.iter().enumerate() {
         if index > 0 {
             markdown.push_str("\n\n");
         }
@@ -93,8 +120,58 @@ pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
     markdown
 }
 
+/// The top-level blocks of a body: each one's Markdown and the span of storage it comes from.
+pub(crate) fn render_blocks(source: &str, nodes: &[Node]) -> Vec<(String, Range<usize>)> {
+    let renderer = Renderer {
+        source,
+        nested: std::cell::Cell::new(0),
+    };
+    let mut blocks: Vec<(String, Range<usize>)> = renderer
+        .blocks(nodes)
+        .into_iter()
+        .map(|(text, _, span)| (text, span))
+        .collect();
+    // A first code block titled as front matter reads back as front matter.
+    if let Some((text, span)) = blocks.first_mut()
+        && let Some(Node::Element(element)) = nodes.iter().find(|node| node.span() == *span)
+        && let Some(yaml) = front_matter(element)
+    {
+        *text = format!("---\n{yaml}\n---");
+    }
+    blocks
+}
+
+/// The YAML of a code macro written from front matter.
+fn front_matter(element: &Element) -> Option<String> {
+    if element.name != "ac:structured-macro" || element.attribute("ac:name") != Some("code") {
+        return None;
+    }
+    let mut parameters = Vec::new();
+    let mut body = None;
+    for child in element.child_elements() {
+        match child.name {
+            "ac:parameter" => parameters.push((child.attribute("ac:name")?, child.text_content())),
+            "ac:plain-text-body" => body = Some(child.text_content()),
+            _ => return None,
+        }
+    }
+    let expected = [
+        ("language", "yaml".to_owned()),
+        ("title", FRONT_MATTER_TITLE.to_owned()),
+    ];
+    let body = body?;
+    let closes = body
+        .lines()
+        .any(|line| matches!(line.trim_end(), "---" | "..."));
+    (parameters == expected && !closes && !body.trim().is_empty() && !body.starts_with('\n'))
+        .then_some(body)
+}
+
 struct Renderer<'s> {
     source: &'s str,
+    /// How many quotes, alerts and list items enclose what is being rendered: block directives are
+    /// only read at the top level and in the bodies of container directives.
+    nested: std::cell::Cell<usize>,
 }
 
 /// Where inline content ends up, which changes what must be escaped.
@@ -124,7 +201,148 @@ fn has_only_significant(element: &Element, allowed: &[&str]) -> bool {
     element
         .attributes
         .iter()
-        .all(|(name, value)| allowed.contains(name) || is_insignificant_attribute(name, value))
+        .all(|(name, value)| allowed.contains(name) || is_editor_bookkeeping(name, value))
+}
+
+/// The attributes a directive carries for an element: every attribute that is not bookkeeping,
+/// with `prefix` removed; `None` when one lacks the prefix or cannot be written.
+fn directive_attributes(
+    element: &Element,
+    prefix: &str,
+    skip: &[&str],
+) -> Option<Vec<(String, String)>> {
+    let mut attributes = Vec::new();
+    for (name, value) in &element.attributes {
+        if skip.contains(name) || is_editor_bookkeeping(name, value) {
+            continue;
+        }
+        let key = name.strip_prefix(prefix)?;
+        if !directive::is_valid_key(key) || value.contains(['\n', '\r']) {
+            return None;
+        }
+        attributes.push((key.to_owned(), value.to_string()));
+    }
+    Some(attributes)
+}
+
+/// Writes `:name[label]{…}` (the label already escaped).
+fn inline_directive(name: &str, label: Option<&str>, attributes: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(32);
+    out.push(':');
+    out.push_str(name);
+    if let Some(label) = label {
+        out.push('[');
+        out.push_str(label);
+        out.push(']');
+    }
+    directive::write_attributes(&mut out, attributes);
+    out
+}
+
+/// Escapes a directive label: inline escaping plus every bracket.
+fn directive_label(text: &str) -> Option<String> {
+    if text.contains(['\n', '\r']) || text != collapse_whitespace(text) {
+        return None;
+    }
+    let mut escaped = String::with_capacity(text.len());
+    escape_inline_text(&mut escaped, text);
+    Some(escaped)
+}
+
+/// Directive attributes: keys and values in their order.
+type Attributes = Vec<(String, String)>;
+
+/// The parameters of a macro as directive attributes: `_` for the default parameter, `name.page`
+/// and `name.space` for a parameter that links to a page.
+fn macro_parameters<'e, 's>(
+    element: &'e Element<'s>,
+) -> Option<(Attributes, Option<&'e Element<'s>>)> {
+    let mut parameters = Vec::new();
+    let mut body = None;
+    for child in element.child_elements() {
+        match child.name {
+            "ac:parameter" if has_only_significant(child, &["ac:name"]) => {
+                let name = child.attribute("ac:name")?;
+                let key = if name.is_empty() { "_" } else { name };
+                if !directive::is_valid_key(key)
+                    || key.ends_with(".page")
+                    || key.ends_with(".space")
+                {
+                    return None;
+                }
+                if child
+                    .children
+                    .iter()
+                    .all(|node| matches!(node, Node::Text(..)))
+                {
+                    let value = child.text_content();
+                    if value.contains(['\n', '\r']) {
+                        return None;
+                    }
+                    parameters.push((key.to_owned(), value));
+                    continue;
+                }
+                // A parameter holding a link to a page.
+                let mut links = child.child_elements();
+                let link = links.next()?;
+                if links.next().is_some()
+                    || !child.only_elements()
+                    || link.name != "ac:link"
+                    || !has_only_significant(link, &[])
+                {
+                    return None;
+                }
+                let mut targets = link.child_elements();
+                let page = targets.next()?;
+                if targets.next().is_some()
+                    || page.name != "ri:page"
+                    || !link.only_elements()
+                    || !has_only_significant(page, &["ri:content-title", "ri:space-key"])
+                {
+                    return None;
+                }
+                parameters.push((
+                    format!("{key}.page"),
+                    page.attribute("ri:content-title")?.to_owned(),
+                ));
+                if let Some(space) = page.attribute("ri:space-key") {
+                    parameters.push((format!("{key}.space"), space.to_owned()));
+                }
+            }
+            "ac:rich-text-body" if body.is_none() && has_only_significant(child, &[]) => {
+                body = Some(child)
+            }
+            _ => return None,
+        }
+    }
+    Some((parameters, body))
+}
+
+/// The number of colons a container needs so that no line of its body closes it.
+fn container_colons(body: &str) -> usize {
+    body.lines()
+        .map(|line| line.bytes().take_while(|b| *b == b':').count() + 1)
+        .max()
+        .unwrap_or(0)
+        .max(3)
+}
+
+/// `:::name{…}` + body + `:::`.
+fn container(name: &str, attributes: &[(String, String)], body: &str) -> String {
+    let colons = ":".repeat(container_colons(body));
+    let mut out = String::with_capacity(body.len() + 64);
+    out.push_str(&colons);
+    out.push_str(name);
+    if !attributes.is_empty() {
+        directive::write_attributes(&mut out, attributes);
+    }
+    out.push('\n');
+    if !body.is_empty() {
+        out.push_str(body);
+        out.push('\n');
+    }
+    out.push_str(&colons);
+    out
 }
 
 fn is_blank(node: &Node) -> bool {
@@ -139,30 +357,41 @@ fn is_block(node: &Node) -> bool {
 }
 
 impl Renderer<'_> {
+    /// Runs `render` one level deeper in quotes, alerts and list items.
+    fn nested<T>(&self, render: impl FnOnce() -> T) -> T {
+        self.nested.set(self.nested.get() + 1);
+        let rendered = render();
+        self.nested.set(self.nested.get() - 1);
+        rendered
+    }
+
     fn block_texts(&self, nodes: &[Node]) -> Vec<String> {
         self.blocks(nodes)
             .into_iter()
-            .map(|(text, _)| text)
+            .map(|(text, _, _)| text)
             .collect()
     }
 
-    /// Renders a sequence of block-level nodes; each entry is one Markdown block.
-    fn blocks(&self, nodes: &[Node]) -> Vec<(String, BlockKind)> {
+    /// Renders a sequence of block-level nodes; each entry is one Markdown block with the span of
+    /// storage it comes from.
+    fn blocks(&self, nodes: &[Node]) -> Vec<(String, BlockKind, Range<usize>)> {
         let mut blocks = Vec::new();
-        let mut run: Vec<&Node> = Vec::new();
+        // Where the current run of inline nodes between blocks starts.
+        let mut run_start: Option<usize> = None;
         let mut previous_list: Option<(ListKind, bool)> = None;
-        for node in nodes {
+        for (index, node) in nodes.iter().enumerate() {
             if !is_block(node) {
-                if !(run.is_empty() && is_blank(node)) {
-                    run.push(node);
+                if run_start.is_none() && !is_blank(node) {
+                    run_start = Some(index);
                 }
                 continue;
             }
-            if let Some(block) = self.stray_inline(&run) {
-                blocks.push((block, BlockKind::Other));
+            if let Some(start) = run_start.take()
+                && let Some((block, span)) = self.stray_inline(&nodes[start..index])
+            {
+                blocks.push((block, BlockKind::Other, span));
                 previous_list = None;
             }
-            run.clear();
             let Node::Element(element) = node else {
                 continue;
             };
@@ -191,21 +420,43 @@ impl Renderer<'_> {
                 _ => BlockKind::Other,
             };
             let text = rendered.unwrap_or_else(|| self.verbatim_block(element.span.clone()));
-            blocks.push((text, kind));
+            blocks.push((text, kind, element.span.clone()));
             previous_list = list_kind.map(|kind| (kind, alternate));
         }
-        if let Some(block) = self.stray_inline(&run) {
-            blocks.push((block, BlockKind::Other));
+        if let Some(start) = run_start
+            && let Some((block, span)) = self.stray_inline(&nodes[start..])
+        {
+            blocks.push((block, BlockKind::Other, span));
         }
         blocks
     }
 
     /// Inline content found where blocks belong: Markdown would wrap it in a paragraph, so copy it.
-    fn stray_inline(&self, run: &[&Node]) -> Option<String> {
+    /// A lone comment is written as an HTML comment, which the writer keeps.
+    fn stray_inline(&self, run: &[Node]) -> Option<(String, Range<usize>)> {
         let first = run.iter().position(|node| !is_blank(node))?;
         let last = run.iter().rposition(|node| !is_blank(node))?;
         let span = run[first].span().start..run[last].span().end;
-        Some(self.verbatim_block(span))
+        let text = &self.source[span.clone()];
+        // Inline content the editor put between blocks (Cloud's images) reads as a paragraph.
+        let nodes = &run[first..=last];
+        if nodes
+            .iter()
+            .all(|node| matches!(node, Node::Element(_)) || is_blank(node))
+            && let Some(paragraph) = self.inline(nodes, InlineContext::Flow)
+            && !paragraph.is_empty()
+        {
+            return Some((paragraph, span));
+        }
+        if first == last
+            && matches!(&run[first], Node::Other(_))
+            && text.starts_with("<!--")
+            && !text.contains("\n\n")
+            && !text.contains("-->\n")
+        {
+            return Some((text.to_owned(), span));
+        }
+        Some((self.verbatim_block(span.clone()), span))
     }
 
     fn verbatim_block(&self, span: std::ops::Range<usize>) -> String {
@@ -254,7 +505,7 @@ impl Renderer<'_> {
                 Some("---".to_owned())
             }
             "blockquote" if has_only_significant(element, &[]) => {
-                let blocks = self.block_texts(&element.children);
+                let blocks = self.nested(|| self.block_texts(&element.children));
                 if blocks.is_empty() {
                     return None;
                 }
@@ -262,7 +513,64 @@ impl Renderer<'_> {
             }
             "table" => self.table(element),
             "ac:structured-macro" => self.structured_macro(element),
+            "ac:layout" | "ac:layout-section" | "ac:layout-cell" => self.layout_part(element),
             _ => None,
+        }
+    }
+
+    /// `ac:layout`, its sections and cells as nested containers.
+    fn layout_part(&self, element: &Element) -> Option<String> {
+        if self.nested.get() > 0 {
+            return None;
+        }
+        let name = element.name.strip_prefix("ac:")?;
+        let attributes = directive_attributes(element, "ac:", &[])?;
+        let body = if name == "layout-cell" {
+            self.block_texts(&element.children).join("\n\n")
+        } else {
+            if !element.only_elements() {
+                return None;
+            }
+            let expected = if name == "layout" {
+                "ac:layout-section"
+            } else {
+                "ac:layout-cell"
+            };
+            let mut parts = Vec::new();
+            for child in element.child_elements() {
+                if child.name != expected {
+                    return None;
+                }
+                parts.push(self.layout_part(child)?);
+            }
+            parts.join("\n")
+        };
+        Some(container(name, &attributes, &body))
+    }
+
+    /// A macro as a leaf or container directive.
+    fn macro_directive(&self, element: &Element) -> Option<String> {
+        if self.nested.get() > 0 {
+            return None;
+        }
+        let name = element.attribute("ac:name")?;
+        if !directive::is_valid_name(name) || directive::RESERVED.contains(&name) {
+            return None;
+        }
+        let (parameters, body) = macro_parameters(element)?;
+        match body {
+            None => {
+                let mut out = String::from("::");
+                out.push_str(name);
+                if !parameters.is_empty() {
+                    directive::write_attributes(&mut out, &parameters);
+                }
+                Some(out)
+            }
+            Some(body) => {
+                let text = self.block_texts(&body.children).join("\n\n");
+                Some(container(name, &parameters, &text))
+            }
         }
     }
 
@@ -315,6 +623,11 @@ impl Renderer<'_> {
             return None;
         }
         let name = element.attribute("ac:name")?;
+        self.known_macro(element, name)
+            .or_else(|| self.macro_directive(element))
+    }
+
+    fn known_macro(&self, element: &Element, name: &str) -> Option<String> {
         match name {
             "code" => self.code_macro(element),
             "info" | "tip" | "note" | "warning" => {
@@ -332,7 +645,7 @@ impl Renderer<'_> {
                 {
                     return None;
                 }
-                let blocks = self.block_texts(&body.children);
+                let blocks = self.nested(|| self.block_texts(&body.children));
                 let mut alert = format!("> [!{kind}]");
                 if !blocks.is_empty() {
                     alert.push('\n');
@@ -346,13 +659,25 @@ impl Renderer<'_> {
 
     fn code_macro(&self, element: &Element) -> Option<String> {
         let mut language = None;
+        let mut others: Vec<(String, String)> = Vec::new();
         let mut body = None;
         for child in element.child_elements() {
             match child.name {
-                "ac:parameter"
-                    if child.attribute("ac:name") == Some("language") && language.is_none() =>
-                {
-                    language = Some(child.text_content());
+                "ac:parameter" if has_only_significant(child, &["ac:name"]) => {
+                    let name = child.attribute("ac:name")?;
+                    if !child
+                        .children
+                        .iter()
+                        .all(|node| matches!(node, Node::Text(..)))
+                    {
+                        return None;
+                    }
+                    let value = child.text_content();
+                    if name == "language" && language.is_none() {
+                        language = Some(value);
+                    } else {
+                        others.push((name.to_owned(), value));
+                    }
                 }
                 "ac:plain-text-body" if body.is_none() => body = Some(child.text_content()),
                 _ => return None,
@@ -360,16 +685,31 @@ impl Renderer<'_> {
         }
         let body = body?;
         let language = language.unwrap_or_default();
-        if language.is_empty() && element.child_elements().count() == 2
+        if language.is_empty() && (element.child_elements().count() == 2 || !others.is_empty())
             || language
                 .chars()
-                .any(|c| c.is_whitespace() || matches!(c, '`' | '&' | '\\'))
+                .any(|c| c.is_whitespace() || matches!(c, '`' | '&' | '\\' | '='))
             || language == VERBATIM_BLOCK_INFO
         {
             return None;
         }
+        let mut info = language;
+        for (key, value) in &others {
+            let key_ok = !key.is_empty()
+                && !key.contains(|c: char| {
+                    c.is_whitespace() || matches!(c, '=' | '"' | '`' | '&' | '\\')
+                });
+            if !key_ok || value.contains(['\n', '\r', '`', '&', '"', '\\']) {
+                return None;
+            }
+            info.push(' ');
+            info.push_str(key);
+            info.push_str("=\"");
+            info.push_str(value);
+            info.push('"');
+        }
         let fence = "`".repeat(longest_run(&body, '`').max(2) + 1);
-        Some(format!("{fence}{language}\n{body}\n{fence}"))
+        Some(format!("{fence}{info}\n{body}\n{fence}"))
     }
 
     fn list(&self, element: &Element, kind: ListKind, alternate: bool) -> Option<String> {
@@ -468,15 +808,15 @@ impl Renderer<'_> {
         if rest.iter().any(|node| !is_block(node) && !is_blank(node)) {
             return None;
         }
-        let rendered = self.blocks(rest);
+        let rendered = self.nested(|| self.blocks(rest));
         let paragraph_next = rendered
             .first()
-            .is_some_and(|(_, kind)| *kind == BlockKind::Paragraph);
+            .is_some_and(|(_, kind, _)| *kind == BlockKind::Paragraph);
         if !blocks.is_empty() && paragraph_next {
             // Inline text followed by a paragraph cannot be told apart from two paragraphs.
             return None;
         }
-        blocks.extend(rendered);
+        blocks.extend(rendered.into_iter().map(|(text, kind, _)| (text, kind)));
         Some(blocks)
     }
 
@@ -507,19 +847,17 @@ impl Renderer<'_> {
     }
 
     fn table(&self, table: &Element) -> Option<String> {
-        if !has_only_significant(table, &[]) || !table.only_elements() {
+        // Widths (`style`, `colgroup`) and layouts are the editor's; the cells are the content.
+        if !has_only_significant(table, &["style"]) || !table.only_elements() {
             return None;
         }
         let mut rows: Vec<&Element> = Vec::new();
         for child in table.child_elements() {
             match child.name {
                 "colgroup"
-                    if child.attributes.is_empty()
-                        && child.only_elements()
-                        && child
-                            .child_elements()
-                            .all(|col| col.name == "col" && col.attributes.is_empty()) => {}
-                "tbody" if has_only_significant(child, &[]) && child.only_elements() => {
+                    if child.only_elements()
+                        && child.child_elements().all(|col| col.name == "col") => {}
+                "tbody" | "thead" if has_only_significant(child, &[]) && child.only_elements() => {
                     rows.extend(child.child_elements());
                 }
                 "tr" => rows.push(child),
@@ -654,6 +992,13 @@ impl Renderer<'_> {
             }
         }
         let trimmed = out.trim();
+        // One line that starts with nothing Markdown would read as a block marker: done.
+        let plain_start = trimmed.bytes().next().is_none_or(|first| {
+            !first.is_ascii_digit() && !matches!(first, b'#' | b'-' | b'+' | b'=' | b'>' | b':')
+        });
+        if plain_start && trimmed.len() == out.len() && !trimmed.contains('\n') {
+            return Some(out);
+        }
         let mut markdown = String::with_capacity(trimmed.len() + 2);
         for (index, line) in trimmed.split('\n').enumerate() {
             if index > 0 {
@@ -673,7 +1018,7 @@ impl Renderer<'_> {
                 let delimiter = if has_unescaped(&inner, '*') { "_" } else { "*" };
                 wrap(&inner, delimiter)
             }
-            "del" | "s" if plain => self.delimited(element, "~~", context),
+            "del" | "s" | "strike" if plain => self.delimited(element, "~~", context),
             "code" if plain => {
                 if !element
                     .children
@@ -682,12 +1027,15 @@ impl Renderer<'_> {
                 {
                     return None;
                 }
-                let text = element.text_content();
-                let collapsed = collapse_whitespace(&text);
-                if collapsed.trim().is_empty() || collapsed.starts_with(VERBATIM_INLINE_PREFIX) {
+                // Spaces and tabs stay as they are; a line break reads as a space in a code span.
+                let text = element
+                    .text_content()
+                    .replace("\r\n", " ")
+                    .replace(['\n', '\r'], " ");
+                if text.trim().is_empty() || text.starts_with(VERBATIM_INLINE_PREFIX) {
                     return None;
                 }
-                let span = code_span(&collapsed);
+                let span = code_span(&text);
                 Some(if context == InlineContext::TableCell {
                     span.replace('|', "\\|")
                 } else {
@@ -713,13 +1061,200 @@ impl Renderer<'_> {
                     .attribute("title")
                     .map(link_title)
                     .unwrap_or_default();
-                Some(format!("[{label}]({}{title})", link_destination(href)))
+                Some(format!(
+                    "[{label}]({})",
+                    in_cell(format!("{}{title}", link_destination(href)), context)
+                ))
             }
-            "ac:link" => self.page_link(element, context),
-            "ac:image" => self.image(element),
+            "ac:link" => self
+                .page_link(element, context)
+                .or_else(|| self.link_directive(element)),
+            "ac:image" => self
+                .image(element, context)
+                .or_else(|| self.image_directive(element)),
             "sup" if plain => self.footnote_reference(element),
+            "ac:emoticon" if element.children.is_empty() => {
+                let attributes = directive_attributes(element, "ac:", &[])?;
+                Some(inline_directive("emoticon", None, &attributes))
+            }
+            // Underlined text as Markdown's own inline HTML.
+            "u" if plain
+                && element
+                    .children
+                    .iter()
+                    .all(|node| matches!(node, Node::Text(..))) =>
+            {
+                let mut inner = String::new();
+                escape_inline_text(&mut inner, &element.text_content());
+                (!inner.trim().is_empty() && inner == inner.trim())
+                    .then(|| format!("<u>{inner}</u>"))
+            }
+            // A span with nothing but bookkeeping (`class="placeholder-inline-tasks"`) is transparent.
+            "span" if plain => self.inline(&element.children, context),
+            "time"
+                if has_only_significant(element, &["datetime"]) && element.children.is_empty() =>
+            {
+                let attributes = directive_attributes(element, "", &[])?;
+                Some(inline_directive("time", None, &attributes))
+            }
+            "span"
+                if has_only_significant(element, &["style"])
+                    && element.attribute("style").is_some()
+                    && element
+                        .children
+                        .iter()
+                        .all(|node| matches!(node, Node::Text(..))) =>
+            {
+                let label = directive_label(&element.text_content())?;
+                let attributes = directive_attributes(element, "", &[])?;
+                Some(inline_directive("span", Some(&label), &attributes))
+            }
+            "ac:structured-macro"
+                if has_only_significant(element, &["ac:name"]) && element.only_elements() =>
+            {
+                let name = element.attribute("ac:name")?;
+                if !directive::is_valid_name(name) || directive::RESERVED.contains(&name) {
+                    return None;
+                }
+                let (parameters, body) = macro_parameters(element)?;
+                if body.is_some() {
+                    return None;
+                }
+                Some(inline_directive(name, None, &parameters))
+            }
             _ => None,
         }
+    }
+
+    /// The target of a link or image as directive attributes: `page` and `space`, `attachment`
+    /// (with the page it belongs to), `space` alone, or `src` for an image URL.
+    fn target_attributes(target: &Element) -> Option<Vec<(String, String)>> {
+        let mut attributes = Vec::new();
+        let mut push = |key: &str, value: Option<&str>| {
+            if let Some(value) = value {
+                attributes.push((key.to_owned(), value.to_owned()));
+            }
+        };
+        match target.name {
+            "ri:page"
+                if has_only_significant(target, &["ri:content-title", "ri:space-key"])
+                    && target.children.is_empty() =>
+            {
+                push("page", Some(target.attribute("ri:content-title")?));
+                push("space", target.attribute("ri:space-key"));
+            }
+            "ri:attachment"
+                if has_only_significant(target, &["ri:filename"]) && target.only_elements() =>
+            {
+                push("attachment", Some(target.attribute("ri:filename")?));
+                let mut owners = target.child_elements();
+                if let Some(owner) = owners.next() {
+                    if owners.next().is_some()
+                        || owner.name != "ri:page"
+                        || !owner.children.is_empty()
+                        || !has_only_significant(owner, &["ri:content-title", "ri:space-key"])
+                    {
+                        return None;
+                    }
+                    push("page", Some(owner.attribute("ri:content-title")?));
+                    push("space", owner.attribute("ri:space-key"));
+                }
+            }
+            "ri:space"
+                if has_only_significant(target, &["ri:space-key"])
+                    && target.children.is_empty() =>
+            {
+                push("space", Some(target.attribute("ri:space-key")?));
+            }
+            "ri:url"
+                if has_only_significant(target, &["ri:value"]) && target.children.is_empty() =>
+            {
+                push("src", Some(target.attribute("ri:value")?));
+            }
+            _ => return None,
+        }
+        attributes
+            .iter()
+            .all(|(_, value)| !value.contains(['\n', '\r']))
+            .then_some(attributes)
+    }
+
+    /// `ac:link` to a user (`:mention{…}`) or to a page in another space, an attachment or a space
+    /// (`:link[label]{…}`).
+    fn link_directive(&self, link: &Element) -> Option<String> {
+        if !has_only_significant(link, &["ac:anchor"]) || !link.only_elements() {
+            return None;
+        }
+        let mut target = None;
+        let mut label = None;
+        for child in link.child_elements() {
+            match child.name {
+                "ac:plain-text-link-body" | "ac:link-body"
+                    if label.is_none()
+                        && child.attributes.is_empty()
+                        && child
+                            .children
+                            .iter()
+                            .all(|node| matches!(node, Node::Text(..) | Node::CData(..))) =>
+                {
+                    label = Some(child.text_content());
+                }
+                name if name.starts_with("ri:") && target.is_none() => target = Some(child),
+                _ => return None,
+            }
+        }
+        let target = target?;
+        if target.name == "ri:user" {
+            if label.is_some()
+                || link.attribute("ac:anchor").is_some()
+                || !target.children.is_empty()
+            {
+                return None;
+            }
+            let attributes = directive_attributes(target, "ri:", &[])?;
+            return Some(inline_directive("mention", None, &attributes));
+        }
+        let mut attributes = Vec::new();
+        if let Some(anchor) = link.attribute("ac:anchor") {
+            if anchor.contains(['\n', '\r']) {
+                return None;
+            }
+            attributes.push(("anchor".to_owned(), anchor.to_owned()));
+        }
+        if target.name == "ri:url" {
+            return None;
+        }
+        attributes.extend(Self::target_attributes(target)?);
+        let label = match label {
+            Some(label) => Some(directive_label(&label).filter(|escaped| !escaped.is_empty())?),
+            None => None,
+        };
+        Some(inline_directive("link", label.as_deref(), &attributes))
+    }
+
+    /// `ac:image` with what `![alt](…)` cannot say (sizes, alignment, another page's attachment).
+    fn image_directive(&self, image: &Element) -> Option<String> {
+        if !image.only_elements() {
+            return None;
+        }
+        let mut children = image.child_elements();
+        let target = children.next()?;
+        if children.next().is_some() {
+            return None;
+        }
+        let mut attributes = directive_attributes(image, "ac:", &["ac:alt"])?;
+        if attributes
+            .iter()
+            .any(|(key, _)| matches!(key.as_str(), "src" | "attachment" | "page" | "space"))
+        {
+            return None;
+        }
+        attributes.extend(Self::target_attributes(target)?);
+        let label = match image.attribute("ac:alt") {
+            Some(alt) => Some(directive_label(alt)?),
+            None => None,
+        };
+        Some(inline_directive("image", label.as_deref(), &attributes))
     }
 
     fn delimited(
@@ -799,7 +1334,7 @@ impl Renderer<'_> {
         }
     }
 
-    fn image(&self, image: &Element) -> Option<String> {
+    fn image(&self, image: &Element, context: InlineContext) -> Option<String> {
         if !has_only_significant(image, &["ac:alt", "ac:title"]) || !image.only_elements() {
             return None;
         }
@@ -816,7 +1351,9 @@ impl Renderer<'_> {
                 }
                 url.to_owned()
             }
-            "ri:attachment" if has_only_significant(target, &["ri:filename"]) => {
+            "ri:attachment"
+                if has_only_significant(target, &["ri:filename"]) && target.children.is_empty() =>
+            {
                 let filename = target.attribute("ri:filename")?;
                 if filename.is_empty() || super::to_storage::is_absolute_url(filename) {
                     return None;
@@ -843,8 +1380,11 @@ impl Renderer<'_> {
             .map(link_title)
             .unwrap_or_default();
         Some(format!(
-            "![{escaped_alt}]({}{title})",
-            link_destination(&destination)
+            "![{escaped_alt}]({})",
+            in_cell(
+                format!("{}{title}", link_destination(&destination)),
+                context
+            )
         ))
     }
 
@@ -924,7 +1464,7 @@ fn has_unescaped(text: &str, wanted: char) -> bool {
 }
 
 fn is_emphasis(name: &str) -> bool {
-    matches!(name, "strong" | "b" | "em" | "i" | "del" | "s")
+    matches!(name, "strong" | "b" | "em" | "i" | "del" | "s" | "strike")
 }
 
 /// Whether rendered emphasis opens and closes where it stands, by CommonMark's flanking rules:
@@ -971,6 +1511,15 @@ fn wrap(inner: &str, delimiter: &str) -> Option<String> {
     Some(format!(
         "{leading}{delimiter}{trimmed}{delimiter}{trailing}"
     ))
+}
+
+/// A link destination and title: in a table cell, a pipe is escaped so that it does not end the cell.
+fn in_cell(target: String, context: InlineContext) -> String {
+    if context == InlineContext::TableCell {
+        target.replace('|', "\\|")
+    } else {
+        target
+    }
 }
 
 /// One table row in pipe syntax.
@@ -1068,7 +1617,12 @@ fn escape_inline_text(out: &mut String, text: &str) {
                     | b'\n'
                     | b'\r'
             )
-        });
+        })
+        // A colon matters only before a letter (`:name[` or `:name{`).
+        && !text
+            .as_bytes()
+            .windows(2)
+            .any(|pair| pair[0] == b':' && pair[1].is_ascii_alphabetic());
     if plain {
         out.push_str(text);
         return;
@@ -1110,9 +1664,24 @@ fn escape_inline_text(out: &mut String, text: &str) {
                 }
                 out.push(c);
             }
+            ':' => {
+                if starts_directive(&chars[index + 1..]) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
             _ => out.push(c),
         }
     }
+}
+
+/// True when the characters after a `:` would read as an inline directive.
+fn starts_directive(after: &[char]) -> bool {
+    let name_end = after
+        .iter()
+        .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .unwrap_or(after.len());
+    name_end > 0 && after[0].is_ascii_alphabetic() && matches!(after.get(name_end), Some('[' | '{'))
 }
 
 /// True when the characters after an `&` would make Markdown read an entity reference.
@@ -1143,6 +1712,10 @@ fn escape_entities(text: &str) -> String {
 /// Appends a line, escaping what would start a block if it began the line.
 fn escape_line_start_into(out: &mut String, line: &str) {
     match line.as_bytes().first() {
+        Some(b':') if line.starts_with("::") => {
+            out.push('\\');
+            out.push_str(line);
+        }
         Some(b'#' | b'-' | b'+' | b'=' | b'>') => {
             out.push('\\');
             out.push_str(line);

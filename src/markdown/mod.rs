@@ -1,11 +1,15 @@
 //! Markdown to and from Confluence storage format (pure: no IO).
 //!
 //! Writes go through [`prepare_body`]: detect or take the format, convert Markdown with
-//! [`markdown_to_storage`], check well-formedness and safety. Reads use [`storage_to_markdown`], which
-//! carries whatever Markdown cannot express through verbatim so that writing it back restores it.
+//! [`markdown_to_storage`], check well-formedness and safety. A Markdown update of an existing page
+//! goes through [`merge_markdown`] instead, which keeps every block the client did not change byte
+//! for byte. Reads use [`storage_to_markdown`]: what Markdown cannot say is written as a directive
+//! (`:name[label]{key=value}`, `::name{…}`, `:::name{…}` … `:::`) or, as a last resort, verbatim.
 
+mod directive;
 mod entities;
 mod from_storage;
+mod merge;
 mod normalize;
 mod safety;
 mod to_storage;
@@ -60,6 +64,9 @@ pub enum BodyError {
         /// The construct, for example `the html macro` or `an onclick attribute`.
         construct: String,
     },
+    /// The Markdown contains a character storage cannot hold (a control character, U+FFFE, U+FFFF).
+    #[error("the body contains a character storage cannot hold at {0}")]
+    Character(XhtmlError),
 }
 
 impl fmt::Display for BodyFormat {
@@ -92,28 +99,48 @@ pub fn check_storage(xhtml: &str) -> Result<(), XhtmlError> {
     xml::parse_fragment(xhtml).map(|_| ())
 }
 
-/// Converts Markdown to storage XHTML, which is always well-formed. Raw HTML in the Markdown passes
-/// through only when it is well-formed and refused by no part of the default [`WritePolicy`].
+/// Converts Markdown to storage XHTML, which is always well-formed; each top-level block on its own,
+/// with a blank line between blocks. Raw HTML in the Markdown passes through only when it is
+/// well-formed and refused by no part of the default [`WritePolicy`]. Characters XML cannot hold
+/// become U+FFFD here; [`prepare_body`] and [`merge_markdown`] refuse them instead.
 pub fn markdown_to_storage(markdown: &str) -> String {
     to_storage::convert(markdown, &WritePolicy::default())
 }
 
-/// Like [`markdown_to_storage`], but raw HTML may also use the macros `policy` allows.
-pub fn markdown_to_storage_with_policy(markdown: &str, policy: &WritePolicy) -> String {
-    to_storage::convert(markdown, policy)
+/// Merges a Markdown update into the stored body block by block: every top-level block whose
+/// Markdown the update leaves unchanged keeps its stored storage byte for byte; changed and new
+/// blocks are converted and checked against `policy`. Reading a page as Markdown and writing it back
+/// unchanged gives the stored body back.
+pub fn merge_markdown(
+    stored_storage: &str,
+    incoming_markdown: &str,
+    policy: &WritePolicy,
+) -> Result<String, BodyError> {
+    merge::merge(stored_storage, incoming_markdown, policy)
 }
 
+/// Refuses the first character XML cannot hold, with its line and column.
+fn check_markdown_characters(markdown: &str) -> Result<(), BodyError> {
+    let suspicious = markdown
+        .bytes()
+        .any(|b| b == 0xEF || (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')));
+    if !suspicious {
+        return Ok(());
+    }
+    match markdown.char_indices().find(|(_, c)| !xml::is_xml_char(*c)) {
+        Some((offset, bad)) => Err(BodyError::Character(xml::error_at(
+            markdown,
+            offset,
+            &format!("character U+{:04X} is not allowed", u32::from(bad)),
+        ))),
+        None => Ok(()),
+    }
+}
 /// Converts storage XHTML to Markdown; what Markdown cannot express is carried through verbatim
 /// (see [`VERBATIM_BLOCK_INFO`] and [`VERBATIM_INLINE_PREFIX`]).
 pub fn storage_to_markdown(xhtml: &str) -> Result<String, XhtmlError> {
     let nodes = xml::parse_fragment(xhtml)?;
     Ok(from_storage::render(xhtml, &nodes))
-}
-
-/// Checks storage XHTML against a policy, naming the first construct it refuses.
-pub fn check_safety(xhtml: &str, policy: &WritePolicy) -> Result<(), BodyError> {
-    let nodes = xml::parse_fragment(xhtml).map_err(BodyError::Malformed)?;
-    safety::check(&nodes, policy)
 }
 
 /// The one entry point for writes: detect (or take the explicit format), convert Markdown, check
@@ -126,7 +153,10 @@ pub fn prepare_body(
     let format = format.unwrap_or_else(|| detect_format(body));
     let storage = match format {
         BodyFormat::Storage => body.to_owned(),
-        BodyFormat::Markdown => to_storage::convert(body, policy),
+        BodyFormat::Markdown => {
+            check_markdown_characters(body)?;
+            to_storage::convert(body, policy)
+        }
     };
     let nodes = xml::parse_fragment(&storage).map_err(BodyError::Malformed)?;
     safety::check(&nodes, policy)?;

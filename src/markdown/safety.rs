@@ -7,6 +7,20 @@ use super::{BodyError, WritePolicy};
 const SCRIPT_ELEMENTS: &[&str] = &["script", "iframe", "frame", "frameset", "object", "embed"];
 /// Macros that inject raw HTML or script into the rendered page.
 const SCRIPT_MACROS: &[&str] = &["html", "html-include"];
+/// Attributes that hold names and text, never a URL: a page titled `javascript:x` is just a title.
+const NOT_URLS: &[&str] = &[
+    "ri:content-title",
+    "ri:filename",
+    "ri:space-key",
+    "ri:account-id",
+    "ri:userkey",
+    "ri:username",
+    "ac:alt",
+    "ac:title",
+    "ac:anchor",
+    "alt",
+    "title",
+];
 /// URL schemes that run script when followed.
 const SCRIPT_SCHEMES: &[&str] = &["javascript:", "vbscript:", "data:text/html"];
 
@@ -52,7 +66,7 @@ fn refused_element(element: &Element, policy: &WritePolicy) -> Option<String> {
         if !key.contains(':') && key.to_ascii_lowercase().starts_with("on") {
             return Some(format!("an {key} attribute"));
         }
-        if is_script_url(value) {
+        if !NOT_URLS.contains(key) && is_script_url(value) {
             return Some(format!("a script url in the {key} attribute"));
         }
     }

@@ -56,14 +56,21 @@ impl Pages<'_> {
         expected_version: Option<u64>,
         format: Option<BodyFormat>,
     ) -> Result<Reply, PageError> {
-        let storage = self.storage_body(body, format)?;
-        let resolved = self.resolve(title, false).await?;
+        let mut storage = self.storage_body(body, format)?;
+        // Markdown is merged block by block into the current body: unchanged blocks stay as stored.
+        let markdown =
+            format.unwrap_or_else(|| markdown::detect_format(body)) == BodyFormat::Markdown;
+        let resolved = self.resolve(title, markdown).await?;
         if let Some(expected) = expected_version
             && expected != resolved.page.version
         {
             return Err(PageError::VersionConflict {
                 current: Some(resolved.page.version),
             });
+        }
+        if let (true, Some(current)) = (markdown, resolved.page.body.as_deref()) {
+            storage = markdown::merge_markdown(current, body, &self.write_policy())
+                .map_err(PageError::InvalidBody)?;
         }
         let page = self
             .update_verified(&PageUpdate {

@@ -57,6 +57,29 @@ fn check_of_a_missing_directory_fails() {
 }
 
 #[test]
+fn serve_refuses_a_bad_public_url_before_binding_anything() {
+    for (bad, problem) in [
+        ("gpt-gateway.example.com", "not an absolute URL"),
+        ("http://gpt-gateway.example.com", "not https"),
+        ("ftp://gpt-gateway.example.com", "scheme `ftp`"),
+        ("https://gpt-gateway.example.com/?a=b", "query"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_conflagent"))
+            .args(["serve", "--config-dir", "/nonexistent/config.d"])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--public-url", bad])
+            .output()
+            .expect("run conflagent serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--public-url") && stderr.contains(problem),
+            "{bad}: {stderr}"
+        );
+    }
+}
+
+#[test]
 fn check_accepts_both_cloud_url_forms_and_explains_the_ones_it_cannot_classify() {
     let cloud = |base_url: &str, extra: &str| {
         format!(

@@ -250,9 +250,11 @@ async fn an_in_flight_request_finishes_during_graceful_shutdown() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_until_one_closes() {
+async fn connections_beyond_the_cap_wait_while_every_connection_is_busy() {
+    let mut file = endpoint_file(SECRET, BASE);
+    file.push('\n');
     let gateway = Gateway::start_with(
-        &[],
+        &[("conflagent.docs.properties", &file)],
         Options {
             server: ServerSettings {
                 max_connections: 1,
@@ -262,25 +264,29 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
         },
     )
     .await;
+    // The only permit is held by a request in flight, so it cannot be reclaimed.
+    let (mut first, rest) = crate::support::start_slow_create(gateway.addr, "docs").await;
+    let readyz = format!("http://{}/readyz", gateway.private_addr);
+    crate::support::eventually(Duration::from_secs(5), || {
+        let probe = gateway.http.get(&readyz).send();
+        async move { probe.await.is_ok_and(|response| response.status() == 503) }
+    })
+    .await;
     let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
-    let mut first = TcpStream::connect(gateway.addr).await.expect("connect");
-    first.write_all(request).await.expect("write");
     let mut buffer = [0u8; 512];
-    let read = first.read(&mut buffer).await.expect("first answered");
-    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
-
-    // The first connection stays open (keep-alive), so the second is not served yet.
     let mut second = TcpStream::connect(gateway.addr).await.expect("connect");
     second.write_all(request).await.expect("write");
     let waiting = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buffer)).await;
     assert!(waiting.is_err(), "second connection served beyond the cap");
 
+    first.write_all(rest).await.expect("write rest");
     drop(first);
     let read = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buffer))
         .await
         .expect("second connection served once the first closed")
         .expect("read");
     assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    drop(second);
     gateway.stop().await;
 }
 

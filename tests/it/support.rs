@@ -20,11 +20,12 @@ use tokio::task::JoinHandle;
 /// The secret every test endpoint accepts unless a test says otherwise.
 pub const SECRET: &str = "test-secret-0123456789abcdef";
 
-/// The text of a valid endpoint file.
+/// The text of a valid endpoint file. Its upstream deadline is short (2 s): reads are retried until
+/// the deadline, and many tests point at an unreachable Confluence.
 pub fn endpoint_file(secret: &str, base_url: &str) -> String {
     format!(
         "base_url={base_url}\nspace_key=DOC\nroot_page_id=1000\ngpt_shared_secret={secret}\n\
-         api_token=upstream-token\n"
+         api_token=upstream-token\nupstream_timeout_seconds=2\n"
     )
 }
 
@@ -51,6 +52,8 @@ pub struct Options {
     pub body_limit: Option<usize>,
     /// The global `--public-url`.
     pub public_url: Option<String>,
+    /// Body read deadline and budget, when not the defaults.
+    pub body: Option<conflagent::http::body::BodySettings>,
     /// The Redis the rate-limit budgets live in.
     pub redis: Option<conflagent::ratelimit::redis::RedisBudgets>,
 }
@@ -91,6 +94,9 @@ impl Gateway {
             settings.service.body_limit = limit;
         }
         settings.service.public_url = options.public_url;
+        if let Some(body) = options.body {
+            settings.service.body = body;
+        }
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(run(
             public,
@@ -409,6 +415,51 @@ pub fn find_python_module(module: &str, install: &str) -> Option<String> {
     );
     let _ = std::io::stderr().write_all(notice.as_bytes());
     None
+}
+
+/// Sends `request` on a new connection and reads until the server closes it (at most 5 s); returns
+/// the status and the envelope of the answer.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    // The server may answer and close before the whole request is written.
+    let _ = stream.write_all(request).await;
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response))
+        .await
+        .expect("the server answers and closes within 5 s")
+        .expect("read");
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP/1.1 answer: {text}"));
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    let envelope = serde_json::from_str(body)
+        .unwrap_or_else(|error| panic!("not an envelope ({error}): {text}"));
+    (status, envelope)
+}
+
+/// Connects and sends `bytes`, then leaves the connection as it is: a client that stalls.
+pub async fn stalled_client(addr: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// Waits (at most 5 s) until the server closes `stream`; panics if it stays open.
+pub async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+
+    let mut received = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received)).await;
+    assert!(read.is_ok(), "the connection is still open after 5 s");
+    received
 }
 
 /// A create request to `endpoint` whose body is still on its way: the head and the first bytes are
