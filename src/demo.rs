@@ -64,7 +64,7 @@ impl Demo {
                 )
             }
         };
-        let secret = format!("demo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let secret = demo_secret()?;
         let config_dir = tempfile::Builder::new()
             .prefix("conflagent-demo-")
             .tempdir()?;
@@ -154,6 +154,15 @@ impl Demo {
     }
 }
 
+/// A fresh secret from the operating system's CSPRNG: 128 random bits as hex. The demo may listen
+/// beyond loopback, so its secret must not be guessable from a predictable generator.
+fn demo_secret() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    Ok(format!("demo-{hex}"))
+}
+
 /// Seeds the space; returns the root page's id.
 fn seed(sim: &Simulator) -> String {
     sim.add_space(SPACE, "Team");
@@ -238,4 +247,20 @@ fn seed(sim: &Simulator) -> String {
         "<p>Salaries. Not reachable through the demo endpoint.</p>",
     );
     root
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_comes_from_the_os_not_from_a_seedable_generator() {
+        // A generator seeded alike gives the same secret twice; the OS generator never does.
+        fastrand::seed(7);
+        let first = demo_secret().expect("OS randomness");
+        fastrand::seed(7);
+        let second = demo_secret().expect("OS randomness");
+        assert_ne!(first, second);
+        assert_eq!(first.len(), "demo-".len() + 32);
+    }
 }

@@ -127,7 +127,9 @@ fn info_description(operations: &[Operation]) -> String {
          Pages are addressed by title, never by id. `{{title}}` is a page title or a title path from \
          the root down (`Guides/Install`); a `/` that is part of one title is sent as `%2F` \
          (`CI%2FCD`). A page titled like a route word (`tree`, `rename`) is reached by encoding one \
-         letter (`%74ree`). Titles are unique in the whole space and match ignoring case.\n\n\
+         letter (`%74ree`). Titles are unique in the whole space and match ignoring case. A page in \
+         a response carries `path`, its breadcrumb of titles from the root down, and `titlePath`, \
+         the string to pass back as `{{title}}`.\n\n\
          Every response is an envelope `{{success, code, message, data, timestamp}}`: use `data` on \
          success and read `message` on failure."
     );
@@ -142,7 +144,9 @@ pub fn tool_instructions(operations: &[Operation]) -> String {
         "{SANDBOX_GUIDANCE}\n\n\
          Pages are addressed by title, never by id. A `title` argument is a page title or a title \
          path from the root down (`Guides/Install`); a `/` that is part of one title is written \
-         `%2F` (`CI%2FCD`). Titles are unique in the whole space and match ignoring case.\n\n\
+         `%2F` (`CI%2FCD`). Titles are unique in the whole space and match ignoring case. A page in \
+         a result carries `path`, its breadcrumb of titles from the root down, and `titlePath`, \
+         the string to pass back as `title`.\n\n\
          A tool result carries the data as structured content and as text. A failed call is a \
          result marked as an error whose text starts with one of the codes below, then what went \
          wrong."
@@ -210,30 +214,31 @@ fn operation_text(operation: Operation) -> OperationText {
     let (summary, description) = match operation {
         Operation::ListPages => (
             "List all pages as title paths",
-            "Lists every page in the sandbox as a title path (`Guides/Install`), depth-first in \
-             tree order. Results come in slices: pass `offset` and `limit`; the message says when \
-             more remain. Use a path from this list as `{title}` in other calls.",
+            "Lists every page in the sandbox as a title path (`Guides/Install`; a `/` inside a \
+             title is `%2F`), depth-first in tree order. Pass `offset` and `limit`; the message \
+             says when more remain. Use a path from this list as `{title}` in other calls.",
         ),
         Operation::PageTree => (
             "Get the page tree",
-            "Returns nested nodes `{title, path, children}` from the root or from `startTitle`, \
-             `depth` levels deep (1-10, default 2). Children are empty at the depth limit: ask \
-             again deeper or from a lower `startTitle`.",
+            "Returns one node `{title, path, titlePath, children}`: the root or `startTitle`'s \
+             page, with the pages below it nested `depth` levels deep (0-10, default 2). Children \
+             are empty at the depth limit: ask again deeper or from a lower `startTitle`.",
         ),
         Operation::ReadPage => (
             "Read a page",
-            "Reads one page: title, path, version and body. Pass `format=markdown` to get \
+            "Reads one page: title, breadcrumb, version and body. Pass `format=markdown` to get \
              Markdown, best for editing. While `truncated` is true, read the rest with `offset` \
              advanced by the characters received. Keep `version` for expectedVersion.",
         ),
         Operation::ListChildren => (
             "List the direct children of a page",
-            "Lists the pages directly below a page as `{title, path}`.",
+            "Lists the pages directly below a page as `{title, path, titlePath}`.",
         ),
         Operation::GetParent => (
             "Get the parent of a page",
-            "Returns the parent of a page as `{title, path}`. For a top-level page this is the \
-             sandbox root, whose path is empty.",
+            "Returns the parent's `title`; `path` is the breadcrumb of the page asked about, \
+             `parentPath` the parent's own, and `parentTitlePath` the parent as `{title}`. For a \
+             top-level page the parent is the sandbox root.",
         ),
         Operation::CreatePage => (
             "Create a page",
@@ -307,8 +312,9 @@ fn operation_object(operation: Operation) -> Value {
 
 const TITLE_PARAMETER: &str = "The page title, or a title path from the sandbox root down with \
     `/` between titles (`Guides/Install`). A `/` that is part of one title is sent as `%2F` \
-    (`CI%2FCD`). Titles match exactly, case included; take them from listSubpages or getPageTree. A \
-    page whose title is a route word such as `tree` is reached by encoding one letter (`%74ree`).";
+    (`CI%2FCD`). Titles match ignoring case, as Confluence compares them; take them from \
+    listSubpages, getPageTree or a `titlePath` field. A page whose title is a route word such as \
+    `tree` is reached by encoding one letter (`%74ree`).";
 
 fn title_parameter() -> Value {
     json!({
@@ -352,8 +358,9 @@ fn parameters(operation: Operation) -> Vec<Value> {
         Operation::PageTree => {
             parameters.push(query_parameter(
                 "depth",
-                "How many levels below the start page to include (1-10, default 2).",
-                json!({"type": "integer", "minimum": 1, "maximum": 10, "default": 2}),
+                "How many levels below the start page to include (0-10, default 2; 0 gives the \
+                 start page alone).",
+                json!({"type": "integer", "minimum": 0, "maximum": 10, "default": 2}),
             ));
             parameters.push(query_parameter(
                 "startTitle",
@@ -456,13 +463,13 @@ fn data_schema(operation: Operation) -> Option<Value> {
     let schema = match operation {
         Operation::ListPages => json!({
             "type": "array",
-            "description": "Title paths, depth-first in page-tree order.",
+            "description": "Title paths below the sandbox root (`Guides/Install`; `/` inside a title as `%2F`, `%` as `%25`), depth-first in page-tree order.",
             "items": {"type": "string"},
         }),
-        Operation::PageTree => json!({"type": "array", "items": schema_ref("TreeNode")}),
+        Operation::PageTree => schema_ref("TreeNode"),
         Operation::ReadPage => schema_ref("Page"),
         Operation::ListChildren => json!({"type": "array", "items": schema_ref("PageRef")}),
-        Operation::GetParent => schema_ref("PageRef"),
+        Operation::GetParent => schema_ref("ParentPage"),
         Operation::CreatePage => schema_ref("CreatedPage"),
         Operation::UpdatePage => schema_ref("UpdatedPage"),
         Operation::RenamePage => schema_ref("RenamedPage"),
@@ -635,7 +642,15 @@ fn error_statuses(operation: Operation) -> Vec<(&'static str, &'static str)> {
 
 fn component_schemas() -> Value {
     let title = json!({"type": "string", "description": "The page title."});
-    let path = json!({"type": "string", "description": "The title path from the sandbox root (`Guides/Install`); empty for the root itself."});
+    let path = json!({
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "The breadcrumb: titles from the sandbox root's title down to this page's own.",
+    });
+    let title_path = json!({
+        "type": "string",
+        "description": "This page as `{title}` for the next call: the titles below the root joined by `/` (a `/` inside a title as `%2F`, `%` as `%25`); the root's own title for the root.",
+    });
     let version = json!({"type": "integer", "description": "The page version; pass it as `expectedVersion` when updating."});
     json!({
         "ErrorEnvelope": {
@@ -652,15 +667,27 @@ fn component_schemas() -> Value {
         },
         "PageRef": {
             "type": "object",
-            "required": ["title", "path"],
-            "properties": {"title": title, "path": path},
+            "required": ["title", "path", "titlePath"],
+            "properties": {"title": title, "path": path, "titlePath": title_path},
+        },
+        "ParentPage": {
+            "type": "object",
+            "required": ["title", "path", "titlePath", "parentPath", "parentTitlePath"],
+            "properties": {
+                "title": {"type": "string", "description": "The parent's title."},
+                "path": {"type": "array", "items": {"type": "string"}, "description": "The breadcrumb of the page asked about (not of the parent), from the sandbox root's title down."},
+                "titlePath": {"type": "string", "description": "The page asked about as `{title}`."},
+                "parentPath": {"type": "array", "items": {"type": "string"}, "description": "The parent's breadcrumb, from the sandbox root's title down."},
+                "parentTitlePath": {"type": "string", "description": "The parent as `{title}` for the next call."},
+            },
         },
         "TreeNode": {
             "type": "object",
-            "required": ["title", "path", "children"],
+            "required": ["title", "path", "titlePath", "children"],
             "properties": {
                 "title": title,
                 "path": path,
+                "titlePath": title_path,
                 "children": {
                     "type": "array",
                     "description": "Child nodes; empty at the depth limit even when the page has children.",
@@ -670,10 +697,11 @@ fn component_schemas() -> Value {
         },
         "Page": {
             "type": "object",
-            "required": ["title", "path", "version", "format", "body", "bodyLength", "offset", "truncated"],
+            "required": ["title", "path", "titlePath", "version", "format", "body", "bodyLength", "offset", "truncated"],
             "properties": {
                 "title": title,
                 "path": path,
+                "titlePath": title_path,
                 "version": version,
                 "format": {"type": "string", "enum": ["storage", "markdown"], "description": "The format of `body`."},
                 "body": {"type": "string", "description": "The body, or the slice starting at `offset`."},
@@ -684,18 +712,19 @@ fn component_schemas() -> Value {
         },
         "CreatedPage": {
             "type": "object",
-            "required": ["id", "title", "version", "path"],
+            "required": ["id", "title", "version", "path", "titlePath"],
             "properties": {
                 "id": {"type": "string", "description": "The Confluence page id."},
                 "title": title,
                 "version": version,
                 "path": path,
+                "titlePath": title_path,
             },
         },
         "UpdatedPage": {
             "type": "object",
-            "required": ["title", "version", "path"],
-            "properties": {"title": title, "version": version, "path": path},
+            "required": ["title", "version", "path", "titlePath"],
+            "properties": {"title": title, "version": version, "path": path, "titlePath": title_path},
         },
         "RenamedPage": {
             "type": "object",

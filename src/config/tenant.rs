@@ -98,6 +98,8 @@ pub struct Tenant {
     credentials: UpstreamAuth,
     deployment: Deployment,
     flavor: Flavor,
+    /// Whether `flavor` was given: then `operations` adds to it, else `operations` alone decides.
+    flavor_given: bool,
     operations: Option<Vec<Operation>>,
     rate_limit: RateLimit,
     upstream_timeout: Duration,
@@ -212,16 +214,37 @@ impl Tenant {
         &self.allowed_macros
     }
 
-    /// Whether this endpoint publishes and serves `operation` (flavor and allowlist together).
+    /// Whether this endpoint publishes and serves `operation`: the flavor's operations, plus those
+    /// of `operations` when a flavor is given; exactly those of `operations` when none is.
     pub fn allows(&self, operation: Operation) -> bool {
         if matches!(operation.access(), Access::Public | Access::Protocol) {
             return true;
         }
-        self.flavor.allows(operation.access())
-            && self
-                .operations
-                .as_ref()
-                .is_none_or(|allowed| allowed.contains(&operation))
+        let in_flavor = self.flavor.allows(operation.access());
+        match &self.operations {
+            None => in_flavor,
+            Some(listed) if self.flavor_given => in_flavor || listed.contains(&operation),
+            Some(listed) => listed.contains(&operation),
+        }
+    }
+
+    /// What the endpoint serves, in words for a 403: `flavor `read``, `flavor `read` plus
+    /// createPage` or `operations listSubpages, readPageByTitle`.
+    pub fn access_summary(&self) -> String {
+        let names = |listed: &[Operation]| {
+            listed
+                .iter()
+                .map(|operation| operation.operation_id())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match &self.operations {
+            None => format!("flavor `{}`", self.flavor.name()),
+            Some(listed) if self.flavor_given => {
+                format!("flavor `{}` plus {}", self.flavor.name(), names(listed))
+            }
+            Some(listed) => format!("operations {}", names(listed)),
+        }
     }
 
     /// Every secret this endpoint accepts.
@@ -360,7 +383,8 @@ impl Fields<'_> {
         };
         let credentials = self.credentials();
         let flavor = self.flavor();
-        let operations = self.operations();
+        let flavor_given = self.optional("flavor").is_some();
+        let operations = self.operations(flavor.filter(|_| flavor_given));
         let rate_limit = RateLimit {
             per_minute: self.number("rate_limit_per_minute", 120, 0, 1_000_000)?,
             burst: self.number("rate_limit_burst", 20, 0, 100_000)?,
@@ -404,6 +428,7 @@ impl Fields<'_> {
             credentials: credentials?,
             deployment: deployment?,
             flavor: flavor?,
+            flavor_given,
             operations: operations?,
             rate_limit,
             upstream_timeout,
@@ -624,14 +649,41 @@ impl Fields<'_> {
         }
     }
 
-    fn operations(&mut self) -> Option<Option<Vec<Operation>>> {
+    /// `operations`: without a flavor, the exact list; with `flavor=read` or `upload`, operations
+    /// added to the flavor's. A list that could read as narrowing a given flavor (`flavor=default`,
+    /// or an operation the flavor already has) is refused, never reinterpreted: earlier versions
+    /// narrowed the flavor with it.
+    fn operations(&mut self, given_flavor: Option<Flavor>) -> Option<Option<Vec<Operation>>> {
         let Some((value, line)) = self.optional("operations") else {
             return Some(None);
         };
         let mut operations = Vec::new();
         let mut ok = true;
+        if given_flavor == Some(Flavor::Default) {
+            self.error(
+                line,
+                "operations adds operations to flavor=read or flavor=upload, and flavor=default \
+                 already has them all; to allow only the listed operations, remove the flavor key"
+                    .to_owned(),
+            );
+            return None;
+        }
         for id in split_list(&value) {
             match Operation::from_operation_id(&id) {
+                Some(operation)
+                    if given_flavor.is_some_and(|flavor| flavor.allows(operation.access())) =>
+                {
+                    let flavor = given_flavor.map_or("", Flavor::name);
+                    self.error(
+                        line,
+                        format!(
+                            "operations: `{id}` is already part of flavor={flavor}; operations adds \
+                             to the flavor and cannot narrow it (to allow only the listed \
+                             operations, remove the flavor key)"
+                        ),
+                    );
+                    ok = false;
+                }
                 Some(operation) if operation.is_page_operation() => operations.push(operation),
                 _ => {
                     self.error(
@@ -903,6 +955,40 @@ mod tests {
         .expect("valid");
         assert!(listed.allows(Operation::ListPages));
         assert!(!listed.allows(Operation::PageTree));
+        assert!(!listed.allows(Operation::CreatePage));
+        assert_eq!(
+            listed.access_summary(),
+            "operations readPageByTitle, listSubpages"
+        );
+        // Added on top of a narrow flavor, as the README says.
+        let added = check(&format!("{VALID}flavor=read\noperations=createPage\n"), &[])
+            .tenant
+            .expect("valid");
+        for operation in [
+            Operation::ReadPage,
+            Operation::PageTree,
+            Operation::CreatePage,
+        ] {
+            assert!(added.allows(operation), "{operation:?}");
+        }
+        assert!(!added.allows(Operation::DeletePage));
+        assert_eq!(added.access_summary(), "flavor `read` plus createPage");
+        // Lists that would have narrowed a flavor are refused, never silently widened.
+        check(
+            &format!("{VALID}flavor=read\noperations=readPageByTitle,createPage\n"),
+            &[
+                "7: operations: `readPageByTitle` is already part of flavor=read; operations adds \
+               to the flavor and cannot narrow it (to allow only the listed operations, remove \
+               the flavor key)",
+            ],
+        );
+        check(
+            &format!("{VALID}flavor=default\noperations=readPageByTitle\n"),
+            &[
+                "7: operations adds operations to flavor=read or flavor=upload, and flavor=default \
+               already has them all; to allow only the listed operations, remove the flavor key",
+            ],
+        );
         check(
             &format!("{VALID}operations=readPage\n"),
             &["6: operations: unknown operationId `readPage` (e.g. readPageByTitle)"],

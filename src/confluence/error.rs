@@ -33,6 +33,14 @@ pub enum UpstreamError {
     /// 401, or a 403 meaning the credential cannot use Confluence at all.
     #[error("confluence rejected the configured credentials")]
     CredentialsRejected,
+    /// Any other 403: the credential works but may not do this (space permissions, page
+    /// restrictions). Confluence's message, for the log.
+    #[error("confluence refused the request for lack of permission: {0}")]
+    PermissionDenied(String),
+    /// 410: the API called is gone for these credentials (Cloud's v1 content CRUD for scoped API
+    /// tokens and OAuth). Confluence's message, for the log.
+    #[error("confluence no longer serves this API to these credentials: {0}")]
+    Gone(String),
     /// 429 that outlasted the retries or the deadline.
     #[error("confluence is rate limiting requests")]
     RateLimited {
@@ -104,10 +112,11 @@ pub(crate) fn from_response(
         {
             UpstreamError::CredentialsRejected
         }
+        403 => UpstreamError::PermissionDenied(described()),
         404 => UpstreamError::NotFound,
         409 => UpstreamError::VersionConflict { current: None },
-        // The API itself is gone (Cloud v1 content CRUD for some auth modes): an upstream problem.
-        410 => UpstreamError::Unavailable(format!("http status 410: {}", described())),
+        // The API itself is gone (Cloud v1 content CRUD for some auth modes).
+        410 => UpstreamError::Gone(described()),
         413 => UpstreamError::Rejected("the page is too large for confluence".to_owned()),
         429 => UpstreamError::RateLimited { retry_after },
         500..=599 => UpstreamError::Unavailable(match message {
@@ -266,7 +275,7 @@ mod tests {
         check(
             403,
             r#"{"message":"The server understood the request but refuses to authorize it"}"#,
-            UpstreamError::Rejected(
+            UpstreamError::PermissionDenied(
                 "The server understood the request but refuses to authorize it".to_owned(),
             ),
         );
@@ -279,9 +288,7 @@ mod tests {
         check(
             410,
             r#"{"statusCode":410,"message":"com.atlassian.confluence.api.service.exceptions.GoneException: This deprecated endpoint has been removed."}"#,
-            UpstreamError::Unavailable(
-                "http status 410: This deprecated endpoint has been removed.".to_owned(),
-            ),
+            UpstreamError::Gone("This deprecated endpoint has been removed.".to_owned()),
         );
         check(
             502,

@@ -305,6 +305,23 @@ impl ConfluenceClient {
             .transpose()
     }
 
+    /// The title of page `id`, or `None` if there is no such page. At most one request: on Cloud
+    /// from the short-lived title cache when it can, else one `GET /pages?id=`; on Data Center the
+    /// page itself.
+    pub async fn page_title(&self, id: &str) -> Result<Option<String>, UpstreamError> {
+        const OPERATION: &str = "page_title";
+        if self.inner.v2.is_none() {
+            return Ok(self.page_by_id(id, false).await?.map(|page| page.title));
+        }
+        if id.is_empty() {
+            return Ok(None);
+        }
+        let deadline = self.deadline();
+        let ids = [id.to_owned()];
+        let titles = within(deadline, self.v2_titles(OPERATION, &ids, deadline)).await?;
+        Ok(titles.get(id).cloned())
+    }
+
     /// The current page with this id, or `None` if it does not exist (or cannot be seen). DC: one
     /// request; Cloud: the page and its ancestors (plus titles not cached).
     pub async fn page_by_id(
@@ -852,6 +869,8 @@ fn outcome_label(error: &UpstreamError) -> &'static str {
         | UpstreamError::InvalidStorage(_)
         | UpstreamError::Rejected(_) => "rejected",
         UpstreamError::CredentialsRejected => "credentials_rejected",
+        UpstreamError::PermissionDenied(_) => "permission_denied",
+        UpstreamError::Gone(_) => "gone",
         UpstreamError::RateLimited { .. } => "rate_limited",
         UpstreamError::Unavailable(_) | UpstreamError::WriteOutcomeUnknown => "unavailable",
         UpstreamError::Timeout => "timeout",

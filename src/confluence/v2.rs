@@ -276,7 +276,7 @@ impl ConfluenceClient {
     }
 
     /// The titles of `ids`: cached ones as they are, the rest in batches of `GET /pages?id=…`.
-    async fn v2_titles(
+    pub(super) async fn v2_titles(
         &self,
         operation: &'static str,
         ids: &[String],

@@ -112,12 +112,13 @@ impl ApiError {
         )
     }
 
-    /// 403: the endpoint's flavor does not include the operation.
-    pub fn outside_flavor(flavor: &str) -> ApiError {
+    /// 403: the endpoint's flavor (and `operations` list) does not include the operation;
+    /// `allowed` says what the endpoint serves, e.g. `flavor `read``.
+    pub fn outside_flavor(allowed: &str) -> ApiError {
         ApiError::new(
             StatusCode::FORBIDDEN,
             ErrorCode::Unauthorized,
-            format!("this operation is not available on this endpoint (flavor `{flavor}`)"),
+            format!("this operation is not available on this endpoint ({allowed})"),
         )
     }
 
@@ -185,15 +186,12 @@ impl ApiError {
     }
 
     /// 409 `INVALID_OPERATION`: the title is already used in the space.
-    pub fn title_taken(title: Option<&str>) -> ApiError {
-        let message = match title {
-            Some(title) => format!(
-                "a page titled `{title}` already exists in this space; choose another title"
-            ),
-            None => "a page with this title already exists in this space; choose another title"
-                .to_owned(),
-        };
-        ApiError::new(StatusCode::CONFLICT, ErrorCode::InvalidOperation, message)
+    pub fn title_taken(title: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::InvalidOperation,
+            format!("a page titled `{title}` already exists in this space; choose another title"),
+        )
     }
 
     /// 422 `INVALID_OPERATION`: the operation makes no sense on this page (circular move, root page).
@@ -319,7 +317,7 @@ impl From<PageError> for ApiError {
     fn from(error: PageError) -> ApiError {
         match error {
             PageError::NotFound => ApiError::not_found(),
-            PageError::TitleTaken { title } => ApiError::title_taken(title.as_deref()),
+            PageError::TitleTaken { title } => ApiError::title_taken(&title),
             PageError::VersionConflict {
                 current: Some(current),
             } => ApiError::version_conflict(current),
@@ -346,7 +344,12 @@ impl From<UpstreamError> for ApiError {
     fn from(error: UpstreamError) -> ApiError {
         match error {
             UpstreamError::NotFound => ApiError::not_found(),
-            UpstreamError::TitleTaken => ApiError::title_taken(None),
+            // Writes name the title they sent (`PageError::TitleTaken`); a clash reported to a
+            // call that sent no title is an answer this gateway cannot make sense of.
+            UpstreamError::TitleTaken => {
+                tracing::warn!("Confluence reported a title clash on a call that sets no title");
+                ApiError::bad_gateway("unexpected response from Confluence; try again later")
+            }
             UpstreamError::VersionConflict {
                 current: Some(current),
             } => ApiError::version_conflict(current),
@@ -366,6 +369,23 @@ impl From<UpstreamError> for ApiError {
                 "Confluence refused this endpoint's credentials; the operator must check the \
                  endpoint's Confluence token (email/api_token)",
             ),
+            UpstreamError::PermissionDenied(detail) => {
+                tracing::warn!(%detail, "Confluence refused a permission");
+                ApiError::bad_gateway(
+                    "Confluence refused this endpoint's account the permission for this \
+                     operation; the operator must check the endpoint's Confluence permissions \
+                     (space permissions and page restrictions of the account behind api_token)",
+                )
+            }
+            UpstreamError::Gone(detail) => {
+                tracing::warn!(%detail, "Confluence answered 410 Gone");
+                ApiError::bad_gateway(
+                    "Confluence answered 410 Gone: the REST API this endpoint calls is removed \
+                     for its credentials (Confluence Cloud no longer serves its v1 page API to \
+                     scoped API tokens and OAuth apps); the operator must check the endpoint's \
+                     deployment, base_url and token type",
+                )
+            }
             UpstreamError::RateLimited { retry_after } => {
                 ApiError::upstream_rate_limited(retry_after.map(|wait| wait.as_secs().max(1)))
             }
@@ -406,11 +426,48 @@ mod tests {
     }
 
     #[test]
-    fn a_title_clash_names_the_title_when_known() {
+    fn a_title_clash_names_the_title() {
         let error = ApiError::from(PageError::TitleTaken {
-            title: Some("Install".to_owned()),
+            title: "Install".to_owned(),
         });
         assert_eq!(error.status, StatusCode::CONFLICT);
         assert!(error.message.contains("`Install`"), "{}", error.message);
+    }
+
+    #[test]
+    fn no_path_renders_a_title_clash_without_the_title() {
+        for error in [
+            ApiError::from(UpstreamError::TitleTaken),
+            ApiError::from(PageError::from(UpstreamError::TitleTaken)),
+        ] {
+            assert!(
+                !error.message.contains("with this title"),
+                "{}",
+                error.message
+            );
+        }
+    }
+
+    #[test]
+    fn confluence_refusals_are_the_operators_problem_and_say_what_to_check() {
+        let denied = ApiError::from(PageError::from(UpstreamError::PermissionDenied(
+            "The server understood the request but refuses to authorize it".to_owned(),
+        )));
+        assert_eq!(
+            (denied.status, denied.code),
+            (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError)
+        );
+        assert!(denied.message.contains("permissions"), "{}", denied.message);
+        assert!(!denied.message.contains("refuses to authorize"));
+        let gone = ApiError::from(PageError::from(UpstreamError::Gone(
+            "This deprecated endpoint has been removed.".to_owned(),
+        )));
+        assert_eq!(
+            (gone.status, gone.code),
+            (StatusCode::BAD_GATEWAY, ErrorCode::UpstreamError)
+        );
+        assert!(gone.message.contains("410 Gone"), "{}", gone.message);
+        assert!(gone.message.contains("v1 page API"), "{}", gone.message);
+        assert!(!gone.message.contains("try again later"));
     }
 }

@@ -1,9 +1,13 @@
 //! The REST response surface of the page operations: each typed reply of the page domain becomes
-//! the envelope's message and `data`, in the shapes the README documents.
+//! the envelope's message and `data`, in the shapes of the original Conflagent (PRODUCT §3, "Drop-in
+//! compatibility"). Messages start with the original's sentence; detail may follow. Every `path` is
+//! a breadcrumb array from the root page's title down to the page, and a `titlePath` string beside
+//! it can be passed straight back as `{title}`.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::pages::{Placed, Reply, TreeNode};
+use crate::titles::encode_title_path;
 
 /// The envelope's message and `data` for `reply`.
 pub fn render(reply: Reply) -> (String, Value) {
@@ -16,66 +20,83 @@ pub fn render(reply: Reply) -> (String, Value) {
             let end = offset.saturating_add(paths.len());
             let message = if end < total {
                 format!(
-                    "pages {}–{end} of {total}; call again with offset={end} for the rest",
+                    "Subpages retrieved. Pages {}–{end} of {total}; call again with offset={end} \
+                     for the rest.",
                     offset + 1
                 )
             } else {
-                format!("{total} pages")
+                format!("Subpages retrieved. {total} pages.")
             };
+            let paths: Vec<String> = paths
+                .iter()
+                .map(|titles| encode_title_path(titles))
+                .collect();
             (message, json!(paths))
         }
-        Reply::Tree { nodes, page_count } => (
-            format!("{page_count} pages"),
-            Value::Array(nodes.into_iter().map(tree_node).collect()),
+        Reply::Tree { root, page_count } => (
+            format!(
+                "Page tree retrieved. {page_count} pages below `{}`.",
+                root.page.title
+            ),
+            tree_node(root),
         ),
         Reply::Read(read) => {
             let end = read.offset.saturating_add(read.body.chars().count());
             let message = if read.truncated {
                 format!(
-                    "characters {}–{end} of {}; call again with offset={end} for the rest",
+                    "Page retrieved. Characters {}–{end} of {}; call again with offset={end} for \
+                     the rest.",
                     read.offset, read.body_length
                 )
             } else {
-                "page read".to_owned()
+                "Page retrieved.".to_owned()
             };
-            (
-                message,
-                json!({
-                    "title": read.page.title,
-                    "path": read.page.path,
-                    "version": read.version,
-                    "format": read.format.to_string(),
-                    "body": read.body,
-                    "bodyLength": read.body_length,
-                    "offset": read.offset,
-                    "truncated": read.truncated,
-                }),
-            )
+            let mut data = placed(&read.page);
+            data.insert("version".into(), read.version.into());
+            data.insert("format".into(), read.format.to_string().into());
+            data.insert("body".into(), read.body.into());
+            data.insert("bodyLength".into(), read.body_length.into());
+            data.insert("offset".into(), read.offset.into());
+            data.insert("truncated".into(), read.truncated.into());
+            (message, Value::Object(data))
         }
         Reply::Children(children) => (
-            format!("{} children", children.len()),
-            Value::Array(children.into_iter().map(placed).collect()),
+            format!("Child pages retrieved. {} children.", children.len()),
+            Value::Array(
+                children
+                    .iter()
+                    .map(|child| Value::Object(placed(child)))
+                    .collect(),
+            ),
         ),
-        Reply::Parent(parent) => ("parent found".to_owned(), placed(parent)),
-        Reply::Created { id, page, version } => (
-            "page created".to_owned(),
+        Reply::Parent { page, parent } => (
+            "Parent metadata retrieved.".to_owned(),
             json!({
-                "id": id,
-                "title": page.title,
-                "version": version,
-                "path": page.path,
+                "title": parent.title,
+                "path": page.breadcrumb,
+                "titlePath": title_path(&page),
+                "parentPath": parent.breadcrumb,
+                "parentTitlePath": title_path(&parent),
             }),
         ),
-        Reply::Updated { page, version } => (
-            "page updated".to_owned(),
-            json!({"title": page.title, "version": version, "path": page.path}),
-        ),
+        Reply::Created { id, page, version } => {
+            let mut data = Map::new();
+            data.insert("id".into(), id.into());
+            data.extend(placed(&page));
+            data.insert("version".into(), version.into());
+            ("Page created.".to_owned(), Value::Object(data))
+        }
+        Reply::Updated { page, version } => {
+            let mut data = placed(&page);
+            data.insert("version".into(), version.into());
+            ("Page updated.".to_owned(), Value::Object(data))
+        }
         Reply::Renamed {
             old_title,
             new_title,
             version,
         } => (
-            "page renamed".to_owned(),
+            "Page renamed.".to_owned(),
             json!({"oldTitle": old_title, "newTitle": new_title, "version": version}),
         ),
         Reply::Moved {
@@ -85,9 +106,9 @@ pub fn render(reply: Reply) -> (String, Value) {
             already_there,
         } => (
             if already_there {
-                "page already under that parent"
+                "Page moved. It already was under that parent; nothing changed."
             } else {
-                "page moved"
+                "Page moved."
             }
             .to_owned(),
             json!({
@@ -97,20 +118,63 @@ pub fn render(reply: Reply) -> (String, Value) {
             }),
         ),
         Reply::Deleted { title } => (
-            "page moved to the trash".to_owned(),
+            "Page deleted. It is in Confluence's trash; its children moved up to its parent."
+                .to_owned(),
             json!({"deletedTitle": title}),
         ),
     }
 }
 
-fn placed(page: Placed) -> Value {
-    json!({"title": page.title, "path": page.path})
+/// The title path to pass back as `{title}`: the titles below the root, or the root's own title
+/// for the root (a path may start with the root's title).
+pub fn title_path(page: &Placed) -> String {
+    match page.breadcrumb.as_slice() {
+        [root] => encode_title_path(&[root]),
+        [_root, below @ ..] => encode_title_path(below),
+        [] => String::new(),
+    }
+}
+
+/// `{title, path, titlePath}` of a page.
+fn placed(page: &Placed) -> Map<String, Value> {
+    let mut object = Map::new();
+    object.insert("title".into(), page.title.clone().into());
+    object.insert("path".into(), json!(page.breadcrumb));
+    object.insert("titlePath".into(), title_path(page).into());
+    object
 }
 
 fn tree_node(node: TreeNode) -> Value {
-    json!({
-        "title": node.page.title,
-        "children": Value::Array(node.children.into_iter().map(tree_node).collect()),
-        "path": node.page.path,
-    })
+    let mut object = placed(&node.page);
+    object.insert(
+        "children".into(),
+        Value::Array(node.children.into_iter().map(tree_node).collect()),
+    );
+    Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(breadcrumb: &[&str]) -> Placed {
+        Placed {
+            title: breadcrumb
+                .last()
+                .map(|t| (*t).to_owned())
+                .unwrap_or_default(),
+            breadcrumb: breadcrumb.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn title_paths_start_below_the_root_and_encode_slashes() {
+        assert_eq!(title_path(&page(&["Home"])), "Home");
+        assert_eq!(title_path(&page(&["Home", "Guides"])), "Guides");
+        assert_eq!(
+            title_path(&page(&["Home", "CI/CD", "100%"])),
+            "CI%2FCD/100%25"
+        );
+        assert_eq!(title_path(&page(&["A/B"])), "A%2FB");
+    }
 }

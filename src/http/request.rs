@@ -353,7 +353,7 @@ fn command(route: PageRoute, inputs: &impl Inputs) -> Result<Command, ApiError> 
         },
         PageRoute::Tree => Command::Tree {
             depth: query
-                .number("depth", 1, TREE_MAX_DEPTH as usize)?
+                .number("depth", 0, TREE_MAX_DEPTH as usize)?
                 .map_or(TREE_DEFAULT_DEPTH, |depth| depth as u32),
             start: optional_path(query.text("startTitle")?)?,
         },

@@ -26,6 +26,23 @@ pub enum Target<'a> {
     Unknown,
 }
 
+/// The raw path with every run of slashes merged into one, as nginx and the original's Flask app
+/// do: `/endpoint/a//openapi.json` is `/endpoint/a/openapi.json`. Done before routing, so `//` in a
+/// title path separates two titles like `/` (an empty title cannot be sent in a path).
+pub fn merge_slashes(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains("//") {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut merged = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c == '/' && merged.ends_with('/') {
+            continue;
+        }
+        merged.push(c);
+    }
+    std::borrow::Cow::Owned(merged)
+}
+
 /// Splits off the top-level part of a raw path.
 pub fn target(path: &str) -> Target<'_> {
     match path {
@@ -366,6 +383,24 @@ mod tests {
                 route.template
             );
         }
+    }
+
+    #[test]
+    fn repeated_slashes_merge_before_routing() {
+        assert_eq!(
+            merge_slashes("//endpoint//a///openapi.json"),
+            "/endpoint/a/openapi.json"
+        );
+        assert_eq!(merge_slashes("/pages/A%2F%2FB"), "/pages/A%2F%2FB");
+        assert!(matches!(
+            merge_slashes("/pages/A/B"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        check(
+            Method::GET,
+            &merge_slashes("/pages/A//B"),
+            "readPageByTitle [A|B]",
+        );
     }
 
     #[test]

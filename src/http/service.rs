@@ -101,7 +101,8 @@ enum Routed {
 
 impl Routed {
     fn of(store: &EndpointStore, method: &Method, path: &str) -> Routed {
-        match router::target(path) {
+        let path = router::merge_slashes(path);
+        match router::target(&path) {
             Target::Health => Routed::Health,
             Target::OpenApiTemplate => Routed::OpenApiTemplate,
             Target::Unknown => Routed::NotFound,
@@ -228,9 +229,8 @@ async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<
 
 async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) -> Response<Body> {
     let served = match routed {
-        Routed::Health => {
-            only_get(request.method()).map(|()| envelope::ok("healthy", json!({"status": "ok"})))
-        }
+        Routed::Health => only_get(request.method())
+            .map(|()| envelope::ok("Service healthy.", json!({"status": "ok"}))),
         Routed::OpenApiTemplate => only_get(request.method()).map(|()| {
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
@@ -275,10 +275,10 @@ async fn endpoint_request(
     let operation = route.operation();
     spend_budget(endpoint, operation, request.headers()).await?;
     if !endpoint.tenant.allows(operation) {
-        return Err(ApiError::outside_flavor(endpoint.tenant.flavor().name()));
+        return Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()));
     }
     match route {
-        EndpointRoute::Health => Ok(envelope::ok("healthy", json!({"status": "ok"}))),
+        EndpointRoute::Health => Ok(envelope::ok("Service healthy.", json!({"status": "ok"}))),
         EndpointRoute::OpenApi => Ok(openapi::serve_endpoint(
             endpoint,
             state.settings.public_url.as_deref(),

@@ -26,7 +26,7 @@ pub enum Command {
         /// Paths to return at most (1 to [`LIST_MAX_LIMIT`]).
         limit: usize,
     },
-    /// The nested tree below the root or `start`, `depth` levels deep (1 to [`TREE_MAX_DEPTH`]).
+    /// The root or `start` with the pages below it, `depth` levels deep (0 to [`TREE_MAX_DEPTH`]).
     Tree {
         /// Levels below the start page.
         depth: u32,
@@ -97,13 +97,29 @@ pub enum Command {
     },
 }
 
-/// A page's title and its title path below the root (`""` for the root itself).
+/// A page's title and its breadcrumb.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placed {
     /// The title, as stored.
     pub title: String,
-    /// The `/`-separated title path from below the root.
-    pub path: String,
+    /// The titles from the root page's own down to this page's (just the root's for the root).
+    pub breadcrumb: Vec<String>,
+}
+
+impl Placed {
+    fn new(breadcrumb: Vec<String>) -> Placed {
+        Placed {
+            title: breadcrumb.last().cloned().unwrap_or_default(),
+            breadcrumb,
+        }
+    }
+
+    /// The breadcrumb of a child of this page titled `title`.
+    fn child(&self, title: &str) -> Placed {
+        let mut breadcrumb = self.breadcrumb.clone();
+        breadcrumb.push(title.to_owned());
+        Placed::new(breadcrumb)
+    }
 }
 
 /// A node of [`Reply::Tree`].
@@ -139,26 +155,31 @@ pub struct PageBody {
 pub enum Reply {
     /// [`Command::List`]: one slice of the paths.
     Listed {
-        /// The paths of the slice.
-        paths: Vec<String>,
+        /// The paths of the slice: each the titles below the root down to the page.
+        paths: Vec<Vec<String>>,
         /// Where the slice starts.
         offset: usize,
         /// How many paths there are in all.
         total: usize,
     },
-    /// [`Command::Tree`]: the start page's children, nested.
+    /// [`Command::Tree`]: the start page with its children, nested.
     Tree {
-        /// The nodes below the start page.
-        nodes: Vec<TreeNode>,
-        /// How many pages the tree holds.
+        /// The start page (the root, or the page asked for).
+        root: TreeNode,
+        /// How many pages the tree holds below the start page.
         page_count: usize,
     },
     /// [`Command::Read`].
     Read(PageBody),
     /// [`Command::Children`].
     Children(Vec<Placed>),
-    /// [`Command::Parent`]: the parent page.
-    Parent(Placed),
+    /// [`Command::Parent`].
+    Parent {
+        /// The page asked about.
+        page: Placed,
+        /// Its parent.
+        parent: Placed,
+    },
     /// [`Command::Create`].
     Created {
         /// Confluence's id of the new page.
@@ -209,10 +230,10 @@ pub enum PageError {
     #[error("not found")]
     NotFound,
     /// The title is already used in the space.
-    #[error("title taken")]
+    #[error("title `{title}` taken")]
     TitleTaken {
-        /// The title, when known.
-        title: Option<String>,
+        /// The title.
+        title: String,
     },
     /// The page changed since the client read it.
     #[error("version conflict")]
@@ -247,7 +268,8 @@ impl From<UpstreamError> for PageError {
     fn from(error: UpstreamError) -> PageError {
         match error {
             UpstreamError::NotFound => PageError::NotFound,
-            UpstreamError::TitleTaken => PageError::TitleTaken { title: None },
+            // A title clash is named by the write that sent the title (`write::title_error`); one
+            // reaching this point came from a call that sets no title and stays an upstream error.
             UpstreamError::VersionConflict { current } => PageError::VersionConflict { current },
             UpstreamError::IllegalMove => PageError::CircularMove,
             other => PageError::Upstream(other),
@@ -300,38 +322,34 @@ struct Pages<'a> {
 /// A page found inside the sandbox.
 struct Resolved {
     page: Page,
-    /// The title path below the root (`""` for the root itself).
-    path: String,
-    /// The root page's title.
-    root_title: String,
+    /// The titles from the root page's down to the page's own.
+    breadcrumb: Vec<String>,
 }
 
 impl Resolved {
     fn is_root(&self) -> bool {
-        self.path.is_empty()
+        self.breadcrumb.len() == 1
+    }
+
+    fn root_title(&self) -> &str {
+        self.breadcrumb.first().map_or("", String::as_str)
     }
 
     fn placed(&self) -> Placed {
         Placed {
             title: self.page.title.clone(),
-            path: self.path.clone(),
+            breadcrumb: self.breadcrumb.clone(),
         }
     }
 
-    /// The parent's title and path, or `None` for the root page.
+    /// The parent's title and breadcrumb, or `None` for the root page.
     fn parent(&self) -> Option<Placed> {
         if self.is_root() {
             return None;
         }
-        let parent = self.page.ancestors.last()?;
-        let parent_path = match self.path.rfind('/') {
-            Some(slash) => self.path[..slash].to_owned(),
-            None => String::new(),
-        };
-        Some(Placed {
-            title: parent.title.clone(),
-            path: parent_path,
-        })
+        Some(Placed::new(
+            self.breadcrumb[..self.breadcrumb.len() - 1].to_vec(),
+        ))
     }
 }
 
@@ -371,17 +389,24 @@ impl Pages<'_> {
             None => return Err(PageError::NotFound),
         };
         let resolved = self.place(page).ok_or(PageError::NotFound)?;
-        let chain = self.chain_titles(&resolved);
-        // Compared ignoring case, as Confluence compares titles.
+        // The titles between the root (exclusive) and the page (exclusive), compared ignoring
+        // case, as Confluence compares titles.
+        let chain: Vec<String> = if resolved.is_root() {
+            Vec::new()
+        } else {
+            resolved.breadcrumb[1..resolved.breadcrumb.len() - 1]
+                .iter()
+                .map(|title| title.to_lowercase())
+                .collect()
+        };
         let parents: Vec<String> = path
             .parents()
             .iter()
             .map(|title| title.as_str().to_lowercase())
             .collect();
-        let chain: Vec<String> = chain.iter().map(|title| title.to_lowercase()).collect();
         let matches = parents.is_empty()
             || parents == chain
-            || (parents.first() == Some(&resolved.root_title.to_lowercase())
+            || (parents.first() == Some(&resolved.root_title().to_lowercase())
                 && parents[1..] == chain[..]);
         if matches {
             Ok(resolved)
@@ -390,55 +415,23 @@ impl Pages<'_> {
         }
     }
 
-    /// The titles between the root (exclusive) and the page (exclusive).
-    fn chain_titles<'r>(&self, resolved: &'r Resolved) -> Vec<&'r str> {
-        if resolved.is_root() {
-            return Vec::new();
-        }
-        let ancestors = &resolved.page.ancestors;
-        let root_at = ancestors
-            .iter()
-            .position(|ancestor| ancestor.id == self.root_id())
-            .unwrap_or(0);
-        ancestors[root_at + 1..]
-            .iter()
-            .map(|ancestor| ancestor.title.as_str())
-            .collect()
-    }
-
     /// Places a page in the sandbox: `None` when it is neither the root nor below it.
     fn place(&self, page: Page) -> Option<Resolved> {
         if page.id == self.root_id() {
             return Some(Resolved {
-                root_title: page.title.clone(),
+                breadcrumb: vec![page.title.clone()],
                 page,
-                path: String::new(),
             });
         }
         let root_at = page
             .ancestors
             .iter()
             .position(|ancestor| ancestor.id == self.root_id())?;
-        let root_title = page.ancestors[root_at].title.clone();
-        let mut titles: Vec<&str> = page.ancestors[root_at + 1..]
+        let mut breadcrumb: Vec<String> = page.ancestors[root_at..]
             .iter()
-            .map(|ancestor| ancestor.title.as_str())
+            .map(|ancestor| ancestor.title.clone())
             .collect();
-        titles.push(&page.title);
-        let path = titles.join("/");
-        Some(Resolved {
-            page,
-            path,
-            root_title,
-        })
-    }
-}
-
-/// Joins a parent path and a title into a child's path.
-fn child_path(parent_path: &str, title: &str) -> String {
-    if parent_path.is_empty() {
-        title.to_owned()
-    } else {
-        format!("{parent_path}/{title}")
+        breadcrumb.push(page.title.clone());
+        Some(Resolved { page, breadcrumb })
     }
 }

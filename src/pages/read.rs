@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::confluence::SubtreePage;
 use crate::markdown::{self, BodyFormat};
-use crate::pages::{PageBody, PageError, Pages, Placed, Reply, TreeNode, child_path};
+use crate::pages::{PageBody, PageError, Pages, Placed, Reply, TreeNode};
 use crate::titles::TitlePath;
 
 /// Default number of paths a list returns at once.
@@ -24,7 +24,7 @@ impl Pages<'_> {
         let pages = self.client.subtree(self.root_id(), None).await?;
         let paths = paths_depth_first(&pages, self.root_id());
         let total = paths.len();
-        let paths: Vec<String> = paths.into_iter().skip(offset).take(limit).collect();
+        let paths: Vec<Vec<String>> = paths.into_iter().skip(offset).take(limit).collect();
         Ok(Reply::Listed {
             paths,
             offset,
@@ -32,23 +32,39 @@ impl Pages<'_> {
         })
     }
 
-    /// Nested nodes below the root or `start`.
+    /// The root or `start` as one node, with the pages below it nested `depth` levels deep.
     pub(super) async fn tree(
         &self,
         depth: u32,
         start: Option<&TitlePath>,
     ) -> Result<Reply, PageError> {
-        let (start_id, start_path) = match start {
+        let (start_id, start, pages) = match start {
             Some(start) => {
                 let start = self.resolve(start, false).await?;
-                (start.page.id.clone(), start.path)
+                let pages = self.client.subtree(&start.page.id, Some(depth)).await?;
+                (start.page.id.clone(), start.placed(), pages)
             }
-            None => (self.root_id().to_owned(), String::new()),
+            None => {
+                // The root's own title heads the tree: looked up alongside the listing.
+                let (root_title, pages) = tokio::try_join!(
+                    self.client.page_title(self.root_id()),
+                    self.client.subtree(self.root_id(), Some(depth)),
+                )?;
+                let root_title = root_title.ok_or(PageError::NotFound)?;
+                (
+                    self.root_id().to_owned(),
+                    Placed::new(vec![root_title]),
+                    pages,
+                )
+            }
         };
-        let pages = self.client.subtree(&start_id, Some(depth)).await?;
-        let nodes = tree_nodes(&children_index(&pages), &start_id, &start_path);
+        let children_of = children_index(&pages);
+        let root = TreeNode {
+            children: tree_nodes(&children_of, &start_id, &start),
+            page: start,
+        };
         Ok(Reply::Tree {
-            nodes,
+            root,
             page_count: pages.len(),
         })
     }
@@ -88,44 +104,48 @@ impl Pages<'_> {
     pub(super) async fn children(&self, title: &TitlePath) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, false).await?;
         let children = self.client.children(&resolved.page.id).await?;
+        let page = resolved.placed();
         Ok(Reply::Children(
             children
-                .into_iter()
-                .map(|child| Placed {
-                    path: child_path(&resolved.path, &child.title),
-                    title: child.title,
-                })
+                .iter()
+                .map(|child| page.child(&child.title))
                 .collect(),
         ))
     }
 
-    /// The parent's title and path (the root has path `""`).
+    /// The page and its parent, each with its breadcrumb.
     pub(super) async fn parent(&self, title: &TitlePath) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, false).await?;
         let parent = resolved.parent().ok_or(PageError::RootHasNoParent)?;
-        Ok(Reply::Parent(parent))
+        Ok(Reply::Parent {
+            page: resolved.placed(),
+            parent,
+        })
     }
 }
 
-/// The title paths of the pages below `parent_id`, depth-first in listing order.
-fn paths_depth_first(pages: &[SubtreePage], parent_id: &str) -> Vec<String> {
+/// The title paths (titles below `parent_id` down to the page) of the pages below `parent_id`,
+/// depth-first in listing order.
+fn paths_depth_first(pages: &[SubtreePage], parent_id: &str) -> Vec<Vec<String>> {
     let children_of = children_index(pages);
     let mut paths = Vec::with_capacity(pages.len());
     // An explicit stack instead of recursion: a pathological tree cannot overflow it.
-    let mut stack: Vec<(&SubtreePage, String)> = children_of
+    let mut stack: Vec<(&SubtreePage, Vec<String>)> = children_of
         .get(parent_id)
         .map(|children| {
             children
                 .iter()
                 .rev()
-                .map(|page| (*page, page.title.clone()))
+                .map(|page| (*page, vec![page.title.clone()]))
                 .collect()
         })
         .unwrap_or_default();
     while let Some((page, path)) = stack.pop() {
         if let Some(children) = children_of.get(page.id.as_str()) {
             for child in children.iter().rev() {
-                stack.push((child, child_path(&path, &child.title)));
+                let mut child_path = path.clone();
+                child_path.push(child.title.clone());
+                stack.push((child, child_path));
             }
         }
         paths.push(path);
@@ -148,7 +168,7 @@ fn children_index(pages: &[SubtreePage]) -> HashMap<&str, Vec<&SubtreePage>> {
 fn tree_nodes(
     children_of: &HashMap<&str, Vec<&SubtreePage>>,
     parent_id: &str,
-    parent_path: &str,
+    parent: &Placed,
 ) -> Vec<TreeNode> {
     children_of
         .get(parent_id)
@@ -156,13 +176,10 @@ fn tree_nodes(
             children
                 .iter()
                 .map(|page| {
-                    let path = child_path(parent_path, &page.title);
+                    let placed = parent.child(&page.title);
                     TreeNode {
-                        children: tree_nodes(children_of, &page.id, &path),
-                        page: Placed {
-                            title: page.title.clone(),
-                            path,
-                        },
+                        children: tree_nodes(children_of, &page.id, &placed),
+                        page: placed,
                     }
                 })
                 .collect()

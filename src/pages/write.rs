@@ -3,7 +3,7 @@
 
 use crate::confluence::{PageUpdate, UpstreamError};
 use crate::markdown::{self, BodyFormat, WritePolicy};
-use crate::pages::{PageError, Pages, Placed, Reply, Resolved, child_path};
+use crate::pages::{PageError, Pages, Placed, Reply, Resolved};
 use crate::titles::{Title, TitlePath};
 
 impl Pages<'_> {
@@ -27,24 +27,39 @@ impl Pages<'_> {
         format: Option<BodyFormat>,
     ) -> Result<Reply, PageError> {
         let storage = self.storage_body(body, format)?;
-        let (parent_id, parent_path) = match parent {
-            Some(parent) => {
-                let parent = self.resolve(parent, false).await?;
-                (parent.page.id, parent.path)
-            }
-            None => (self.root_id().to_owned(), String::new()),
+        let parent = match parent {
+            Some(parent) => Some(self.resolve(parent, false).await?),
+            None => None,
         };
+        let parent_id = parent.as_ref().map_or_else(
+            || self.root_id().to_owned(),
+            |parent| parent.page.id.clone(),
+        );
         let page = self
             .create_verified(title.as_str(), &parent_id, &storage)
             .await
             .map_err(|error| title_error(error, title.as_str()))?;
-        Ok(Reply::Created {
-            id: page.id,
-            page: Placed {
-                path: child_path(&parent_path, &page.title),
-                title: page.title,
+        let (id, version, new_title) = (page.id.clone(), page.version, page.title.clone());
+        let placed = match parent {
+            Some(parent) => parent.placed().child(&new_title),
+            // Under the root, the answer's ancestors name the root (v1); v2 answers name only the
+            // parent, so the root's title comes from the title cache or one lookup.
+            None => match self.place(page) {
+                Some(created) => created.placed(),
+                None => {
+                    let root_title = self
+                        .client
+                        .page_title(self.root_id())
+                        .await?
+                        .ok_or(PageError::NotFound)?;
+                    Placed::new(vec![root_title]).child(&new_title)
+                }
             },
-            version: page.version,
+        };
+        Ok(Reply::Created {
+            id,
+            page: placed,
+            version,
         })
     }
 
@@ -80,11 +95,12 @@ impl Pages<'_> {
                 body: Some(storage),
                 parent_id: None,
             })
-            .await?;
+            .await
+            .map_err(|error| title_error(error, &resolved.page.title))?;
         Ok(Reply::Updated {
             page: Placed {
                 title: page.title,
-                path: resolved.path,
+                breadcrumb: resolved.breadcrumb,
             },
             version: page.version,
         })
@@ -182,12 +198,12 @@ fn refuse_root(resolved: &Resolved, verb: &'static str) -> Result<(), PageError>
     }
 }
 
-/// Names the title when it is the one already taken.
+/// The error of a write that sent `title`: a title clash names it.
 fn title_error(error: UpstreamError, title: &str) -> PageError {
-    match PageError::from(error) {
-        PageError::TitleTaken { .. } => PageError::TitleTaken {
-            title: Some(title.to_owned()),
+    match error {
+        UpstreamError::TitleTaken => PageError::TitleTaken {
+            title: title.to_owned(),
         },
-        other => other,
+        other => PageError::from(other),
     }
 }

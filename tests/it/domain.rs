@@ -80,7 +80,7 @@ async fn read_returns_the_page_placed_in_the_sandbox() {
         read.page,
         Placed {
             title: "Install".to_owned(),
-            path: "Guides/Install".to_owned()
+            breadcrumb: vec!["Root".to_owned(), "Guides".to_owned(), "Install".to_owned()],
         }
     );
     assert_eq!(read.body, "# Ins");
@@ -152,7 +152,7 @@ async fn writes_refuse_what_the_domain_forbids() {
             })
             .await,
         Err(PageError::TitleTaken {
-            title: Some("Decoy".to_owned())
+            title: "Decoy".to_owned()
         })
     );
     assert_eq!(
@@ -190,7 +190,8 @@ async fn create_then_list_and_rename() {
         .await
         .expect("created");
     assert!(
-        matches!(&created, Reply::Created { page, version: 1, .. } if page.path == "Guides/Upgrade"),
+        matches!(&created, Reply::Created { page, version: 1, .. }
+            if page.breadcrumb == ["Root", "Guides", "Upgrade"]),
         "{created:?}"
     );
     let listed = domain
@@ -204,9 +205,9 @@ async fn create_then_list_and_rename() {
         listed,
         Reply::Listed {
             paths: vec![
-                "Guides".to_owned(),
-                "Guides/Install".to_owned(),
-                "Guides/Upgrade".to_owned()
+                vec!["Guides".to_owned()],
+                vec!["Guides".to_owned(), "Install".to_owned()],
+                vec!["Guides".to_owned(), "Upgrade".to_owned()],
             ],
             offset: 0,
             total: 3,

@@ -35,6 +35,10 @@ async fn health_at_top_level_and_per_endpoint() {
         assert_eq!(status, 200);
         assert_envelope(&body, true, "OK");
         assert_eq!(body["data"]["status"], "ok");
+        assert_eq!(
+            body["message"], "Service healthy.",
+            "the original's message"
+        );
     }
     gateway.stop().await;
 }
@@ -228,13 +232,23 @@ async fn a_client_that_sends_headers_slowly_is_disconnected() {
 
 #[tokio::test]
 async fn an_in_flight_request_finishes_during_graceful_shutdown() {
-    let mut gateway = docs_gateway().await;
-    let (mut stream, rest) = crate::support::start_slow_create(gateway.addr, "docs").await;
+    // A Confluence that answers slowly: the create is still waiting upstream while shutdown runs.
+    let mut world =
+        crate::support::World::start_with(conflagent::config::Deployment::DataCenter, "").await;
+    world.sim.set_latency(Duration::from_millis(300));
+    let (mut stream, rest) = crate::support::start_slow_create(world.gateway.addr, "docs").await;
 
-    let stopped = gateway.begin_stop();
-    // Shutdown has begun once new connections are refused.
+    let stopped = world.gateway.begin_stop();
+    // Shutdown has begun once readiness fails.
+    let readyz = format!("http://{}/readyz", world.gateway.private_addr);
     crate::support::eventually(Duration::from_secs(5), || async {
-        TcpStream::connect(gateway.addr).await.is_err()
+        world
+            .gateway
+            .http
+            .get(&readyz)
+            .send()
+            .await
+            .is_ok_and(|response| response.status() == 503)
     })
     .await;
 
@@ -242,11 +256,20 @@ async fn an_in_flight_request_finishes_during_graceful_shutdown() {
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.expect("read");
     let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 "), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
     let json = text.split("\r\n\r\n").nth(1).expect("body");
     let envelope: serde_json::Value = serde_json::from_str(json).expect("envelope");
-    assert!(envelope["code"].is_string(), "{envelope}");
+    assert_eq!(envelope["code"], "OK", "{envelope}");
+    assert_eq!(envelope["data"]["title"], "Written while in flight");
+    assert!(
+        world
+            .sim
+            .page_by_title(crate::support::SPACE, "Written while in flight")
+            .is_some(),
+        "the page was created upstream"
+    );
     stopped.await.expect("run returns");
+    world.sim.shutdown().await;
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 mod architecture;
 mod cli;
+mod compat;
 mod config_reload;
 mod confluence;
 mod connections;

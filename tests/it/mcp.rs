@@ -242,7 +242,7 @@ async fn unknown_tools_and_invalid_arguments_are_json_rpc_errors_naming_the_prob
         (
             "getPageTree",
             json!({"depth": 99}),
-            "depth must be a whole number from 1 to 10",
+            "depth must be a whole number from 0 to 10",
         ),
         ("readPageByTitle", json!({}), "missing argument `title`"),
         (

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use conflagent::endpoint::{self, EndpointStore, Shared};
-use conflagent::metrics::{self, RequestContext};
 use conflagent::ratelimit::LimitKind;
 use conflagent::routes::ROUTES;
 use conflagent::sim::{SimSettings, Simulator};
@@ -72,7 +71,8 @@ fn sample(scrape: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
-#[tokio::test]
+/// On paused time: the budget refills only when the test says so, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn spent_quota_is_429_with_retry_after_and_other_endpoints_are_unaffected() {
     let upstream = upstream().await;
     let base = upstream.base_url();
@@ -107,6 +107,13 @@ async fn spent_quota_is_429_with_retry_after_and_other_endpoints_are_unaffected(
     let (status, _, _) = get(&gateway, "/endpoint/rl-neighbour/pages", Some(SECRET)).await;
     assert_ne!(status, 429, "each endpoint has its own budget");
 
+    // The budget refills with time, and only with time.
+    tokio::time::advance(Duration::from_secs(seconds)).await;
+    let (status, _, _) = get(&gateway, "/endpoint/rl-quota/pages", Some(SECRET)).await;
+    assert_ne!(status, 429, "a token is back after Retry-After");
+    let (status, _, _) = get(&gateway, "/endpoint/rl-quota/pages", Some(SECRET)).await;
+    assert_eq!(status, 429, "and only one");
+
     let scrape = gateway.scrape().await;
     assert_eq!(
         sample(
@@ -114,13 +121,14 @@ async fn spent_quota_is_429_with_retry_after_and_other_endpoints_are_unaffected(
             "conflagent_rate_limited_total",
             &[("endpoint", "rl-quota"), ("kind", "quota")]
         ),
-        Some(1.0),
+        Some(2.0),
         "{scrape}"
     );
     gateway.stop().await;
 }
 
-#[tokio::test]
+/// On paused time: the budget refills only when the test says so, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn failed_authentications_run_out_but_the_right_secret_still_works() {
     let upstream = upstream().await;
     let base = upstream.base_url();
@@ -159,7 +167,8 @@ async fn failed_authentications_run_out_but_the_right_secret_still_works() {
     gateway.stop().await;
 }
 
-#[tokio::test]
+/// On paused time: the budget refills only when the test says so, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn public_routes_have_their_own_generous_budget() {
     let upstream = upstream().await;
     let base = upstream.base_url();
@@ -187,7 +196,8 @@ async fn public_routes_have_their_own_generous_budget() {
     gateway.stop().await;
 }
 
-#[tokio::test]
+/// On paused time: the budget refills only when the test says so, however slow the machine.
+#[tokio::test(start_paused = true)]
 async fn reload_resets_a_budget_only_when_its_quota_changes() {
     let upstream = upstream().await;
     let base = upstream.base_url();
@@ -377,32 +387,26 @@ async fn series_of_a_removed_endpoint_leave_the_scrape() {
 #[tokio::test]
 async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
     let upstream = upstream().await;
-    let base = upstream.base_url();
-    let gateway = Gateway::start(&[(
-        "conflagent.m-upstream.properties",
-        &limited_file(&base, 60, 1),
-    )])
-    .await;
-    let context = Arc::new(RequestContext::new(metrics::endpoint_label_value(
-        "m-upstream",
-    )));
-    metrics::scope(Arc::clone(&context), async {
-        metrics::UpstreamCall::start("getPage").finish("ok");
-        metrics::upstream_retry("getPage");
-        drop(metrics::UpstreamCall::start("getPage"));
-    })
-    .await;
-    assert_eq!(context.upstream_calls(), 2);
+    upstream.add_space("DOC", "Documentation");
+    let root = upstream.add_page("DOC", "Handbook", None, "<p>Root</p>");
+    upstream.add_page("DOC", "Install", Some(&root), "<p>Steps</p>");
+    let file = endpoint_file(SECRET, &upstream.base_url())
+        .replace("root_page_id=1000", &format!("root_page_id={root}"));
+    let gateway = Gateway::start(&[("conflagent.m-upstream.properties", &file)]).await;
+    // The first lookup meets a 503 and is retried: two calls, one retry, one request.
+    upstream.fail_next(1, 503, None);
+    let (status, _, body) = get(&gateway, "/endpoint/m-upstream/pages/Install", Some(SECRET)).await;
+    assert_eq!(status, 200, "{body}");
 
     let scrape = gateway.scrape().await;
-    for outcome in ["ok", "timeout"] {
+    for outcome in ["unavailable", "ok"] {
         assert_eq!(
             sample(
                 &scrape,
                 "conflagent_upstream_requests_total",
                 &[
                     ("endpoint", "m-upstream"),
-                    ("operation", "getPage"),
+                    ("operation", "page_by_title"),
                     ("outcome", outcome)
                 ]
             ),
@@ -414,17 +418,19 @@ async fn upstream_calls_are_counted_for_the_endpoint_of_the_request() {
         sample(
             &scrape,
             "conflagent_upstream_retries_total",
-            &[("endpoint", "m-upstream"), ("operation", "getPage")]
+            &[("endpoint", "m-upstream"), ("operation", "page_by_title")]
         ),
-        Some(1.0)
+        Some(1.0),
+        "{scrape}"
     );
     assert_eq!(
         sample(
             &scrape,
             "conflagent_upstream_request_duration_seconds_count",
-            &[("endpoint", "m-upstream"), ("operation", "getPage")]
+            &[("endpoint", "m-upstream"), ("operation", "page_by_title")]
         ),
-        Some(2.0)
+        Some(2.0),
+        "{scrape}"
     );
     gateway.stop().await;
 }

@@ -398,6 +398,97 @@ async fn descriptions_teach_titles_full_body_updates_markdown_and_errors() {
     gateway.stop().await;
 }
 
+/// Every string in `value`, with where it is.
+fn strings<'a>(at: String, value: &'a Value, out: &mut Vec<(String, &'a str)>) {
+    match value {
+        Value::String(text) => out.push((at, text)),
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                strings(format!("{at}[{index}]"), item, out);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                strings(format!("{at}.{key}"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn the_document_says_one_thing_about_title_case_the_true_one() {
+    let gateway = flavors_gateway(Options::default()).await;
+    let default = document(&gateway, "/endpoint/default/openapi.json").await;
+    let mut texts = Vec::new();
+    strings(String::new(), &default, &mut texts);
+    for (at, text) in &texts {
+        assert!(
+            !text.contains("case included") && !text.contains("match exactly"),
+            "{at} says titles match case-sensitively: {text}"
+        );
+    }
+    let title = default["paths"]["/pages/{title}"]["get"]["parameters"]
+        .as_array()
+        .and_then(|parameters| parameters.iter().find(|p| p["name"] == "title"))
+        .and_then(|parameter| parameter["description"].as_str())
+        .expect("title parameter");
+    assert!(title.contains("ignoring case"), "{title}");
+    assert!(
+        default["info"]["description"]
+            .as_str()
+            .is_some_and(|info| info.contains("match ignoring case"))
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn data_schemas_have_the_original_shapes() {
+    let gateway = flavors_gateway(Options::default()).await;
+    let document = document(&gateway, "/endpoint/default/openapi.json").await;
+    let data = |path: &str, method: &str| {
+        let schema = &document["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["properties"]["data"];
+        resolve(&document, schema).clone()
+    };
+    let breadcrumb = |schema: &Value, field: &str| {
+        assert_eq!(
+            schema["properties"][field]["type"], "array",
+            "{field}: {schema}"
+        );
+        assert_eq!(schema["properties"][field]["items"]["type"], "string");
+    };
+    // The tree is one node object whose children are nodes.
+    let tree = data("/pages/tree", "get");
+    assert_eq!(tree["type"], "object", "{tree}");
+    breadcrumb(&tree, "path");
+    assert_eq!(tree["properties"]["titlePath"]["type"], "string");
+    assert_eq!(tree["properties"]["children"]["type"], "array");
+    for (path, method) in [
+        ("/pages/{title}", "get"),
+        ("/pages", "post"),
+        ("/pages/{title}", "put"),
+    ] {
+        let schema = data(path, method);
+        breadcrumb(&schema, "path");
+        assert_eq!(
+            schema["properties"]["titlePath"]["type"], "string",
+            "{path}"
+        );
+    }
+    let children = data("/pages/{title}/children", "get");
+    assert_eq!(children["type"], "array");
+    breadcrumb(resolve(&document, &children["items"]), "path");
+    let parent = data("/pages/{title}/parent", "get");
+    breadcrumb(&parent, "path");
+    breadcrumb(&parent, "parentPath");
+    assert_eq!(parent["properties"]["parentTitlePath"]["type"], "string");
+    let list = data("/pages", "get");
+    assert_eq!(list["type"], "array");
+    assert_eq!(list["items"]["type"], "string");
+    gateway.stop().await;
+}
+
 #[tokio::test]
 async fn the_document_is_raw_json_with_an_etag_and_answers_304_when_unchanged() {
     let gateway = flavors_gateway(Options::default()).await;

@@ -1,7 +1,7 @@
 //! Every page operation through the gateway against the simulator: success paths, documented
 //! failures, the sandbox, and the upstream call budget of each operation.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use conflagent::sim::Deployment;
 use reqwest::Method;
@@ -37,6 +37,7 @@ async fn list_returns_title_paths_in_tree_order() {
             body["data"],
             json!(["Guides", "Guides/Install", "Guides/Configure", "Notes"])
         );
+        assert_eq!(body["message"], "Subpages retrieved. 4 pages.");
         world.stop().await;
     }
 }
@@ -50,7 +51,10 @@ async fn list_pages_with_offset_and_limit() {
             .await;
         assert_ok(status, &body);
         assert_eq!(body["data"], json!(["Guides/Install", "Guides/Configure"]));
-        assert!(body["message"].as_str().unwrap_or("").contains("offset=3"));
+        assert_eq!(
+            body["message"],
+            "Subpages retrieved. Pages 2–3 of 4; call again with offset=3 for the rest."
+        );
         let (status, body) = world.call(Method::GET, "/pages?limit=0", None).await;
         assert_error(status, &body, 400, "INVALID_INPUT");
         world.stop().await;
@@ -58,17 +62,37 @@ async fn list_pages_with_offset_and_limit() {
 }
 
 #[tokio::test]
-async fn tree_is_nested_and_depth_limited() {
+async fn tree_is_one_node_with_nested_children_and_depth_limited() {
     for deployment in DEPLOYMENTS {
         let world = World::start_with(deployment, "").await;
         let (status, body) = world.call(Method::GET, "/pages/tree?depth=1", None).await;
         assert_ok(status, &body);
         assert_eq!(
+            body["message"],
+            "Page tree retrieved. 2 pages below `Handbook`."
+        );
+        assert_eq!(
             body["data"],
-            json!([
-                {"title": "Guides", "path": "Guides", "children": []},
-                {"title": "Notes", "path": "Notes", "children": []},
-            ])
+            json!({
+                "title": "Handbook",
+                "path": ["Handbook"],
+                "titlePath": "Handbook",
+                "children": [
+                    {"title": "Guides", "path": ["Handbook", "Guides"], "titlePath": "Guides", "children": []},
+                    {"title": "Notes", "path": ["Handbook", "Notes"], "titlePath": "Notes", "children": []},
+                ],
+            })
+        );
+        let (status, body) = world.call(Method::GET, "/pages/tree", None).await;
+        assert_ok(status, &body);
+        assert_eq!(
+            body["data"]["children"][0]["children"][1],
+            json!({
+                "title": "Configure",
+                "path": ["Handbook", "Guides", "Configure"],
+                "titlePath": "Guides/Configure",
+                "children": [],
+            })
         );
         let (status, body) = world
             .call(Method::GET, "/pages/tree?startTitle=Guides", None)
@@ -76,12 +100,24 @@ async fn tree_is_nested_and_depth_limited() {
         assert_ok(status, &body);
         assert_eq!(
             body["data"],
-            json!([
-                {"title": "Install", "path": "Guides/Install", "children": []},
-                {"title": "Configure", "path": "Guides/Configure", "children": []},
-            ])
+            json!({
+                "title": "Guides",
+                "path": ["Handbook", "Guides"],
+                "titlePath": "Guides",
+                "children": [
+                    {"title": "Install", "path": ["Handbook", "Guides", "Install"], "titlePath": "Guides/Install", "children": []},
+                    {"title": "Configure", "path": ["Handbook", "Guides", "Configure"], "titlePath": "Guides/Configure", "children": []},
+                ],
+            })
         );
-        for bad in ["depth=0", "depth=11", "depth=two"] {
+        // Depth 0, as the original allows it: the start page alone.
+        let (status, body) = world
+            .call(Method::GET, "/pages/tree?depth=0&startTitle=Guides", None)
+            .await;
+        assert_ok(status, &body);
+        assert_eq!(body["data"]["children"], json!([]));
+        assert_eq!(body["data"]["title"], "Guides");
+        for bad in ["depth=-1", "depth=11", "depth=two"] {
             let (status, body) = world
                 .call(Method::GET, &format!("/pages/tree?{bad}"), None)
                 .await;
@@ -102,8 +138,13 @@ async fn read_by_title_and_by_title_path() {
         ] {
             let (status, body) = world.call(Method::GET, path, None).await;
             assert_ok(status, &body);
+            assert_eq!(body["message"], "Page retrieved.");
             assert_eq!(body["data"]["title"], "Install", "{path}");
-            assert_eq!(body["data"]["path"], "Guides/Install");
+            assert_eq!(
+                body["data"]["path"],
+                json!(["Handbook", "Guides", "Install"])
+            );
+            assert_eq!(body["data"]["titlePath"], "Guides/Install");
             assert_eq!(body["data"]["body"], "<p>Run the installer.</p>");
             assert_eq!(body["data"]["version"], 1);
             assert_eq!(body["data"]["truncated"], false);
@@ -114,7 +155,14 @@ async fn read_by_title_and_by_title_path() {
         // The root page itself is readable.
         let (status, body) = world.call(Method::GET, "/pages/Handbook", None).await;
         assert_ok(status, &body);
-        assert_eq!(body["data"]["path"], "");
+        assert_eq!(body["data"]["path"], json!(["Handbook"]));
+        assert_eq!(body["data"]["titlePath"], "Handbook");
+        // A title path may start with the root's title.
+        let (status, body) = world
+            .call(Method::GET, "/pages/Handbook/Guides/Install", None)
+            .await;
+        assert_ok(status, &body);
+        assert_eq!(body["data"]["title"], "Install");
         world.stop().await;
     }
 }
@@ -139,6 +187,10 @@ async fn read_as_markdown_and_in_slices() {
         assert_eq!(body["data"]["body"], "Run ");
         assert_eq!(body["data"]["truncated"], true);
         assert_eq!(body["data"]["bodyLength"], 25);
+        assert_eq!(
+            body["message"],
+            "Page retrieved. Characters 3–7 of 25; call again with offset=7 for the rest."
+        );
         let (status, body) = world
             .call(Method::GET, "/pages/Install?format=html", None)
             .await;
@@ -155,19 +207,40 @@ async fn children_and_parent() {
             .call(Method::GET, "/pages/Guides/children", None)
             .await;
         assert_ok(status, &body);
+        assert_eq!(body["message"], "Child pages retrieved. 2 children.");
         assert_eq!(
             body["data"],
             json!([
-                {"title": "Install", "path": "Guides/Install"},
-                {"title": "Configure", "path": "Guides/Configure"},
+                {"title": "Install", "path": ["Handbook", "Guides", "Install"], "titlePath": "Guides/Install"},
+                {"title": "Configure", "path": ["Handbook", "Guides", "Configure"], "titlePath": "Guides/Configure"},
             ])
         );
         let (status, body) = world.call(Method::GET, "/pages/Install/parent", None).await;
         assert_ok(status, &body);
-        assert_eq!(body["data"], json!({"title": "Guides", "path": "Guides"}));
+        assert_eq!(body["message"], "Parent metadata retrieved.");
+        // As the original: `title` is the parent's, `path` the breadcrumb of the page asked about.
+        assert_eq!(
+            body["data"],
+            json!({
+                "title": "Guides",
+                "path": ["Handbook", "Guides", "Install"],
+                "titlePath": "Guides/Install",
+                "parentPath": ["Handbook", "Guides"],
+                "parentTitlePath": "Guides",
+            })
+        );
         let (status, body) = world.call(Method::GET, "/pages/Notes/parent", None).await;
         assert_ok(status, &body);
-        assert_eq!(body["data"], json!({"title": "Handbook", "path": ""}));
+        assert_eq!(
+            body["data"],
+            json!({
+                "title": "Handbook",
+                "path": ["Handbook", "Notes"],
+                "titlePath": "Notes",
+                "parentPath": ["Handbook"],
+                "parentTitlePath": "Handbook",
+            })
+        );
         let (status, body) = world
             .call(Method::GET, "/pages/Handbook/parent", None)
             .await;
@@ -188,9 +261,18 @@ async fn create_under_the_root_and_under_a_parent_title() {
             )
             .await;
         assert_ok(status, &body);
-        assert_eq!(body["data"]["title"], "Release 1.0");
-        assert_eq!(body["data"]["version"], 1);
-        assert_eq!(body["data"]["path"], "Release 1.0");
+        assert_eq!(body["message"], "Page created.");
+        let id = body["data"]["id"].as_str().expect("id").to_owned();
+        assert_eq!(
+            body["data"],
+            json!({
+                "id": id,
+                "title": "Release 1.0",
+                "version": 1,
+                "path": ["Handbook", "Release 1.0"],
+                "titlePath": "Release 1.0",
+            })
+        );
         let created = world
             .sim
             .page_by_title(SPACE, "Release 1.0")
@@ -210,7 +292,11 @@ async fn create_under_the_root_and_under_a_parent_title() {
             )
             .await;
         assert_ok(status, &body);
-        assert_eq!(body["data"]["path"], "Guides/Upgrade");
+        assert_eq!(
+            body["data"]["path"],
+            json!(["Handbook", "Guides", "Upgrade"])
+        );
+        assert_eq!(body["data"]["titlePath"], "Guides/Upgrade");
         world.stop().await;
     }
 }
@@ -227,7 +313,16 @@ async fn update_replaces_the_body_and_checks_expected_version() {
             )
             .await;
         assert_ok(status, &body);
-        assert_eq!(body["data"]["version"], 2);
+        assert_eq!(body["message"], "Page updated.");
+        assert_eq!(
+            body["data"],
+            json!({
+                "title": "Install",
+                "version": 2,
+                "path": ["Handbook", "Guides", "Install"],
+                "titlePath": "Guides/Install",
+            })
+        );
         let page = world.sim.page_by_title(SPACE, "Install").expect("page");
         assert_eq!(page.body, "<p>New steps</p>");
 
@@ -284,6 +379,7 @@ async fn rename_and_move_and_delete() {
             )
             .await;
         assert_ok(status, &body);
+        assert_eq!(body["message"], "Page renamed.");
         assert_eq!(
             body["data"],
             json!({"oldTitle": "Notes", "newTitle": "Journal", "version": 2})
@@ -308,6 +404,7 @@ async fn rename_and_move_and_delete() {
             )
             .await;
         assert_ok(status, &body);
+        assert_eq!(body["message"], "Page moved.");
         assert_eq!(
             body["data"],
             json!({"title": "Configure", "oldParentTitle": "Guides", "newParentTitle": "Diary"})
@@ -321,6 +418,10 @@ async fn rename_and_move_and_delete() {
             .call(Method::DELETE, "/pages/Diary/Configure", None)
             .await;
         assert_ok(status, &body);
+        assert_eq!(
+            body["message"],
+            "Page deleted. It is in Confluence's trash; its children moved up to its parent."
+        );
         assert_eq!(body["data"], json!({"deletedTitle": "Configure"}));
         let (status, body) = world.call(Method::GET, "/pages/Configure", None).await;
         assert_error(status, &body, 404, "NOT_FOUND");
@@ -341,7 +442,7 @@ async fn moving_to_the_root_uses_the_root_title() {
             .await;
         assert_ok(status, &body);
         let (_, body) = world.call(Method::GET, "/pages/Install", None).await;
-        assert_eq!(body["data"]["path"], "Install");
+        assert_eq!(body["data"]["path"], json!(["Handbook", "Install"]));
         world.stop().await;
     }
 }
@@ -357,7 +458,7 @@ async fn delete_of_a_page_with_children_leaves_the_children_reachable() {
                 .call(Method::GET, &format!("/pages/{title}"), None)
                 .await;
             assert_ok(status, &body);
-            assert_eq!(body["data"]["path"], title);
+            assert_eq!(body["data"]["path"], json!(["Handbook", title]));
         }
         world.stop().await;
     }
@@ -525,7 +626,40 @@ async fn titles_with_special_characters_round_trip() {
                 .await;
             assert_ok(status, &body);
             assert_eq!(body["data"]["title"], title);
-            assert_eq!(body["data"]["path"], format!("Notes/{title}"));
+            assert_eq!(body["data"]["path"], json!(["Handbook", "Notes", title]));
+            // The title path string comes back ready to use, raw, as `{title}`.
+            let title_path = body["data"]["titlePath"]
+                .as_str()
+                .expect("titlePath")
+                .to_owned();
+            let raw = title_path
+                .split('/')
+                .map(|part| {
+                    percent_encoding::utf8_percent_encode(part, percent_encoding::CONTROLS)
+                        .to_string()
+                        .replace(' ', "%20")
+                        .replace('#', "%23")
+                        .replace('?', "%3F")
+                        .replace('"', "%22")
+                        .replace('\\', "%5C")
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let (status, again) = world
+                .call(Method::GET, &format!("/pages/{raw}"), None)
+                .await;
+            assert_ok(status, &again);
+            assert_eq!(again["data"]["title"], title, "{title_path}");
+            // And as a client that percent-encodes the whole parameter sends it.
+            let (status, again) = world
+                .call(
+                    Method::GET,
+                    &format!("/pages/{}", segment(&title_path)),
+                    None,
+                )
+                .await;
+            assert_ok(status, &again);
+            assert_eq!(again["data"]["title"], title, "{title_path}");
             let (status, body) = world
                 .call(
                     Method::GET,
@@ -540,24 +674,30 @@ async fn titles_with_special_characters_round_trip() {
     }
 }
 
-#[tokio::test]
+/// On paused time: the wait Confluence asks for is measured on the clock the retry sleeps on.
+#[tokio::test(start_paused = true)]
 async fn upstream_429_then_success() {
     for deployment in DEPLOYMENTS {
         let world = World::start_with(deployment, "").await;
         world.sim.fail_next(1, 429, Some(1));
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let (status, body) = world.call(Method::GET, "/pages/Install", None).await;
         assert_ok(status, &body);
-        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
         world.stop().await;
     }
 }
 
-#[tokio::test]
+/// On paused time: the deadline and the backoff run on the test's clock, not the machine's load.
+#[tokio::test(start_paused = true)]
 async fn upstream_503_throughout_is_an_upstream_error_within_the_deadline() {
     let world = World::start_with(Deployment::DataCenter, "upstream_timeout_seconds=2\n").await;
     world.sim.fail_always(Some(503));
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let (status, body) = world.call(Method::GET, "/pages/Install", None).await;
     assert!(
         started.elapsed() < Duration::from_secs(4),
@@ -654,7 +794,11 @@ async fn a_cloud_page_under_a_folder_is_inside_the_sandbox_and_folders_stay_out_
         .call(Method::GET, "/pages/Handbook/Filed/Filed%20child", None)
         .await;
     assert_ok(status, &body);
-    assert_eq!(body["data"]["path"], "Filed/Filed child");
+    assert_eq!(
+        body["data"]["path"],
+        json!(["Handbook", "Filed", "Filed child"])
+    );
+    assert_eq!(body["data"]["titlePath"], "Filed/Filed child");
     let (status, body) = world.call(Method::GET, "/pages/Filed/parent", None).await;
     assert_ok(status, &body);
     assert_eq!(body["data"]["title"], "Handbook");
@@ -680,7 +824,10 @@ async fn a_cloud_page_under_a_folder_is_inside_the_sandbox_and_folders_stay_out_
         )
         .await;
     assert_ok(status, &body);
-    assert_eq!(body["data"]["path"], "Filed/Under filed");
+    assert_eq!(
+        body["data"]["path"],
+        json!(["Handbook", "Filed", "Under filed"])
+    );
     // A folder's title is not a page: not readable, and a page outside the root stays outside.
     for path in ["/pages/Team%20folder", "/pages/Hidden", "/pages/Elsewhere"] {
         let (status, body) = world.call(Method::GET, path, None).await;
@@ -775,7 +922,10 @@ async fn titles_are_found_ignoring_case_as_confluence_compares_them() {
                 .await;
             assert_ok(status, &body);
             assert_eq!(body["data"]["title"], "Install", "{path}");
-            assert_eq!(body["data"]["path"], "Guides/Install");
+            assert_eq!(
+                body["data"]["path"],
+                json!(["Handbook", "Guides", "Install"])
+            );
             match deployment {
                 Deployment::DataCenter => {
                     assert_eq!(count, 2, "exact lookup, then the case-insensitive one")
@@ -838,12 +988,12 @@ async fn script_capable_storage_is_refused_unless_the_endpoint_allows_the_macro(
             .await;
         assert_ok(status, &response);
         let (status, response) = world
-            .call(
-                Method::POST,
-                "/pages",
-                Some(json!({"title": "Still no", "body": "<script>alert(1)</script>", "format": "storage"})),
-            )
-            .await;
+        .call(
+            Method::POST,
+            "/pages",
+            Some(json!({"title": "Still no", "body": "<script>alert(1)</script>", "format": "storage"})),
+        )
+        .await;
         assert_error(status, &response, 400, "INVALID_INPUT");
         world.stop().await;
     }
