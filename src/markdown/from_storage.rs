@@ -75,6 +75,11 @@ const INLINE_ELEMENTS: &[&str] = &[
     "var",
 ];
 
+/// Whether an element named `name` can never sit inside inline Markdown.
+pub(super) fn is_block_element(name: &str) -> bool {
+    BLOCK_ELEMENTS.binary_search(&name).is_ok()
+}
+
 /// Elements that can never sit inside inline Markdown (sorted, for binary search).
 const BLOCK_ELEMENTS: &[&str] = &[
     "ac:layout",

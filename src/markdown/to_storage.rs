@@ -8,6 +8,7 @@ use pulldown_cmark::{
 };
 
 use super::directive::{self, Directive, Segment};
+use super::from_storage::is_block_element;
 use super::xml::{Node, cdata_into, escape_attribute_into, escape_text_into, parse_fragment};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX, WritePolicy, safety};
 
@@ -1285,48 +1286,6 @@ pub(crate) fn is_absolute_url(url: &str) -> bool {
     }
 }
 
-/// Elements that start a block: raw HTML that opens one inside a paragraph or heading would nest a
-/// block in phrasing content, which neither HTML nor the reader can express, so it is written as
-/// text instead.
-const BLOCK_ELEMENTS: &[&str] = &[
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "dd",
-    "details",
-    "div",
-    "dl",
-    "dt",
-    "fieldset",
-    "figure",
-    "footer",
-    "form",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "tbody",
-    "td",
-    "tfoot",
-    "th",
-    "thead",
-    "tr",
-    "ul",
-];
-
 /// Whether anything below `node` (the paragraph or heading itself) is a block element.
 fn holds_a_block(node: &Node<'_>) -> bool {
     let Node::Element(scope) = node else {
@@ -1335,7 +1294,8 @@ fn holds_a_block(node: &Node<'_>) -> bool {
     let mut stack: Vec<&Node<'_>> = scope.children.iter().collect();
     while let Some(node) = stack.pop() {
         if let Node::Element(element) = node {
-            if BLOCK_ELEMENTS.contains(&element.name.to_ascii_lowercase().as_str()) {
+            // A block in raw HTML inside a paragraph or heading is what the reader cannot express.
+            if is_block_element(&element.name.to_ascii_lowercase()) {
                 return true;
             }
             stack.extend(element.children.iter());
