@@ -158,8 +158,8 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
         .or_else(|| uri.authority().map(|authority| authority.as_str()))
 }
 
-/// A request refused before its message was read (Origin, secret, budget, protocol header, body
-/// size or type): the status and headers of the one error mapping, with a JSON-RPC error without
+/// A request refused as a whole, before its message is answered (Origin, secret, budget, protocol
+/// header, body size or type): the status and headers of the one error mapping, with a JSON-RPC error without
 /// an id as the body (MCP clients read it) and the envelope's code in `error.data.code`.
 pub fn refusal(error: ApiError) -> Response<Body> {
     let code = match error.code {

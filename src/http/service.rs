@@ -309,8 +309,9 @@ async fn endpoint_request(
 }
 
 /// `POST /mcp`: the Origin is checked first (a refused Origin costs like a route miss), then the
-/// secret and budget as on REST, the protocol header and the body; the message is then answered
-/// by [`mcp::answer`]. Failures up to there are refusals with the status of the one error mapping.
+/// secret and budget as on REST, the body, the protocol header and the content type; the message is
+/// then answered by [`mcp::answer`]. Failures up to there are refusals with the status of the one
+/// error mapping.
 async fn mcp_request(
     state: &AppState,
     endpoint: &Endpoint,
@@ -329,8 +330,8 @@ async fn mcp_request(
         return Err(refused);
     }
     spend_budget(endpoint, Operation::Mcp, request.headers()).await?;
-    mcp::check_protocol_version(request.headers())?;
-    check_json_content_type(request.headers())?;
+    // The body is read before the headers are judged: a client that probes with a revision this
+    // server refuses sends its next message on the same connection, which must stay usable.
     let (parts, body) = request.into_parts();
     let bytes = body::read(
         &parts.headers,
@@ -339,6 +340,8 @@ async fn mcp_request(
         &state.settings.body,
     )
     .await?;
+    mcp::check_protocol_version(&parts.headers)?;
+    check_json_content_type(&parts.headers)?;
     Ok(mcp::answer(endpoint, &bytes).await)
 }
 
