@@ -158,9 +158,10 @@ pub fn request_host<'a>(headers: &'a HeaderMap, uri: &'a http::Uri) -> Option<&'
         .or_else(|| uri.authority().map(|authority| authority.as_str()))
 }
 
-/// A request refused as a whole, before its message is answered (Origin, secret, budget, protocol
-/// header, body size or type): the status and headers of the one error mapping, with a JSON-RPC error without
-/// an id as the body (MCP clients read it) and the envelope's code in `error.data.code`.
+/// A request refused as a whole, before its message is answered (Origin, secret, budget,
+/// protocol header, body size or type): the status and headers of the one error mapping, with a
+/// JSON-RPC error without an id as the body (MCP clients read it) and the envelope's code in
+/// `error.data.code`.
 pub fn refusal(error: ApiError) -> Response<Body> {
     let code = match error.code {
         ErrorCode::InvalidInput => INVALID_REQUEST,
@@ -271,7 +272,7 @@ pub async fn answer(endpoint: &Endpoint, body: &[u8]) -> Response<Body> {
         );
     };
     let id = match (id, valid_id) {
-        // Notifications (`notifications/initialized`, `notifications/cancelled`, …) need no answer.
+        // Notifications (`notifications/initialized`, `notifications/cancelled`) need no answer.
         (None, _) => return accepted(),
         (Some(_), Some(id)) => id,
         (Some(_), None) => {
@@ -470,8 +471,8 @@ async fn tools_call(
     )
 }
 
-/// A successful call's result: the data as `structuredContent` (wrapped as `{"items": …}` when it is
-/// not an object, as the output schema says) and one text block with the message and the JSON.
+/// A successful call's result: the data as `structuredContent` (wrapped as `{"items": …}` when
+/// it is not an object, as the output schema says) and one text block with the message and the JSON.
 fn tool_result(message: &str, data: Value) -> Value {
     let structured = match data {
         Value::Object(_) => data,
