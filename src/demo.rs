@@ -119,6 +119,7 @@ impl Demo {
              Endpoint:  {base}\n\
              Secret:    {secret}\n\
              OpenAPI:   {base}/openapi.json\n\
+             MCP:       {base}/mcp\n\
              Metrics:   http://{metrics}/metrics\n\
              Config:    {config}\n\n\
              Try:\n\
@@ -126,6 +127,8 @@ impl Demo {
              \x20 curl -s -H 'Authorization: Bearer {secret}' '{base}/pages/Engineering/Release%20Process?format=markdown'\n\
              \x20 curl -s -X POST -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' \\\n\
              \x20      -d '{{\"title\":\"Retro notes\",\"parentTitle\":\"Meeting Notes\",\"body\":\"# Retro\\n\\n- [x] ship it\\n\\nSee [[Release Process]].\"}}' {base}/pages\n\n\
+             Or from an MCP client, e.g. Claude Code:\n\
+             \x20 claude mcp add --transport http conflagent-demo {base}/mcp --header 'Authorization: Bearer {secret}'\n\n\
              Press Ctrl-C to stop.\n",
             config = self.config_dir.path().display(),
         )

@@ -4,8 +4,8 @@
 //! product.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -232,6 +232,8 @@ pub struct RequestLabels {
     pub route: &'static str,
     /// The method, or `OTHER` for methods no route uses.
     pub method: &'static str,
+    /// The MCP tool a request called (a known operationId), on the `/mcp` route only.
+    pub tool: Option<&'static str>,
 }
 
 impl RequestLabels {
@@ -242,7 +244,13 @@ impl RequestLabels {
             endpoint,
             route,
             method: method_label(method),
+            tool: None,
         }
+    }
+
+    /// The same labels with the MCP tool the request called, when it called one.
+    pub fn with_tool(self, tool: Option<&'static str>) -> RequestLabels {
+        RequestLabels { tool, ..self }
     }
 }
 
@@ -259,12 +267,15 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
-/// What one request shares with the code that serves it: its endpoint label and how many calls to
-/// Confluence it made.
+/// What one request shares with the code that serves it: its endpoint label, how many calls to
+/// Confluence it made and, for an MCP request, the tool it called and the status its outcome stands
+/// for.
 #[derive(Debug, Default)]
 pub struct RequestContext {
     endpoint: LabelValue,
     upstream_calls: AtomicU32,
+    tool: OnceLock<&'static str>,
+    outcome_status: AtomicU16,
 }
 
 impl RequestContext {
@@ -273,12 +284,28 @@ impl RequestContext {
         RequestContext {
             endpoint,
             upstream_calls: AtomicU32::new(0),
+            tool: OnceLock::new(),
+            outcome_status: AtomicU16::new(0),
         }
     }
 
     /// Calls to Confluence made so far.
     pub fn upstream_calls(&self) -> u32 {
         self.upstream_calls.load(Ordering::Relaxed)
+    }
+
+    /// The MCP tool the request called, if any.
+    pub fn tool(&self) -> Option<&'static str> {
+        self.tool.get().copied()
+    }
+
+    /// The status the request's outcome stands for when it differs from the response's (an MCP
+    /// tool error answered inside a 200), else `None`.
+    pub fn outcome_status(&self) -> Option<u16> {
+        match self.outcome_status.load(Ordering::Relaxed) {
+            0 => None,
+            status => Some(status),
+        }
     }
 }
 
@@ -306,6 +333,18 @@ pub fn upstream_request(operation: &'static str, outcome: &'static str, elapsed:
         .increment(1);
     histogram!(UPSTREAM_DURATION, "endpoint" => endpoint, "operation" => operation)
         .record(elapsed.as_secs_f64());
+}
+
+/// Records the MCP tool the current request calls. Only operationIds of the route table are
+/// passed, so the label's values are bounded.
+pub fn called_tool(tool: &'static str) {
+    let _ = REQUEST.try_with(|context| context.tool.set(tool));
+}
+
+/// Records the status the current request's outcome stands for, when its response says 200 for a
+/// failure (an MCP tool error or JSON-RPC error): metrics and the log line count it as that status.
+pub fn outcome_status(status: u16) {
+    let _ = REQUEST.try_with(|context| context.outcome_status.store(status, Ordering::Relaxed));
 }
 
 /// One call to Confluence in flight for the current request. It counts in the request's
@@ -388,6 +427,7 @@ impl Drop for InFlight {
 fn status_label(status: u16) -> LabelValue {
     let known = match status {
         200 => "200",
+        202 => "202",
         304 => "304",
         400 => "400",
         401 => "401",
@@ -411,6 +451,26 @@ fn status_label(status: u16) -> LabelValue {
 
 /// Counts an answered request and its duration.
 pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) {
+    if let Some(tool) = labels.tool {
+        counter!(
+            HTTP_REQUESTS,
+            "endpoint" => labels.endpoint.clone(),
+            "route" => labels.route,
+            "method" => labels.method,
+            "status" => status_label(status),
+            "tool" => tool
+        )
+        .increment(1);
+        histogram!(
+            HTTP_DURATION,
+            "endpoint" => labels.endpoint.clone(),
+            "route" => labels.route,
+            "method" => labels.method,
+            "tool" => tool
+        )
+        .record(elapsed.as_secs_f64());
+        return;
+    }
     counter!(
         HTTP_REQUESTS,
         "endpoint" => labels.endpoint.clone(),

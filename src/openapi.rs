@@ -72,7 +72,7 @@ pub fn document(
 ) -> Value {
     let mut paths = Map::new();
     for operation in Operation::ALL {
-        if !operations.contains(&operation) {
+        if !operations.contains(&operation) || !operation.in_openapi() {
             continue;
         }
         let route = operation.route();
@@ -114,21 +114,52 @@ pub fn document(
     })
 }
 
-/// The API-wide guidance. Parts about writing appear only when the document has write operations.
+/// What every surface says first: the sandbox.
+const SANDBOX_GUIDANCE: &str = "Read and edit Confluence pages inside one sandbox: the root page \
+    configured for this endpoint and every page below it. Pages outside the sandbox do not exist \
+    for this API.";
+
+/// The API-wide guidance of the document's `info.description`. Parts about writing appear only when
+/// the document has write operations.
 fn info_description(operations: &[Operation]) -> String {
-    let has = |operation: Operation| operations.contains(&operation);
-    let mut text = String::from(
-        "Read and edit Confluence pages inside one sandbox: the root page configured for this \
-         endpoint and every page below it. Pages outside the sandbox do not exist for this API.\n\n\
-         Pages are addressed by title, never by id. `{title}` is a page title or a title path from \
+    let mut text = format!(
+        "{SANDBOX_GUIDANCE}\n\n\
+         Pages are addressed by title, never by id. `{{title}}` is a page title or a title path from \
          the root down (`Guides/Install`); a `/` that is part of one title is sent as `%2F` \
          (`CI%2FCD`). A page titled like a route word (`tree`, `rename`) is reached by encoding one \
          letter (`%74ree`). Titles are unique in the whole space and match ignoring case. A page in \
          a response carries `path`, its breadcrumb of titles from the root down, and `titlePath`, \
-         the string to pass back as `{title}`.\n\n\
-         Every response is an envelope `{success, code, message, data, timestamp}`: use `data` on \
-         success and read `message` on failure.",
+         the string to pass back as `{{title}}`.\n\n\
+         Every response is an envelope `{{success, code, message, data, timestamp}}`: use `data` on \
+         success and read `message` on failure."
     );
+    text.push_str(&operations_guidance(operations));
+    text
+}
+
+/// The MCP server's instructions: the same guidance as the document's `info.description`, told
+/// in terms of tools, arguments and tool results.
+pub fn tool_instructions(operations: &[Operation]) -> String {
+    let mut text = format!(
+        "{SANDBOX_GUIDANCE}\n\n\
+         Pages are addressed by title, never by id. A `title` argument is a page title or a title \
+         path from the root down (`Guides/Install`); a `/` that is part of one title is written \
+         `%2F` (`CI%2FCD`). Titles are unique in the whole space and match ignoring case. A page in \
+         a result carries `path`, its breadcrumb of titles from the root down, and `titlePath`, \
+         the string to pass back as `title`.\n\n\
+         A tool result carries the data as structured content and as text. A failed call is a \
+         result marked as an error whose text starts with one of the codes below, then what went \
+         wrong."
+    );
+    text.push_str(&operations_guidance(operations));
+    text
+}
+
+/// Guidance on reading, writing and errors, shared by both surfaces, with the parts about writing
+/// only when `operations` has write operations.
+fn operations_guidance(operations: &[Operation]) -> String {
+    let has = |operation: Operation| operations.contains(&operation);
+    let mut text = String::new();
     if has(Operation::ReadPage) {
         text.push_str(
             "\n\nRead with `format=markdown` to get Markdown. Long bodies come in slices: while \
@@ -269,6 +300,10 @@ fn operation_text(operation: Operation) -> OperationText {
             "Check that the endpoint is served",
             "Tells whether this endpoint is served. Needs no secret and does not contact \
              Confluence.",
+        ),
+        Operation::Mcp => (
+            "Use the page operations as MCP tools",
+            "The Model Context Protocol front door onto the operations above (Streamable HTTP).",
         ),
     };
     OperationText {
@@ -508,7 +543,7 @@ fn data_schema(operation: Operation) -> Option<Value> {
         Operation::SearchPages => schema_ref("SearchResults"),
         Operation::PageOutline => schema_ref("Outline"),
         Operation::Health => schema_ref("Health"),
-        Operation::OpenApi => return None,
+        Operation::OpenApi | Operation::Mcp => return None,
     };
     Some(schema)
 }
@@ -857,6 +892,147 @@ fn component_schemas() -> Value {
     })
 }
 
+/// The summary (a short title) of `operation`, as in its OpenAPI operation object.
+pub fn operation_summary(operation: Operation) -> &'static str {
+    operation_text(operation).summary
+}
+
+/// The description of `operation`, as in its OpenAPI operation object.
+pub fn operation_description(operation: Operation) -> &'static str {
+    operation_text(operation).description
+}
+
+/// The title argument of an MCP tool: the same title path as `{title}`, written into a JSON string
+/// rather than a URL path.
+const TITLE_ARGUMENT: &str = "The page title, or a title path from the sandbox root down with `/` \
+    between titles (`Guides/Install`). A `/` that is part of one title is written `%2F` \
+    (`CI%2FCD`) and a `%` in a title `%25`. Take titles from listSubpages or getPageTree.";
+
+/// The key under which an MCP tool's `structuredContent` carries data that is not a JSON object
+/// (MCP requires an object): `{"items": [...]}`.
+pub const STRUCTURED_ARRAY_KEY: &str = "items";
+
+/// The names of the inputs `operation` takes as parameters (path and query), in document order.
+pub fn parameter_names(operation: Operation) -> Vec<String> {
+    parameters(operation)
+        .iter()
+        .filter_map(|parameter| parameter["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The MCP tool input schema of `operation`: one object whose properties are the operation's
+/// parameters (with their descriptions) and the fields of its JSON body, all from the same
+/// definitions as the OpenAPI document.
+pub fn tool_input_schema(operation: Operation) -> Value {
+    let mut properties = Map::new();
+    let mut required: Vec<Value> = Vec::new();
+    for parameter in parameters(operation) {
+        let Some(name) = parameter["name"].as_str() else {
+            continue;
+        };
+        let mut schema = parameter["schema"].clone();
+        let description = if parameter["in"] == "path" {
+            TITLE_ARGUMENT
+        } else {
+            parameter["description"].as_str().unwrap_or_default()
+        };
+        if let Value::Object(schema) = &mut schema {
+            schema.insert("description".into(), description.into());
+        }
+        if parameter["required"] == true {
+            required.push(name.into());
+        }
+        properties.insert(name.to_owned(), schema);
+    }
+    if let Some(body) = request_body(operation) {
+        let schema = &body["content"]["application/json"]["schema"];
+        if let Some(fields) = schema["properties"].as_object() {
+            properties.extend(fields.clone());
+        }
+        if let Some(fields) = schema["required"].as_array() {
+            required.extend(fields.iter().cloned());
+        }
+    }
+    let mut schema = Map::new();
+    schema.insert("type".into(), "object".into());
+    schema.insert("properties".into(), Value::Object(properties));
+    if !required.is_empty() {
+        schema.insert("required".into(), Value::Array(required));
+    }
+    schema.insert("additionalProperties".into(), false.into());
+    Value::Object(schema)
+}
+
+/// The MCP tool output schema of `operation`: its `data` schema made self-contained (component
+/// references become `$defs`), and wrapped as `{"items": …}` (see [`STRUCTURED_ARRAY_KEY`]) when
+/// the data is not an object. `None` for operations without an envelope's `data`.
+pub fn tool_output_schema(operation: Operation) -> Option<Value> {
+    let components = component_schemas();
+    let mut wanted: Vec<String> = Vec::new();
+    let mut data = data_schema(operation)?;
+    // A top-level reference is inlined: an MCP output schema must itself say `type: object`.
+    if let Some(name) = referenced_component(&data) {
+        data = components[name.as_str()].clone();
+    }
+    to_defs(&mut data, &mut wanted);
+    let mut defs = Map::new();
+    while let Some(name) = wanted.pop() {
+        if defs.contains_key(&name) {
+            continue;
+        }
+        let mut schema = components[name.as_str()].clone();
+        to_defs(&mut schema, &mut wanted);
+        defs.insert(name, schema);
+    }
+    let mut schema = if data["type"] == "object" {
+        data
+    } else {
+        json!({
+            "type": "object",
+            "required": [STRUCTURED_ARRAY_KEY],
+            "properties": {STRUCTURED_ARRAY_KEY: data},
+        })
+    };
+    if !defs.is_empty() {
+        schema["$defs"] = Value::Object(defs);
+    }
+    Some(schema)
+}
+
+/// The component name of a `{"$ref": "#/components/schemas/<name>"}` schema.
+fn referenced_component(schema: &Value) -> Option<String> {
+    schema["$ref"]
+        .as_str()?
+        .strip_prefix("#/components/schemas/")
+        .map(str::to_owned)
+}
+
+/// Rewrites every component reference inside `schema` to `#/$defs/<name>`, noting the names.
+fn to_defs(schema: &mut Value, wanted: &mut Vec<String>) {
+    match schema {
+        Value::Object(object) => {
+            if let Some(name) = object
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+                .map(str::to_owned)
+            {
+                object.insert("$ref".into(), format!("#/$defs/{name}").into());
+                wanted.push(name);
+            }
+            for value in object.values_mut() {
+                to_defs(value, wanted);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                to_defs(item, wanted);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// A document rendered to bytes, with its entity tag.
 #[derive(Debug)]
 pub struct RenderedDocument {
@@ -976,6 +1152,7 @@ mod tests {
         listed.sort();
         let mut routes: Vec<String> = crate::routes::ROUTES
             .iter()
+            .filter(|route| route.operation.in_openapi())
             .map(|route| {
                 format!(
                     "{} {} {}",

@@ -35,6 +35,9 @@ pub enum Operation {
     OpenApi,
     /// `GET /health`: liveness of this endpoint's route.
     Health,
+    /// `POST /mcp`: the page operations as MCP tools (Streamable HTTP). A front door, not an
+    /// operation of its own: never a tool, never in the OpenAPI document.
+    Mcp,
 }
 
 /// What an operation may do, which decides whether a flavor allows it.
@@ -48,11 +51,14 @@ pub enum Access {
     Create,
     /// Changes or removes existing pages.
     Modify,
+    /// Needs the secret, but touches pages only through the operations it carries (the MCP route):
+    /// every flavor allows it, and each carried operation is checked against the flavor on its own.
+    Protocol,
 }
 
 impl Operation {
     /// Every operation, in the order the OpenAPI document lists them.
-    pub const ALL: [Operation; 14] = [
+    pub const ALL: [Operation; 15] = [
         Operation::ListPages,
         Operation::PageTree,
         Operation::SearchPages,
@@ -67,6 +73,7 @@ impl Operation {
         Operation::DeletePage,
         Operation::OpenApi,
         Operation::Health,
+        Operation::Mcp,
     ];
 
     /// The OpenAPI `operationId`, kept from the original Conflagent where it had one.
@@ -86,6 +93,7 @@ impl Operation {
             Operation::PageOutline => "getPageOutline",
             Operation::OpenApi => "getOpenApiDocument",
             Operation::Health => "getHealth",
+            Operation::Mcp => "mcp",
         }
     }
 
@@ -100,6 +108,7 @@ impl Operation {
     pub fn access(self) -> Access {
         match self {
             Operation::OpenApi | Operation::Health => Access::Public,
+            Operation::Mcp => Access::Protocol,
             Operation::ListPages
             | Operation::PageTree
             | Operation::ReadPage
@@ -118,6 +127,20 @@ impl Operation {
     /// Whether a request must carry the endpoint's Bearer secret.
     pub fn requires_auth(self) -> bool {
         self.access() != Access::Public
+    }
+
+    /// Whether the OpenAPI document describes this operation (as a GPT action): every operation
+    /// but the MCP route.
+    pub fn in_openapi(self) -> bool {
+        self.access() != Access::Protocol
+    }
+
+    /// Whether the operation is a page operation, offered as an MCP tool where the flavor allows it.
+    pub fn is_page_operation(self) -> bool {
+        matches!(
+            self.access(),
+            Access::Read | Access::Create | Access::Modify
+        )
     }
 
     /// The route of this operation in [`ROUTES`].
@@ -144,7 +167,7 @@ pub struct Route {
 /// The route table. Literal segments are listed before templates that could also match them, so
 /// `GET /pages/tree` is the tree and not a page titled "tree" (which is reachable as `/pages/%74ree`:
 /// literal segments match only the raw, undecoded path).
-pub static ROUTES: [Route; 14] = [
+pub static ROUTES: [Route; 15] = [
     Route {
         operation: Operation::Health,
         method: Method::GET,
@@ -154,6 +177,11 @@ pub static ROUTES: [Route; 14] = [
         operation: Operation::OpenApi,
         method: Method::GET,
         template: "/openapi.json",
+    },
+    Route {
+        operation: Operation::Mcp,
+        method: Method::POST,
+        template: "/mcp",
     },
     Route {
         operation: Operation::ListPages,

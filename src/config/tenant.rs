@@ -132,7 +132,7 @@ impl Flavor {
 
     fn allows(self, access: Access) -> bool {
         match (self, access) {
-            (_, Access::Public) | (Flavor::Default, _) => true,
+            (_, Access::Public | Access::Protocol) | (Flavor::Default, _) => true,
             (Flavor::Read, Access::Read) | (Flavor::Upload, Access::Create) => true,
             (Flavor::Read | Flavor::Upload, _) => false,
         }
@@ -217,7 +217,7 @@ impl Tenant {
     /// Whether this endpoint publishes and serves `operation`: the flavor's operations, plus those
     /// of `operations` when a flavor is given; exactly those of `operations` when none is.
     pub fn allows(&self, operation: Operation) -> bool {
-        if operation.access() == Access::Public {
+        if matches!(operation.access(), Access::Public | Access::Protocol) {
             return true;
         }
         let in_flavor = self.flavor.allows(operation.access());
@@ -684,7 +684,7 @@ impl Fields<'_> {
                     );
                     ok = false;
                 }
-                Some(operation) if operation.requires_auth() => operations.push(operation),
+                Some(operation) if operation.is_page_operation() => operations.push(operation),
                 _ => {
                     self.error(
                         line,

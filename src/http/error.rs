@@ -122,6 +122,24 @@ impl ApiError {
         )
     }
 
+    /// 403: the request's `Origin` is not one the MCP route accepts (DNS-rebinding protection).
+    pub fn forbidden_origin() -> ApiError {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized,
+            "requests from this Origin are not accepted; call from the gateway's own origin, \
+             a loopback origin or the endpoint's public_url",
+        )
+    }
+
+    /// 400: the `MCP-Protocol-Version` header names a revision this server does not speak.
+    pub fn unsupported_protocol_version(supported: &[&str]) -> ApiError {
+        ApiError::invalid_input(format!(
+            "unsupported MCP-Protocol-Version; supported: {}",
+            supported.join(", ")
+        ))
+    }
+
     /// 404, identical for every kind of "not there".
     pub fn not_found() -> ApiError {
         ApiError::new(

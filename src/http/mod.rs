@@ -6,6 +6,7 @@ pub mod body;
 pub mod conn;
 pub mod envelope;
 pub mod error;
+pub mod mcp;
 pub mod openapi;
 pub mod private;
 pub mod public_url;

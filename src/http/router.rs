@@ -67,6 +67,8 @@ pub enum EndpointRoute {
     Health,
     /// `GET /openapi.json`.
     OpenApi,
+    /// `POST /mcp`.
+    Mcp,
     /// A page operation.
     Page(PageRoute),
 }
@@ -106,6 +108,7 @@ impl EndpointRoute {
         match self {
             EndpointRoute::Health => Operation::Health,
             EndpointRoute::OpenApi => Operation::OpenApi,
+            EndpointRoute::Mcp => Operation::Mcp,
             EndpointRoute::Page(page) => match page {
                 PageRoute::List => Operation::ListPages,
                 PageRoute::Tree => Operation::PageTree,
@@ -137,6 +140,7 @@ fn shape(operation: Operation) -> Shape {
     match operation {
         Operation::Health => Shape::Fixed(EndpointRoute::Health),
         Operation::OpenApi => Shape::Fixed(EndpointRoute::OpenApi),
+        Operation::Mcp => Shape::Fixed(EndpointRoute::Mcp),
         Operation::ListPages => Shape::Fixed(Page(PageRoute::List)),
         Operation::PageTree => Shape::Fixed(Page(PageRoute::Tree)),
         Operation::CreatePage => Shape::Fixed(Page(PageRoute::Create)),
@@ -150,6 +154,23 @@ fn shape(operation: Operation) -> Shape {
         Operation::MovePage => Shape::Titled(|title| Page(PageRoute::Move(title))),
         Operation::DeletePage => Shape::Titled(|title| Page(PageRoute::Delete(title))),
     }
+}
+
+/// The page route of a page operation whose inputs come from elsewhere than a path (an MCP tool
+/// call): `title` is asked for only when the operation's template has a `{title}` part. `None` for
+/// operations that are not page operations.
+pub fn page_route(
+    operation: Operation,
+    title: impl FnOnce() -> Result<TitlePath, ApiError>,
+) -> Result<Option<PageRoute>, ApiError> {
+    let route = match shape(operation) {
+        Shape::Fixed(route) => route,
+        Shape::Titled(build) => build(title()?),
+    };
+    Ok(match route {
+        EndpointRoute::Page(page) => Some(page),
+        EndpointRoute::Health | EndpointRoute::OpenApi | EndpointRoute::Mcp => None,
+    })
 }
 
 /// Matches the part of the path after `/endpoint/<name>`.
@@ -289,6 +310,12 @@ mod tests {
         check(Method::GET, "/pages/%73earch", "readPageByTitle [search]");
         check(Method::GET, "/health", "getHealth");
         check(Method::GET, "/openapi.json", "getOpenApiDocument");
+        check(Method::POST, "/mcp", "mcp");
+        check(
+            Method::GET,
+            "/mcp",
+            "405 method GET is not allowed here; allowed: POST",
+        );
     }
 
     #[test]

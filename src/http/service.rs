@@ -18,9 +18,10 @@ use crate::http::auth;
 use crate::http::body::{self, BodySettings};
 use crate::http::envelope::{self, Body};
 use crate::http::error::ApiError;
+use crate::http::mcp;
 use crate::http::openapi;
 use crate::http::reply;
-use crate::http::request::{Query, RequestBody, page_command};
+use crate::http::request::{Query, RequestBody, check_json_content_type, page_command};
 use crate::http::router::{self, EndpointRoute, Target};
 use crate::metrics::{
     self, InFlight, LabelValue, NO_ENDPOINT, RequestContext, RequestLabels, UNMATCHED,
@@ -155,8 +156,12 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     .await;
     drop(in_flight);
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
-    let labels = RequestLabels::new(endpoint, route, &method);
+    // An MCP failure answered inside a 200 counts under the status it stands for, so error ratios
+    // see it as they see the same failure on REST.
+    let status = context
+        .outcome_status()
+        .unwrap_or_else(|| response.status().as_u16());
+    let labels = RequestLabels::new(endpoint, route, &method).with_tool(context.tool());
     metrics::request_answered(&labels, status, elapsed);
     macro_rules! log_request {
         ($level:expr) => {
@@ -166,6 +171,7 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
                 endpoint = %labels.endpoint,
                 route = labels.route,
                 method = labels.method,
+                tool = labels.tool,
                 status,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
                 upstream_calls = context.upstream_calls(),
@@ -229,6 +235,14 @@ async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) ->
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
         Routed::NotFound => Err(ApiError::not_found()),
+        Routed::Endpoint {
+            endpoint,
+            route: Ok(EndpointRoute::Mcp),
+        } => {
+            return mcp_request(state, &endpoint, request)
+                .await
+                .unwrap_or_else(mcp::refusal);
+        }
         Routed::Endpoint { endpoint, route } => {
             endpoint_request(state, &endpoint, route, request).await
         }
@@ -270,6 +284,8 @@ async fn endpoint_request(
             state.settings.public_url.as_deref(),
             request.headers(),
         )),
+        // Served by `mcp_request`, which renders its own refusals; never routed here.
+        EndpointRoute::Mcp => Err(ApiError::internal()),
         EndpointRoute::Page(page) => {
             let query = Query::parse(request.uri().query());
             let (parts, body) = request.into_parts();
@@ -290,6 +306,43 @@ async fn endpoint_request(
             Ok(envelope::ok(&message, data))
         }
     }
+}
+
+/// `POST /mcp`: the Origin is checked first (a refused Origin costs like a route miss), then the
+/// secret and budget as on REST, the body, the protocol header and the content type; the message is
+/// then answered by [`mcp::answer`]. Failures up to there are refusals with the status of the one
+/// error mapping.
+async fn mcp_request(
+    state: &AppState,
+    endpoint: &Endpoint,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let host = mcp::request_host(request.headers(), request.uri());
+    let public_urls: Vec<&str> = endpoint
+        .tenant
+        .public_url()
+        .map(|url| url.as_str())
+        .into_iter()
+        .chain(state.settings.public_url.as_deref())
+        .collect();
+    if let Err(refused) = mcp::check_origin(request.headers(), host, &public_urls) {
+        endpoint.limits.spend(LimitKind::Public).await?;
+        return Err(refused);
+    }
+    spend_budget(endpoint, Operation::Mcp, request.headers()).await?;
+    // The body is read before the headers are judged: a client that probes with a revision this
+    // server refuses sends its next message on the same connection, which must stay usable.
+    let (parts, body) = request.into_parts();
+    let bytes = body::read(
+        &parts.headers,
+        body,
+        state.settings.body_limit,
+        &state.settings.body,
+    )
+    .await?;
+    mcp::check_protocol_version(&parts.headers)?;
+    check_json_content_type(&parts.headers)?;
+    Ok(mcp::answer(endpoint, &bytes).await)
 }
 
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct

@@ -10,6 +10,7 @@ mod demo;
 mod domain;
 mod http_surface;
 mod markdown;
+mod mcp;
 mod observability;
 mod openapi;
 mod pages;

@@ -106,7 +106,7 @@ fn listed_operations(document: &Value) -> BTreeSet<String> {
 fn routed_operations(include: impl Fn(Operation) -> bool) -> BTreeSet<String> {
     ROUTES
         .iter()
-        .filter(|route| include(route.operation))
+        .filter(|route| route.operation.in_openapi() && include(route.operation))
         .map(|route| {
             format!(
                 "{} {} {}",

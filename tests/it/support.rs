@@ -406,6 +406,31 @@ pub fn find_checker(program: &str, install: &str) -> Option<String> {
     None
 }
 
+/// Finds `python3` with `module` importable, as [`find_checker`] finds a program: `None` (after a
+/// loud notice) when missing and checkers are not required, a failure when
+/// `CONFLAGENT_REQUIRE_CHECKERS=1`.
+pub fn find_python_module(module: &str, install: &str) -> Option<String> {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if found {
+        return Some("python3".to_owned());
+    }
+    let required = std::env::var("CONFLAGENT_REQUIRE_CHECKERS").is_ok_and(|value| value == "1");
+    assert!(
+        !required,
+        "python3 with `{module}` is missing and CONFLAGENT_REQUIRE_CHECKERS=1; install it with \
+         `{install}`"
+    );
+    let notice = format!(
+        "\n!!!!! NOTICE: python3 with `{module}` is not installed; this check was SKIPPED. \
+         Install it with `{install}`. !!!!!\n"
+    );
+    let _ = std::io::stderr().write_all(notice.as_bytes());
+    None
+}
+
 /// Sends `request` on a new connection and reads until the server closes it (at most 5 s); returns
 /// the status and the envelope of the answer.
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> (u16, serde_json::Value) {
