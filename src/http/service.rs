@@ -22,7 +22,7 @@ use crate::http::mcp;
 use crate::http::openapi;
 use crate::http::reply;
 use crate::http::request::{Query, RequestBody, check_json_content_type, page_command};
-use crate::http::router::{self, EndpointRoute, Target};
+use crate::http::router::{self, EndpointRoute, PageRoute, Target};
 use crate::metrics::{
     self, InFlight, LabelValue, NO_ENDPOINT, RequestContext, RequestLabels, UNMATCHED,
 };
@@ -239,7 +239,9 @@ async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) ->
             endpoint,
             route: Ok(EndpointRoute::Mcp),
         } => {
-            return mcp_request(state, &endpoint, request)
+            // Boxed: the page operations' futures are large, and moving them with every request
+            // of the cheap routes cost more than the allocation.
+            return Box::pin(mcp_request(state, &endpoint, request))
                 .await
                 .unwrap_or_else(mcp::refusal);
         }
@@ -286,26 +288,36 @@ async fn endpoint_request(
         )),
         // Served by `mcp_request`, which renders its own refusals; never routed here.
         EndpointRoute::Mcp => Err(ApiError::internal()),
-        EndpointRoute::Page(page) => {
-            let query = Query::parse(request.uri().query());
-            let (parts, body) = request.into_parts();
-            let bytes = body::read(
-                &parts.headers,
-                body,
-                state.settings.body_limit,
-                &state.settings.body,
-            )
-            .await?;
-            let body = RequestBody {
-                headers: &parts.headers,
-                bytes: &bytes,
-            };
-            let command = page_command(page, &query, &body)?;
-            let reply = pages::run(&endpoint.upstream, &endpoint.tenant, command).await?;
-            let (message, data) = reply::render(reply);
-            Ok(envelope::ok(&message, data))
-        }
+        // Boxed: the page operations' futures are large, and moving them with every request of the
+        // cheap routes cost more than the allocation.
+        EndpointRoute::Page(page) => Box::pin(page_request(state, endpoint, page, request)).await,
     }
+}
+
+/// A page operation: the body read, the typed command built and run, the reply rendered.
+async fn page_request(
+    state: &AppState,
+    endpoint: &Endpoint,
+    page: PageRoute,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let query = Query::parse(request.uri().query());
+    let (parts, body) = request.into_parts();
+    let bytes = body::read(
+        &parts.headers,
+        body,
+        state.settings.body_limit,
+        &state.settings.body,
+    )
+    .await?;
+    let body = RequestBody {
+        headers: &parts.headers,
+        bytes: &bytes,
+    };
+    let command = page_command(page, &query, &body)?;
+    let reply = pages::run(&endpoint.upstream, &endpoint.tenant, command).await?;
+    let (message, data) = reply::render(reply);
+    Ok(envelope::ok(&message, data))
 }
 
 /// `POST /mcp`: the Origin is checked first (a refused Origin costs like a route miss), then the
