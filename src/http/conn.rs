@@ -189,9 +189,9 @@ impl Tracked {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if phase.in_flight == 0 && phase.served && phase.head_started.is_none() {
+            // No wake-up: the watchdog looks again at least every header deadline, and then
+            // times the head from here.
             phase.head_started = Some(Instant::now());
-            drop(phase);
-            self.wake.notify_one();
         }
     }
 
@@ -220,7 +220,8 @@ impl Tracked {
                 owner.busy.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.wake.notify_one();
+        // No wake-up per request: the watchdog reads the phase when its timer fires (see
+        // `watchdog`), so a request costs no extra poll of the connection and no timer churn.
     }
 
     fn request_started(self: &Arc<Self>, version: http::Version) -> InFlight {
@@ -237,14 +238,30 @@ impl Tracked {
 
     /// Completes when the connection must be closed: it stayed idle past its deadline, or it was
     /// reclaimed. Never completes while a request is in flight.
+    ///
+    /// Requests starting and ending do not wake it (that would cost every request a wake-up and a
+    /// new timer). Instead it sleeps until the deadline of the phase it saw, but never longer than
+    /// the shortest deadline, and looks again: a deadline that moved meanwhile is then slept to anew,
+    /// and a request head that started while it slept is timed from its first byte, so no
+    /// deadline is missed or cut short. Only reclaiming wakes it at once.
     pub(crate) async fn watchdog(&self, deadlines: Deadlines) -> Closed {
         loop {
             if self.evicted.load(Ordering::SeqCst) {
                 return Closed::Reclaimed;
             }
             let phase = self.phase();
+            // Looking again at least this often catches every phase change before a deadline
+            // that could follow from it is due.
+            let recheck = Instant::now()
+                + deadlines
+                    .header
+                    .min(deadlines.idle)
+                    .min(deadlines.first_request);
             if phase.in_flight > 0 {
-                self.wake.notified().await;
+                tokio::select! {
+                    _ = tokio::time::sleep_until(recheck) => {}
+                    _ = self.wake.notified() => {}
+                }
                 continue;
             }
             let (deadline, reason) = if phase.served {
@@ -263,7 +280,7 @@ impl Tracked {
                 return reason;
             }
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => {}
+                _ = tokio::time::sleep_until(deadline.min(recheck)) => {}
                 _ = self.wake.notified() => {}
             }
         }
