@@ -717,19 +717,11 @@ impl ConfluenceClient {
         deadline: Instant,
         missing: Missing,
     ) -> Result<T, UpstreamError> {
-        let call = Call {
-            operation,
-            method: Method::GET,
-            route,
-            url,
-            body: None,
-        };
-        match self.send(&call, deadline).await {
-            Ok(answer) => parse(&answer),
+        match self.get_json(operation, route, url, deadline).await {
             Err(UpstreamError::NotFound) => {
                 Err(self.v2_explain_404(operation, missing, deadline).await)
             }
-            Err(other) => Err(other),
+            other => other,
         }
     }
 

@@ -181,11 +181,15 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
     let segments: Vec<&str> = rest.split('/').collect();
     let mut allowed: Vec<Method> = Vec::new();
     for route in &ROUTES {
-        let template: Vec<&str> = route.template.trim_start_matches('/').split('/').collect();
+        // Templates are compared part by part, without collecting them: this runs per request.
+        let template = route.template.trim_start_matches('/');
         let shape = shape(route.operation);
         let raw_title = match &shape {
-            Shape::Fixed(_) => (template == segments).then_some(&[][..]),
-            Shape::Titled(_) => match_titled(&template, &segments),
+            Shape::Fixed(_) => template
+                .split('/')
+                .eq(segments.iter().copied())
+                .then_some(&[][..]),
+            Shape::Titled(_) => match_titled(template, &segments),
         };
         let Some(raw_title) = raw_title else {
             continue;
@@ -210,16 +214,18 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
 
 /// Matches raw segments against a template with a `{title}` part; returns the raw title segments
 /// (one or more).
-fn match_titled<'s, 'a>(template: &[&str], segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
-    let title_at = template.iter().position(|part| *part == "{title}")?;
-    let prefix = &template[..title_at];
-    let suffix = &template[title_at + 1..];
-    if segments.len() < prefix.len() + suffix.len() + 1 {
+fn match_titled<'s, 'a>(template: &str, segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
+    let (prefix, suffix) = template.split_once("{title}")?;
+    let prefix = prefix.split('/').filter(|part| !part.is_empty());
+    let suffix = suffix.split('/').filter(|part| !part.is_empty());
+    let (prefix_len, suffix_len) = (prefix.clone().count(), suffix.clone().count());
+    if segments.len() < prefix_len + suffix_len + 1 {
         return None;
     }
-    let title_end = segments.len() - suffix.len();
-    let matches = segments[..prefix.len()] == *prefix && segments[title_end..] == *suffix;
-    matches.then_some(&segments[prefix.len()..title_end])
+    let title_end = segments.len() - suffix_len;
+    let matches = prefix.eq(segments[..prefix_len].iter().copied())
+        && suffix.eq(segments[title_end..].iter().copied());
+    matches.then_some(&segments[prefix_len..title_end])
 }
 
 /// Percent-decodes each raw segment into a title (strictly: `%` must start a two-digit escape, and the
