@@ -1,6 +1,7 @@
 //! The write operations: create, update, rename, move, delete. Each does the fewest upstream calls:
 //! one lookup per named page (with its version and ancestors) and one write, never a read-back.
 
+use crate::config::Deployment;
 use crate::confluence::{PageUpdate, UpstreamError};
 use crate::markdown::{self, BodyFormat, WritePolicy};
 use crate::pages::{PageError, Pages, Placed, Reply, Resolved};
@@ -141,10 +142,14 @@ impl Pages<'_> {
         title: &TitlePath,
         new_parent: &TitlePath,
     ) -> Result<Reply, PageError> {
-        // The two lookups are independent: one round trip instead of two. The page comes with its
-        // body because Cloud's v2 can only move a page by rewriting it (body included).
-        let (resolved, new_parent) =
-            tokio::try_join!(self.resolve(title, true), self.resolve(new_parent, false))?;
+        // The two lookups are independent: one round trip instead of two. On Cloud the page comes
+        // with its body because v2 can only move a page by rewriting it (body included); Data
+        // Center's v1 moves without it, so its body is neither read nor sent again.
+        let with_body = self.tenant.deployment() == Deployment::Cloud;
+        let (resolved, new_parent) = tokio::try_join!(
+            self.resolve(title, with_body),
+            self.resolve(new_parent, false)
+        )?;
         refuse_root(&resolved, "moved")?;
         let circular = new_parent.page.id == resolved.page.id
             || new_parent
