@@ -5,7 +5,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-use conflagent::markdown::{WritePolicy, markdown_to_storage, merge_markdown, storage_to_markdown};
+use conflagent::markdown::{
+    RenderCache, WritePolicy, markdown_to_storage, merge_markdown, storage_to_markdown,
+};
 
 /// A realistic page of about 5 KB mixing every construct the converter knows.
 fn typical_page() -> String {
@@ -123,6 +125,31 @@ fn bench(c: &mut Criterion) {
     });
     editor.bench_function("merge_one_edit", |b| {
         b.iter(|| merge_markdown(black_box(&editor_storage), black_box(&edited), &policy))
+    });
+    // As the gateway merges: the agent read the page first, so its stored body is already rendered.
+    let renders = RenderCache::new(64 * 1024 * 1024);
+    renders
+        .storage_to_markdown("bench", &editor_storage)
+        .expect("corpus is well-formed");
+    editor.bench_function("merge_unchanged_after_read", |b| {
+        b.iter(|| {
+            renders.merge_markdown(
+                "bench",
+                black_box(&editor_storage),
+                black_box(&editor_markdown),
+                &policy,
+            )
+        })
+    });
+    editor.bench_function("merge_one_edit_after_read", |b| {
+        b.iter(|| {
+            renders.merge_markdown(
+                "bench",
+                black_box(&editor_storage),
+                black_box(&edited),
+                &policy,
+            )
+        })
     });
     editor.finish();
 }

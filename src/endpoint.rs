@@ -3,10 +3,12 @@
 //! [`ConfigStore`] of them, rebuilt and swapped as the config directory changes.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::watch::log_report;
 use crate::config::{ConfigStore, ReloadReport, Table, Tenant};
 use crate::confluence::{ConfluenceClient, UpstreamSettings, http_client};
+use crate::markdown::RenderCache;
 use crate::metrics::{LabelValue, endpoint_label_value};
 use crate::openapi::DocumentCache;
 use crate::ratelimit::redis::RedisBudgets;
@@ -26,13 +28,19 @@ pub struct Shared {
     pub http: reqwest::Client,
     /// The Redis that every replica's rate-limit budgets live in (`--redis-url`), if any.
     pub redis: Option<RedisBudgets>,
+    /// Stored bodies recently rendered to Markdown, for all endpoints (each in its own scope).
+    pub renders: Arc<RenderCache>,
 }
+
+/// The bytes of stored and rendered text the process keeps for Markdown reads and writes.
+pub const RENDER_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for Shared {
     fn default() -> Shared {
         Shared {
             http: http_client(),
             redis: None,
+            renders: Arc::new(RenderCache::new(RENDER_CACHE_BYTES)),
         }
     }
 }
@@ -51,6 +59,8 @@ pub struct Endpoint {
     pub openapi: DocumentCache,
     /// Request budgets, carried over from the endpoint this one replaced while its quota is unchanged.
     pub limits: EndpointLimits,
+    /// Stored bodies recently rendered to Markdown (shared by all endpoints).
+    pub renders: Arc<RenderCache>,
 }
 
 impl Endpoint {
@@ -91,6 +101,7 @@ impl Endpoint {
             upstream,
             openapi: DocumentCache::default(),
             limits,
+            renders: Arc::clone(&shared.renders),
         }
     }
 }

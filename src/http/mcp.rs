@@ -451,7 +451,12 @@ async fn tools_call(
     };
     let command = tool_command(operation, arguments).map_err(RpcError::invalid_arguments)?;
     Ok(
-        match pages::run(&endpoint.upstream, &endpoint.tenant, command).await {
+        match pages::run(
+            &endpoint.upstream,
+            &endpoint.tenant,
+            &endpoint.renders,
+            command,
+        ).await {
             Ok(reply) => {
                 let (message, data) = reply::render(reply);
                 tool_result(&message, data)

@@ -315,7 +315,12 @@ async fn page_request(
         bytes: &bytes,
     };
     let command = page_command(page, &query, &body)?;
-    let reply = pages::run(&endpoint.upstream, &endpoint.tenant, command).await?;
+    let reply = pages::run(
+        &endpoint.upstream,
+        &endpoint.tenant,
+        &endpoint.renders,
+        command,
+    ).await?;
     let (message, data) = reply::render(reply);
     Ok(envelope::ok(&message, data))
 }

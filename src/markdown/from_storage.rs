@@ -110,21 +110,6 @@ const BLOCK_ELEMENTS: &[&str] = &[
     "ul",
 ];
 
-pub(crate) fn render(source: &str, nodes: &[Node]) -> String {
-    let blocks = render_blocks(source, nodes);
-    let mut markdown = String::with_capacity(source.len() / 2);
-    for (index, (block, _)) in blocks.iter().enumerate() {
-        if index > 0 {
-            markdown.push_str("\n\n");
-        }
-        markdown.push_str(block);
-    }
-    if !markdown.is_empty() {
-        markdown.push('\n');
-    }
-    markdown
-}
-
 /// The top-level blocks of a body: each one's Markdown and the span of storage it comes from.
 pub(crate) fn render_blocks(source: &str, nodes: &[Node]) -> Vec<(String, Range<usize>)> {
     let renderer = Renderer {

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
-use super::from_storage::render_blocks;
+use super::cache::Blocks;
 use super::to_storage::{Style, convert_blocks};
 use super::xml::{self, parse_fragment};
 use super::{BodyError, WritePolicy, check_markdown_characters, safety};
@@ -26,9 +27,11 @@ enum Source {
 }
 
 /// Merges `incoming` Markdown into `stored` storage: unchanged blocks keep their storage, changed
-/// and new blocks are converted (and checked against `policy`).
+/// and new blocks are converted (and checked against `policy`). `stored_blocks` renders the stored
+/// body's blocks (or finds them rendered), and gives nothing when the body does not parse.
 pub(crate) fn merge(
     stored: &str,
+    stored_blocks: impl FnOnce() -> Option<Arc<Blocks>>,
     incoming: &str,
     policy: &WritePolicy,
 ) -> Result<String, BodyError> {
@@ -41,13 +44,10 @@ pub(crate) fn merge(
     } else {
         incoming
     };
-    let nodes = match parse_fragment(stored) {
-        Ok(nodes) => nodes,
-        // A body that does not parse has no blocks to keep.
-        Err(_) => return convert_checked(incoming, policy, Style::default()),
+    // A body that does not parse has no blocks to keep.
+    let Some(old) = stored_blocks() else {
+        return convert_checked(incoming, policy, Style::default());
     };
-    let old = render_blocks(stored, &nodes);
-    drop(nodes);
     if old.is_empty() {
         return convert_checked(incoming, policy, Style::default());
     }

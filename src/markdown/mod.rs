@@ -6,6 +6,7 @@
 //! for byte. Reads use [`storage_to_markdown`]: what Markdown cannot say is written as a directive
 //! (`:name[label]{key=value}`, `::name{…}`, `:::name{…}` … `:::`) or, as a last resort, verbatim.
 
+mod cache;
 mod directive;
 mod entities;
 mod from_storage;
@@ -16,7 +17,9 @@ mod to_storage;
 mod xml;
 
 use std::fmt;
+use std::sync::Arc;
 
+pub use cache::RenderCache;
 pub use normalize::normalize_storage;
 
 /// The info string of a fenced block whose content is storage XHTML carried through verbatim.
@@ -116,7 +119,11 @@ pub fn merge_markdown(
     incoming_markdown: &str,
     policy: &WritePolicy,
 ) -> Result<String, BodyError> {
-    merge::merge(stored_storage, incoming_markdown, policy)
+    let stored_blocks = || {
+        let nodes = xml::parse_fragment(stored_storage).ok()?;
+        Some(Arc::new(from_storage::render_blocks(stored_storage, &nodes)))
+    };
+    merge::merge(stored_storage, stored_blocks, incoming_markdown, policy)
 }
 
 /// Refuses the first character XML cannot hold, with its line and column.
@@ -140,7 +147,31 @@ fn check_markdown_characters(markdown: &str) -> Result<(), BodyError> {
 /// (see [`VERBATIM_BLOCK_INFO`] and [`VERBATIM_INLINE_PREFIX`]).
 pub fn storage_to_markdown(xhtml: &str) -> Result<String, XhtmlError> {
     let nodes = xml::parse_fragment(xhtml)?;
-    Ok(from_storage::render(xhtml, &nodes))
+    Ok(cache::join_blocks(&from_storage::render_blocks(
+        xhtml, &nodes,
+    )))
+}
+
+impl RenderCache {
+    /// [`storage_to_markdown`], rendering a body only when this cache has not rendered it for
+    /// `scope` already.
+    pub fn storage_to_markdown(&self, scope: &str, xhtml: &str) -> Result<String, XhtmlError> {
+        let blocks = self.blocks(scope, xhtml)?;
+        Ok(cache::join_blocks(&blocks))
+    }
+
+    /// [`merge_markdown`], rendering the stored body only when this cache has not rendered it for
+    /// `scope` already (a write after a read of the same body finds it rendered).
+    pub fn merge_markdown(
+        &self,
+        scope: &str,
+        stored_storage: &str,
+        incoming_markdown: &str,
+        policy: &WritePolicy,
+    ) -> Result<String, BodyError> {
+        let stored_blocks = || self.blocks(scope, stored_storage).ok();
+        merge::merge(stored_storage, stored_blocks, incoming_markdown, policy)
+    }
 }
 
 /// The one entry point for writes: detect (or take the explicit format), convert Markdown, check

@@ -11,7 +11,7 @@ mod write;
 
 use crate::config::Tenant;
 use crate::confluence::{ConfluenceClient, Page, UpstreamError};
-use crate::markdown::{BodyError, BodyFormat};
+use crate::markdown::{BodyError, BodyFormat, RenderCache};
 use crate::titles::{Title, TitlePath};
 
 pub use read::{
@@ -396,13 +396,19 @@ impl From<UpstreamError> for PageError {
     }
 }
 
-/// Runs `command` for the endpoint of `tenant` through its upstream `client`.
+/// Runs `command` for the endpoint of `tenant` through its upstream `client`; stored bodies are
+/// rendered to Markdown through `renders`.
 pub async fn run(
     client: &ConfluenceClient,
     tenant: &Tenant,
+    renders: &RenderCache,
     command: Command,
 ) -> Result<Reply, PageError> {
-    let pages = Pages { client, tenant };
+    let pages = Pages {
+        client,
+        tenant,
+        renders,
+    };
     match command {
         Command::List { offset, limit } => pages.list(offset, limit).await,
         Command::Tree { depth, start } => pages.tree(depth, start.as_ref()).await,
@@ -464,6 +470,7 @@ pub async fn run(
 struct Pages<'a> {
     client: &'a ConfluenceClient,
     tenant: &'a Tenant,
+    renders: &'a RenderCache,
 }
 
 /// A page found inside the sandbox.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::confluence::SubtreePage;
-use crate::markdown::{self, BodyFormat};
+use crate::markdown::BodyFormat;
 use crate::pages::{PageBody, PageError, Pages, Placed, Reply, TreeNode};
 use crate::titles::TitlePath;
 
@@ -81,10 +81,13 @@ impl Pages<'_> {
         let storage = resolved.page.body.clone().unwrap_or_default();
         let body = match format {
             BodyFormat::Storage => storage,
-            BodyFormat::Markdown => markdown::storage_to_markdown(&storage).map_err(|error| {
-                tracing::warn!(%error, "stored body is not well-formed storage");
-                PageError::StoredBodyNotConvertible
-            })?,
+            BodyFormat::Markdown => self
+                .renders
+                .storage_to_markdown(self.tenant.name(), &storage)
+                .map_err(|error| {
+                    tracing::warn!(%error, "stored body is not well-formed storage");
+                    PageError::StoredBodyNotConvertible
+                })?,
         };
         let body_length = body.chars().count();
         let slice: String = body.chars().skip(offset).take(max_chars).collect();

@@ -79,14 +79,16 @@ fn section_ref(outline: &Outline, index: usize) -> SectionRef {
     }
 }
 
-fn to_markdown(storage: &str) -> Result<String, PageError> {
-    markdown::storage_to_markdown(storage).map_err(|error| {
-        tracing::warn!(%error, "stored section is not well-formed storage");
-        PageError::StoredBodyNotConvertible
-    })
-}
-
 impl Pages<'_> {
+    fn section_markdown(&self, storage: &str) -> Result<String, PageError> {
+        self.renders
+            .storage_to_markdown(self.tenant.name(), storage)
+            .map_err(|error| {
+                tracing::warn!(%error, "stored section is not well-formed storage");
+                PageError::StoredBodyNotConvertible
+            })
+    }
+
     /// The page's headings with the size of each section, from one read, from the `offset`-th
     /// heading on and as many as keep the answer within a GPT's response limit.
     pub(super) async fn outline(
@@ -145,7 +147,7 @@ impl Pages<'_> {
         let stored = &storage[outline.headings()[index].section.clone()];
         let body = match format {
             BodyFormat::Storage => stored.to_owned(),
-            BodyFormat::Markdown => to_markdown(stored)?,
+            BodyFormat::Markdown => self.section_markdown(stored)?,
         };
         let body_length = body.chars().count();
         let slice: String = body.chars().skip(offset).take(max_chars).collect();
@@ -197,7 +199,9 @@ impl Pages<'_> {
         let converted = self.storage_body(body, Some(format))?;
         let replacement = match format {
             BodyFormat::Storage => converted,
-            BodyFormat::Markdown => markdown::merge_markdown(stored, body, &self.write_policy())
+            BodyFormat::Markdown => self
+                .renders
+                .merge_markdown(self.tenant.name(), stored, body, &self.write_policy())
                 .map_err(PageError::InvalidBody)?
                 .trim_end()
                 .to_owned(),

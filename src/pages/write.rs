@@ -89,7 +89,9 @@ impl Pages<'_> {
             });
         }
         if let (true, Some(current)) = (markdown, resolved.page.body.as_deref()) {
-            storage = markdown::merge_markdown(current, body, &self.write_policy())
+            storage = self
+                .renders
+                .merge_markdown(self.tenant.name(), current, body, &self.write_policy())
                 .map_err(PageError::InvalidBody)?;
         }
         let page = self
