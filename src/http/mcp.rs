@@ -456,7 +456,9 @@ async fn tools_call(
             &endpoint.tenant,
             &endpoint.renders,
             command,
-        ).await {
+        )
+        .await
+        {
             Ok(reply) => {
                 let (message, data) = reply::render(reply);
                 tool_result(&message, data)

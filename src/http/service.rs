@@ -320,7 +320,8 @@ async fn page_request(
         &endpoint.tenant,
         &endpoint.renders,
         command,
-    ).await?;
+    )
+    .await?;
     let (message, data) = reply::render(reply);
     Ok(envelope::ok(&message, data))
 }

@@ -167,7 +167,9 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again), "the second read is a hit");
         let other_scope = cache.blocks("b", "<p>one</p><p>two</p>").expect("renders");
         assert!(!Arc::ptr_eq(&first, &other_scope), "scopes do not share");
-        let other_body = cache.blocks("a", "<p>one</p><p>three</p>").expect("renders");
+        let other_body = cache
+            .blocks("a", "<p>one</p><p>three</p>")
+            .expect("renders");
         assert_eq!(other_body[1].0, "three");
     }
 
@@ -186,7 +188,10 @@ mod tests {
         let big = body(2000);
         let once = cache.blocks("a", &big).expect("renders");
         let twice = cache.blocks("a", &big).expect("renders");
-        assert!(!Arc::ptr_eq(&once, &twice), "a body over a quarter of the budget is not kept");
+        assert!(
+            !Arc::ptr_eq(&once, &twice),
+            "a body over a quarter of the budget is not kept"
+        );
     }
 
     #[test]

@@ -121,7 +121,10 @@ pub fn merge_markdown(
 ) -> Result<String, BodyError> {
     let stored_blocks = || {
         let nodes = xml::parse_fragment(stored_storage).ok()?;
-        Some(Arc::new(from_storage::render_blocks(stored_storage, &nodes)))
+        Some(Arc::new(from_storage::render_blocks(
+            stored_storage,
+            &nodes,
+        )))
     };
     merge::merge(stored_storage, stored_blocks, incoming_markdown, policy)
 }

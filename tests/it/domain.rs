@@ -4,7 +4,7 @@
 use conflagent::config::tenant::validate;
 use conflagent::config::{Deployment, Tenant};
 use conflagent::confluence::{ConfluenceClient, UpstreamSettings, http_client};
-use conflagent::markdown::BodyFormat;
+use conflagent::markdown::{BodyFormat, RenderCache};
 use conflagent::pages::{self, Command, PageError, Placed, Reply};
 use conflagent::sim::{self, SimSettings, Simulator};
 use conflagent::titles::{Title, TitlePath};
@@ -15,6 +15,7 @@ struct Domain {
     sim: Simulator,
     tenant: Tenant,
     client: ConfluenceClient,
+    renders: RenderCache,
 }
 
 impl Domain {
@@ -45,11 +46,12 @@ impl Domain {
             sim,
             tenant,
             client,
+            renders: RenderCache::new(1024 * 1024),
         }
     }
 
     async fn run(&self, command: Command) -> Result<Reply, PageError> {
-        pages::run(&self.client, &self.tenant, command).await
+        pages::run(&self.client, &self.tenant, &self.renders, command).await
     }
 }
 
@@ -85,6 +87,59 @@ async fn read_returns_the_page_placed_in_the_sandbox() {
     );
     assert_eq!(read.body, "# Ins");
     assert!(read.truncated);
+    domain.sim.shutdown().await;
+}
+
+/// The Markdown of `title` as an agent reads it.
+async fn read_markdown(domain: &Domain, title: &str) -> String {
+    let reply = domain
+        .run(Command::Read {
+            title: path(title),
+            format: BodyFormat::Markdown,
+            offset: 0,
+            max_chars: 100_000,
+        })
+        .await
+        .expect("read");
+    let Reply::Read(read) = reply else {
+        panic!("not a read reply: {reply:?}");
+    };
+    read.body
+}
+
+fn update(title: &str, body: &str, format: BodyFormat) -> Command {
+    Command::Update {
+        title: path(title),
+        body: body.to_owned(),
+        expected_version: None,
+        format: Some(format),
+    }
+}
+
+#[tokio::test]
+async fn a_markdown_write_merges_into_the_body_as_it_is_now_not_as_it_was_read() {
+    let domain = Domain::start().await;
+    let read = read_markdown(&domain, "Install").await;
+    assert_eq!(read, "# Install\n\nsteps\n");
+    // Someone else rewrites the page after the read: a heading with an id and another paragraph.
+    let upstream = r#"<h1 id="install-1">Install</h1><p>changed upstream</p><p>steps</p>"#;
+    domain
+        .run(update("Install", upstream, BodyFormat::Storage))
+        .await
+        .expect("storage update");
+    // The agent writes back what it read: merged against the current body, whose heading and last
+    // paragraph it leaves as stored.
+    domain
+        .run(update("Install", &read, BodyFormat::Markdown))
+        .await
+        .expect("markdown update");
+    let stored = domain
+        .sim
+        .page_by_title("DOC", "Install")
+        .expect("page")
+        .body;
+    assert_eq!(stored, r#"<h1 id="install-1">Install</h1><p>steps</p>"#);
+    assert_eq!(read_markdown(&domain, "Install").await, read);
     domain.sim.shutdown().await;
 }
 
