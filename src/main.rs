@@ -137,7 +137,11 @@ fn init_logging(format: LogFormat) -> WorkerGuard {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stdout());
+        // Buffered: the writer thread flushes once per batch of lines it drained, not per line.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     // Colour codes only for a terminal: a journal or a log collector would store them verbatim.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

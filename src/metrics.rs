@@ -315,8 +315,13 @@ tokio::task_local! {
 
 /// Runs `future` (the handling of one request) with `context` as its request context. Work spawned
 /// onto other tasks does not inherit it.
-pub async fn scope<F: Future>(context: Arc<RequestContext>, future: F) -> F::Output {
-    REQUEST.scope(context, future).await
+pub fn scope<F: Future>(
+    context: Arc<RequestContext>,
+    future: F,
+) -> impl Future<Output = F::Output> {
+    // Not an `async fn`: its state would hold `future` twice, once as the argument and once inside
+    // the scope, and requests move that state at every await.
+    REQUEST.scope(context, future)
 }
 
 fn current_endpoint() -> LabelValue {

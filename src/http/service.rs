@@ -78,8 +78,7 @@ impl hyper::service::Service<Request<Incoming>> for GatewayService {
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let state = Arc::clone(&self.state);
-        Box::pin(async move { Ok(observed(state, request).await) })
+        Box::pin(observed(Arc::clone(&self.state), request).map(Ok))
     }
 }
 
@@ -211,12 +210,12 @@ fn request_id(headers: &HeaderMap) -> String {
 }
 
 /// Runs a request handler; a panic becomes a 500 envelope with a generic message, the detail goes
-/// to the log only.
-async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<Body> {
-    AssertUnwindSafe(handler)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| {
+/// to the log only. Not an `async fn`, whose state would hold the handler twice.
+fn panic_guard(
+    handler: impl Future<Output = Response<Body>>,
+) -> impl Future<Output = Response<Body>> {
+    AssertUnwindSafe(handler).catch_unwind().map(|caught| {
+        caught.unwrap_or_else(|panic| {
             let detail = panic
                 .downcast_ref::<&str>()
                 .map(|text| (*text).to_owned())
@@ -225,6 +224,7 @@ async fn panic_guard(handler: impl Future<Output = Response<Body>>) -> Response<
             tracing::error!(panic = %detail, "request handler panicked");
             ApiError::internal().into_response()
         })
+    })
 }
 
 async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) -> Response<Body> {

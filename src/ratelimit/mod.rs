@@ -108,7 +108,9 @@ impl Bucket {
     /// Spends one request, in Redis when it answers in time, else locally.
     async fn spend(&self) -> Result<(), Duration> {
         if let Some((redis, bucket)) = &self.shared {
-            if let Some(answer) = redis.spend(bucket).await {
+            // Boxed: the Redis call's state is large, and every request's future would carry it
+            // (and move it at each await) even where no budget is shared.
+            if let Some(answer) = Box::pin(redis.spend(bucket)).await {
                 return answer;
             }
         }
