@@ -3,12 +3,17 @@
 //! endpoints no longer loaded. A leaf: callers pass plain values, so it imports nothing of the
 //! product.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use ::metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use http::Method;
 use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use metrics_util::MetricKindMask;
@@ -52,6 +57,8 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub const UNMATCHED: &str = "unmatched";
 
 static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+/// Set once the process-wide recorder is installed: only its series are worth keeping handles to.
+static GLOBAL_RECORDER: AtomicBool = AtomicBool::new(false);
 static LAST_RELOAD_SUCCESS: AtomicU64 = AtomicU64::new(0);
 
 /// Installs the process-wide Prometheus recorder, once; later calls return the same handle (tests
@@ -66,6 +73,7 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     let handle = builder()?.install_recorder()?;
     describe();
     *installed = Some(handle.clone());
+    GLOBAL_RECORDER.store(true, Ordering::Release);
     Ok(handle)
 }
 
@@ -410,21 +418,94 @@ pub fn ratelimit_backend_fallback(reason: &'static str) {
 
 /// A request being served: counted in flight from creation until dropped, whatever happens to it.
 pub struct InFlight {
-    endpoint: LabelValue,
+    gauge: Gauge,
 }
 
 impl InFlight {
     /// Counts a request to `endpoint` in flight.
-    pub fn start(endpoint: LabelValue) -> InFlight {
-        gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()).increment(1.0);
-        InFlight { endpoint }
+    pub fn start(endpoint: &LabelValue) -> InFlight {
+        let key = SeriesKey::InFlight {
+            endpoint: endpoint.clone(),
+        };
+        let gauge = match cached_series(key, || {
+            Series::Gauge(gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()))
+        }) {
+            Series::Gauge(gauge) => gauge,
+            Series::Request { .. } => Gauge::noop(),
+        };
+        gauge.increment(1.0);
+        InFlight { gauge }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        gauge!(HTTP_IN_FLIGHT, "endpoint" => self.endpoint.clone()).decrement(1.0);
+        self.gauge.decrement(1.0);
     }
+}
+
+/// The label values that name the series a request updates.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum SeriesKey {
+    InFlight {
+        endpoint: LabelValue,
+    },
+    Request {
+        endpoint: LabelValue,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+        tool: Option<&'static str>,
+    },
+}
+
+/// Handles to the series of one [`SeriesKey`].
+#[derive(Clone)]
+enum Series {
+    Gauge(Gauge),
+    Request {
+        requests: Counter,
+        duration: Histogram,
+    },
+}
+
+/// How long a thread keeps using a handle before it asks the registry again: well within
+/// [`IDLE_TIMEOUT`], so that a handle is only used while its series is certainly registered (the
+/// recorder forgets series idle that long; a handle to a forgotten series would count into the
+/// void).
+const SERIES_REFRESH: Duration = Duration::from_secs(60);
+/// The most handles one thread keeps; past that it starts afresh.
+const MAX_CACHED_SERIES: usize = 4096;
+
+thread_local! {
+    /// Each thread's handles to the series it updated recently, so that a request updates its
+    /// series without building label sets and looking them up in the registry.
+    static SERIES: RefCell<HashMap<SeriesKey, (Series, Instant), foldhash::fast::RandomState>> =
+        RefCell::new(HashMap::default());
+}
+
+/// The handles for `key`, from this thread's cache while fresh, else registered by `register`.
+fn cached_series(key: SeriesKey, register: impl FnOnce() -> Series) -> Series {
+    if !GLOBAL_RECORDER.load(Ordering::Acquire) {
+        // Before the process-wide recorder exists (or in tests that record into a local one), no
+        // handle may outlive the recorder it came from.
+        return register();
+    }
+    let now = Instant::now();
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((series, fetched)) = cache.get(&key)
+            && now.duration_since(*fetched) < SERIES_REFRESH
+        {
+            return series.clone();
+        }
+        if cache.len() >= MAX_CACHED_SERIES {
+            cache.clear();
+        }
+        let series = register();
+        cache.insert(key, (series.clone(), now));
+        series
+    })
 }
 
 /// The `status` label: a static string for the statuses the gateway answers, so counting a request
@@ -456,41 +537,58 @@ fn status_label(status: u16) -> LabelValue {
 
 /// Counts an answered request and its duration.
 pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) {
-    if let Some(tool) = labels.tool {
-        counter!(
-            HTTP_REQUESTS,
-            "endpoint" => labels.endpoint.clone(),
-            "route" => labels.route,
-            "method" => labels.method,
-            "status" => status_label(status),
-            "tool" => tool
-        )
-        .increment(1);
-        histogram!(
-            HTTP_DURATION,
-            "endpoint" => labels.endpoint.clone(),
-            "route" => labels.route,
-            "method" => labels.method,
-            "tool" => tool
-        )
-        .record(elapsed.as_secs_f64());
-        return;
+    let key = SeriesKey::Request {
+        endpoint: labels.endpoint.clone(),
+        route: labels.route,
+        method: labels.method,
+        status,
+        tool: labels.tool,
+    };
+    if let Series::Request { requests, duration } =
+        cached_series(key, || register_request_series(labels, status))
+    {
+        requests.increment(1);
+        duration.record(elapsed.as_secs_f64());
     }
-    counter!(
-        HTTP_REQUESTS,
-        "endpoint" => labels.endpoint.clone(),
-        "route" => labels.route,
-        "method" => labels.method,
-        "status" => status_label(status)
-    )
-    .increment(1);
-    histogram!(
-        HTTP_DURATION,
-        "endpoint" => labels.endpoint.clone(),
-        "route" => labels.route,
-        "method" => labels.method
-    )
-    .record(elapsed.as_secs_f64());
+}
+
+/// Looks up (or registers) the request counter and duration histogram of `labels` and `status`.
+fn register_request_series(labels: &RequestLabels, status: u16) -> Series {
+    let (requests, duration) = match labels.tool {
+        Some(tool) => (
+            counter!(
+                HTTP_REQUESTS,
+                "endpoint" => labels.endpoint.clone(),
+                "route" => labels.route,
+                "method" => labels.method,
+                "status" => status_label(status),
+                "tool" => tool
+            ),
+            histogram!(
+                HTTP_DURATION,
+                "endpoint" => labels.endpoint.clone(),
+                "route" => labels.route,
+                "method" => labels.method,
+                "tool" => tool
+            ),
+        ),
+        None => (
+            counter!(
+                HTTP_REQUESTS,
+                "endpoint" => labels.endpoint.clone(),
+                "route" => labels.route,
+                "method" => labels.method,
+                "status" => status_label(status)
+            ),
+            histogram!(
+                HTTP_DURATION,
+                "endpoint" => labels.endpoint.clone(),
+                "route" => labels.route,
+                "method" => labels.method
+            ),
+        ),
+    };
+    Series::Request { requests, duration }
 }
 
 #[cfg(test)]

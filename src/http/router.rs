@@ -2,6 +2,8 @@
 //! carries its parsed data, as a command parser does. Titles are decoded here, once: the raw path is
 //! split on `/` before percent-decoding, so `%2F` is a slash inside a title.
 
+use std::sync::LazyLock;
+
 use http::Method;
 
 use crate::http::error::ApiError;
@@ -180,18 +182,8 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
     };
     let segments: Vec<&str> = rest.split('/').collect();
     let mut allowed: Vec<Method> = Vec::new();
-    for route in &ROUTES {
-        // Templates are compared part by part, without collecting them: this runs per request.
-        let template = route.template.trim_start_matches('/');
-        let shape = shape(route.operation);
-        let raw_title = match &shape {
-            Shape::Fixed(_) => template
-                .split('/')
-                .eq(segments.iter().copied())
-                .then_some(&[][..]),
-            Shape::Titled(_) => match_titled(template, &segments),
-        };
-        let Some(raw_title) = raw_title else {
+    for (route, template) in ROUTES.iter().zip(TEMPLATES.iter()) {
+        let Some(raw_title) = template.matches(&segments) else {
             continue;
         };
         if route.method != *method {
@@ -200,7 +192,7 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
             }
             continue;
         }
-        return match shape {
+        return match shape(route.operation) {
             Shape::Fixed(fixed) => Ok(fixed),
             Shape::Titled(build) => Ok(build(decode_title_path(raw_title)?)),
         };
@@ -212,20 +204,54 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
     }
 }
 
-/// Matches raw segments against a template with a `{title}` part; returns the raw title segments
-/// (one or more).
-fn match_titled<'s, 'a>(template: &str, segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
-    let (prefix, suffix) = template.split_once("{title}")?;
-    let prefix = prefix.split('/').filter(|part| !part.is_empty());
-    let suffix = suffix.split('/').filter(|part| !part.is_empty());
-    let (prefix_len, suffix_len) = (prefix.clone().count(), suffix.clone().count());
-    if segments.len() < prefix_len + suffix_len + 1 {
-        return None;
+/// A route template split into its segments once: the fixed ones before and after the `{title}`
+/// part, if it has one.
+struct Template {
+    prefix: Vec<&'static str>,
+    suffix: Vec<&'static str>,
+    titled: bool,
+}
+
+/// The templates of [`ROUTES`], in the same order.
+static TEMPLATES: LazyLock<Vec<Template>> = LazyLock::new(|| {
+    ROUTES
+        .iter()
+        .map(|route| {
+            let template = route.template.trim_start_matches('/');
+            let parts = |text: &'static str| -> Vec<&'static str> {
+                text.split('/').filter(|part| !part.is_empty()).collect()
+            };
+            match template.split_once("{title}") {
+                Some((prefix, suffix)) => Template {
+                    prefix: parts(prefix),
+                    suffix: parts(suffix),
+                    titled: true,
+                },
+                None => Template {
+                    prefix: template.split('/').collect(),
+                    suffix: Vec::new(),
+                    titled: false,
+                },
+            }
+        })
+        .collect()
+});
+
+impl Template {
+    /// Matches raw segments; returns the raw title segments (one or more for a titled template,
+    /// none for a fixed one).
+    fn matches<'s, 'a>(&self, segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
+        if !self.titled {
+            return (self.prefix == segments).then_some(&[][..]);
+        }
+        let (prefix_len, suffix_len) = (self.prefix.len(), self.suffix.len());
+        if segments.len() < prefix_len + suffix_len + 1 {
+            return None;
+        }
+        let title_end = segments.len() - suffix_len;
+        let matches = self.prefix == segments[..prefix_len] && self.suffix == segments[title_end..];
+        matches.then_some(&segments[prefix_len..title_end])
     }
-    let title_end = segments.len() - suffix_len;
-    let matches = prefix.eq(segments[..prefix_len].iter().copied())
-        && suffix.eq(segments[title_end..].iter().copied());
-    matches.then_some(&segments[prefix_len..title_end])
 }
 
 /// Percent-decodes each raw segment into a title (strictly: `%` must start a two-digit escape, and the

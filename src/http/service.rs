@@ -147,7 +147,7 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     let endpoint = routed.endpoint_label();
     let route = routed.route_label();
     let context = Arc::new(RequestContext::new(endpoint.clone()));
-    let in_flight = InFlight::start(endpoint.clone());
+    let in_flight = InFlight::start(&endpoint);
     let mut response = metrics::scope(
         Arc::clone(&context),
         panic_guard(handle(&state, routed, request)),
