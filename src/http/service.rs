@@ -150,7 +150,8 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
     let in_flight = InFlight::start(&endpoint);
     let mut response = metrics::scope(
         Arc::clone(&context),
-        panic_guard(handle(&state, routed, request)),
+        // Boxed once here, so that the wrappers around it move a pointer, not the handler's state.
+        panic_guard(Box::pin(handle(&state, routed, request))),
     )
     .await;
     drop(in_flight);
@@ -172,7 +173,8 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
                 method = labels.method,
                 tool = labels.tool,
                 status,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                // Whole microseconds: `0.162`, not `0.16199999999999998`.
+                duration_ms = elapsed.as_micros() as f64 / 1000.0,
                 upstream_calls = context.upstream_calls(),
                 "request"
             )
