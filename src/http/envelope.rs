@@ -1,6 +1,7 @@
 //! The JSON envelope every response carries: `{success, code, message, data, timestamp}`.
 
 use std::cell::RefCell;
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -51,13 +52,19 @@ pub fn envelope(
     data: &serde_json::Value,
 ) -> Response<Body> {
     let body = with_timestamp(|timestamp| {
-        serde_json::to_vec(&Envelope {
-            success: status.is_success() || status == StatusCode::NOT_MODIFIED,
-            code,
-            message,
-            data,
-            timestamp,
-        })
+        // Sized for the envelope around a small `data`, so that most answers never grow the buffer.
+        let mut body = Vec::with_capacity(128 + message.len());
+        serde_json::to_writer(
+            &mut body,
+            &Envelope {
+                success: status.is_success() || status == StatusCode::NOT_MODIFIED,
+                code,
+                message,
+                data,
+                timestamp,
+            },
+        )
+        .map(|()| body)
     })
     .unwrap_or_else(|_| {
         // Serialising a Value with string keys cannot fail; keep a valid envelope regardless.
@@ -75,4 +82,12 @@ pub fn envelope(
 /// A 200 `OK` envelope around `data`.
 pub fn ok(message: &str, data: serde_json::Value) -> Response<Body> {
     envelope(StatusCode::OK, "OK", message, &data)
+}
+
+/// The `data` of a health answer, `{"status": "ok"}`, built once.
+static HEALTHY: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::json!({"status": "ok"}));
+
+/// A 200 `OK` health answer with `message`.
+pub fn healthy(message: &str) -> Response<Body> {
+    envelope(StatusCode::OK, "OK", message, &HEALTHY)
 }

@@ -76,7 +76,7 @@ impl PrivateService {
             };
         }
         match path {
-            "/healthz" => envelope::ok("alive", json!({"status": "ok"})),
+            "/healthz" => envelope::healthy("alive"),
             "/readyz" => self.readyz(),
             "/metrics" => {
                 let mut response = Response::new(Body::from((self.render_metrics)()));

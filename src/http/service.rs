@@ -9,9 +9,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use hyper::body::Incoming;
-use serde_json::json;
 
 use crate::endpoint::{Endpoint, EndpointStore};
 use crate::http::auth;
@@ -167,7 +166,7 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
         ($level:expr) => {
             tracing::event!(
                 $level,
-                request_id = %request_id,
+                request_id = %request_id.to_str().unwrap_or_default(),
                 endpoint = %labels.endpoint,
                 route = labels.route,
                 method = labels.method,
@@ -185,30 +184,32 @@ async fn observed(state: Arc<AppState>, request: Request<Incoming>) -> Response<
         501.. => log_request!(tracing::Level::WARN),
         _ => log_request!(tracing::Level::INFO),
     }
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID, value);
-    }
+    response.headers_mut().insert(X_REQUEST_ID, request_id);
     response
 }
 
-const X_REQUEST_ID: &str = "x-request-id";
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The client's `X-Request-Id` when it is sane (1 to 64 characters of `[A-Za-z0-9._-]`), else a
-/// fresh random one.
-fn request_id(headers: &HeaderMap) -> String {
-    let sane = headers
-        .get(X_REQUEST_ID)
-        .and_then(|value| value.to_str().ok())
-        .filter(|id| {
-            (1..=64).contains(&id.len())
-                && id
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-        });
-    match sane {
-        Some(id) => id.to_owned(),
-        None => format!("{:016x}", fastrand::u64(..)),
+/// fresh random one of 16 hex digits.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let sane = headers.get(X_REQUEST_ID).filter(|id| {
+        (1..=64).contains(&id.len())
+            && id
+                .as_bytes()
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
+    });
+    if let Some(id) = sane {
+        return id.clone();
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let random = fastrand::u64(..);
+    let mut digits = [0u8; 16];
+    for (index, digit) in digits.iter_mut().enumerate() {
+        *digit = HEX[((random >> (60 - 4 * index)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// Runs a request handler; a panic becomes a 500 envelope with a generic message, the detail goes
@@ -231,8 +232,9 @@ fn panic_guard(
 
 async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) -> Response<Body> {
     let served = match routed {
-        Routed::Health => only_get(request.method())
-            .map(|()| envelope::ok("Service healthy.", json!({"status": "ok"}))),
+        Routed::Health => {
+            only_get(request.method()).map(|()| envelope::healthy("Service healthy."))
+        }
         Routed::OpenApiTemplate => only_get(request.method()).map(|()| {
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
@@ -282,7 +284,7 @@ async fn endpoint_request(
         return Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()));
     }
     match route {
-        EndpointRoute::Health => Ok(envelope::ok("Service healthy.", json!({"status": "ok"}))),
+        EndpointRoute::Health => Ok(envelope::healthy("Service healthy.")),
         EndpointRoute::OpenApi => Ok(openapi::serve_endpoint(
             endpoint,
             state.settings.public_url.as_deref(),
