@@ -239,16 +239,6 @@ async fn handle(state: &AppState, routed: Routed, request: Request<Incoming>) ->
             openapi::serve_template(state.settings.public_url.as_deref(), request.headers())
         }),
         Routed::NotFound => Err(ApiError::not_found()),
-        Routed::Endpoint {
-            endpoint,
-            route: Ok(EndpointRoute::Mcp),
-        } => {
-            // Boxed: the page operations' futures are large, and moving them with every request
-            // of the cheap routes cost more than the allocation.
-            return Box::pin(mcp_request(state, &endpoint, request))
-                .await
-                .unwrap_or_else(mcp::refusal);
-        }
         Routed::Endpoint { endpoint, route } => {
             endpoint_request(state, &endpoint, route, request).await
         }
@@ -279,22 +269,44 @@ async fn endpoint_request(
         }
     };
     let operation = route.operation();
-    spend_budget(endpoint, operation, request.headers()).await?;
-    if !endpoint.tenant.allows(operation) {
-        return Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()));
-    }
     match route {
-        EndpointRoute::Health => Ok(envelope::healthy("Service healthy.")),
-        EndpointRoute::OpenApi => Ok(openapi::serve_endpoint(
-            endpoint,
-            state.settings.public_url.as_deref(),
-            request.headers(),
-        )),
-        // Served by `mcp_request`, which renders its own refusals; never routed here.
-        EndpointRoute::Mcp => Err(ApiError::internal()),
-        // Boxed: the page operations' futures are large, and moving them with every request of the
+        // MCP checks its Origin before the secret and renders its own refusals. Boxed, as the
+        // page operations: their futures are large, and moving them with every request of the
         // cheap routes cost more than the allocation.
-        EndpointRoute::Page(page) => Box::pin(page_request(state, endpoint, page, request)).await,
+        EndpointRoute::Mcp => Ok(Box::pin(mcp_request(state, endpoint, request))
+            .await
+            .unwrap_or_else(mcp::refusal)),
+        EndpointRoute::Health => {
+            admit(endpoint, operation, request.headers()).await?;
+            Ok(envelope::healthy("Service healthy."))
+        }
+        EndpointRoute::OpenApi => {
+            admit(endpoint, operation, request.headers()).await?;
+            Ok(openapi::serve_endpoint(
+                endpoint,
+                state.settings.public_url.as_deref(),
+                request.headers(),
+            ))
+        }
+        EndpointRoute::Page(page) => {
+            admit(endpoint, operation, request.headers()).await?;
+            Box::pin(page_request(state, endpoint, page, request)).await
+        }
+    }
+}
+
+/// Lets a REST request through: its secret and budget (see [`spend_budget`]), then the endpoint's
+/// flavor.
+async fn admit(
+    endpoint: &Endpoint,
+    operation: Operation,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    spend_budget(endpoint, operation, headers).await?;
+    if endpoint.tenant.allows(operation) {
+        Ok(())
+    } else {
+        Err(ApiError::outside_flavor(&endpoint.tenant.access_summary()))
     }
 }
 
