@@ -37,7 +37,7 @@ struct Entries {
 
 struct Entry {
     scope: Box<str>,
-    storage: Box<str>,
+    storage: Arc<str>,
     blocks: Arc<Blocks>,
     cost: usize,
     last_used: u64,
@@ -76,15 +76,19 @@ impl RenderCache {
     }
 
     fn lookup(&self, hash: u64, scope: &str, storage: &str) -> Option<Arc<Blocks>> {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.clock += 1;
-        let now = entries.clock;
-        let entry = entries.by_hash.get_mut(&hash)?;
-        if *entry.scope != *scope || *entry.storage != *storage {
-            return None;
-        }
-        entry.last_used = now;
-        Some(Arc::clone(&entry.blocks))
+        let (cached_storage, blocks) = {
+            let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+            entries.clock += 1;
+            let now = entries.clock;
+            let entry = entries.by_hash.get_mut(&hash)?;
+            if *entry.scope != *scope {
+                return None;
+            }
+            entry.last_used = now;
+            (Arc::clone(&entry.storage), Arc::clone(&entry.blocks))
+        };
+        // Compared outside the lock: a large body takes a while, and other requests need the cache.
+        (*cached_storage == *storage).then_some(blocks)
     }
 
     fn insert(&self, hash: u64, scope: &str, storage: &str, blocks: &Arc<Blocks>) {

@@ -342,8 +342,8 @@ fn normaliser_ignores_what_confluence_changes() {
 
 mod properties {
     use conflagent::markdown::{
-        WritePolicy, check_storage, markdown_to_storage, merge_markdown, normalize_storage,
-        storage_to_markdown,
+        RenderCache, WritePolicy, check_storage, markdown_to_storage, merge_markdown,
+        normalize_storage, storage_to_markdown,
     };
     use proptest::prelude::*;
 
@@ -414,6 +414,25 @@ mod properties {
             prop_assert_eq!(&merged, &stored, "markdown was:\n{}", read);
             if let Ok(merged) = merge_markdown(&stored, &format!("{read}\n{edit}"), &policy) {
                 prop_assert!(check_storage(&merged).is_ok(), "merged: {}", merged);
+            }
+        }
+
+        #[test]
+        fn a_merge_after_a_cached_read_is_the_merge_without_one(markdown in markdownish(), edit in markdownish()) {
+            // The gateway reads and merges through its render cache; what it writes must not
+            // depend on whether the stored body was found rendered.
+            let stored = markdown_to_storage(&markdown);
+            let renders = RenderCache::new(1024 * 1024);
+            let read = renders.storage_to_markdown("docs", &stored).expect("writer output is well-formed");
+            prop_assert_eq!(&read, &storage_to_markdown(&stored).expect("well-formed"));
+            let policy = WritePolicy::default();
+            let updates: [String; 3] = [read.clone(), format!("{read}\n{edit}"), edit.clone()];
+            for update in &updates {
+                prop_assert_eq!(
+                    renders.merge_markdown("docs", &stored, update, &policy),
+                    merge_markdown(&stored, update, &policy),
+                    "update was:\n{}", update
+                );
             }
         }
 
