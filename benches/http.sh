@@ -38,7 +38,7 @@ rate_limit_per_minute=0
 PROPS
 
 target/release/conflagent serve --config-dir "$work/config.d" \
-    --listen 127.0.0.1:18080 --metrics-listen 127.0.0.1:19464 >"$work/gateway.log" 2>&1 &
+    --listen 127.0.0.1:18080 --metrics-listen 127.0.0.1:19464 --drain-delay 0 >"$work/gateway.log" 2>&1 &
 pids+=($!)
 HELLO_LISTEN=127.0.0.1:18081 "$hello" &
 pids+=($!)
