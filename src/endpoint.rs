@@ -32,15 +32,18 @@ pub struct Shared {
     pub renders: Arc<RenderCache>,
 }
 
-/// The bytes of stored and rendered text the process keeps for Markdown reads and writes.
-pub const RENDER_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The MiB of stored and rendered text the process keeps for Markdown reads and writes, unless
+/// `--markdown-cache-mib` says otherwise.
+pub const DEFAULT_RENDER_CACHE_MIB: u64 = 64;
 
 impl Default for Shared {
     fn default() -> Shared {
         Shared {
             http: http_client(),
             redis: None,
-            renders: Arc::new(RenderCache::new(RENDER_CACHE_BYTES)),
+            renders: Arc::new(RenderCache::new(
+                DEFAULT_RENDER_CACHE_MIB as usize * 1024 * 1024,
+            )),
         }
     }
 }

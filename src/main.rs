@@ -15,9 +15,10 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use conflagent::config::table::check_dir;
 use conflagent::demo::Demo;
-use conflagent::endpoint::{Shared, initial_load};
+use conflagent::endpoint::{DEFAULT_RENDER_CACHE_MIB, Shared, initial_load};
 use conflagent::http::server::ServerSettings;
 use conflagent::http::service::ServiceSettings;
+use conflagent::markdown::RenderCache;
 use conflagent::ratelimit::redis::{DEFAULT_DEADLINE_MS, RedisBudgets, RedisSettings};
 use conflagent::{RunSettings, run};
 
@@ -94,6 +95,10 @@ struct ServeArgs {
     /// uses this replica's own budget.
     #[arg(long, env = "CONFLAGENT_REDIS_DEADLINE_MS", default_value_t = DEFAULT_DEADLINE_MS, value_parser = clap::value_parser!(u64).range(1..=1000))]
     redis_deadline_ms: u64,
+    /// MiB of stored page bodies and their Markdown kept rendered for Markdown reads and writes,
+    /// for all endpoints together; 0 renders every time.
+    #[arg(long, env = "CONFLAGENT_MARKDOWN_CACHE_MIB", default_value_t = DEFAULT_RENDER_CACHE_MIB, value_parser = clap::value_parser!(u64).range(0..=65536))]
+    markdown_cache_mib: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -184,6 +189,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         };
         let mut shared = Shared::default();
+        let cache_bytes = usize::try_from(args.markdown_cache_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX);
+        shared.renders = Arc::new(RenderCache::new(cache_bytes));
         if let Some(url) = &args.redis_url {
             let settings = RedisSettings {
                 deadline: Duration::from_millis(args.redis_deadline_ms),

@@ -80,6 +80,21 @@ fn serve_refuses_a_bad_public_url_before_binding_anything() {
 }
 
 #[test]
+fn serve_refuses_a_markdown_cache_size_it_cannot_hold() {
+    for bad in ["-1", "lots", "65537"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_conflagent"))
+            .args(["serve", "--config-dir", "/nonexistent/config.d"])
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .arg(format!("--markdown-cache-mib={bad}"))
+            .output()
+            .expect("run conflagent serve");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("--markdown-cache-mib"), "{bad}: {stderr}");
+    }
+}
+
+#[test]
 fn check_accepts_both_cloud_url_forms_and_explains_the_ones_it_cannot_classify() {
     let cloud = |base_url: &str, extra: &str| {
         format!(
