@@ -155,8 +155,9 @@ pub async fn serve_tracked<S>(
             inner: service.clone(),
             tracked: Arc::clone(&tracked),
         };
+        // No upgrades: nothing here speaks WebSocket or switches protocols on an HTTP/1 request.
         let connection = builder
-            .serve_connection_with_upgrades(
+            .serve_connection(
                 TokioIo::new(EnvelopeIo::new(stream, Arc::clone(&tracked))),
                 service,
             )
