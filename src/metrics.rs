@@ -424,15 +424,11 @@ pub struct InFlight {
 impl InFlight {
     /// Counts a request to `endpoint` in flight.
     pub fn start(endpoint: &LabelValue) -> InFlight {
-        let key = SeriesKey::InFlight {
-            endpoint: endpoint.clone(),
-        };
-        let gauge = match cached_series(key, || {
-            Series::Gauge(gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()))
-        }) {
-            Series::Gauge(gauge) => gauge,
-            Series::Request { .. } => Gauge::noop(),
-        };
+        let gauge = cached(
+            &IN_FLIGHT_GAUGES,
+            endpoint.clone(),
+            || gauge!(HTTP_IN_FLIGHT, "endpoint" => endpoint.clone()),
+        );
         gauge.increment(1.0);
         InFlight { gauge }
     }
@@ -444,67 +440,71 @@ impl Drop for InFlight {
     }
 }
 
-/// The label values that name the series a request updates.
+/// The label values that name the request counter and duration histogram a request updates.
 #[derive(Clone, PartialEq, Eq, Hash)]
-enum SeriesKey {
-    InFlight {
-        endpoint: LabelValue,
-    },
-    Request {
-        endpoint: LabelValue,
-        route: &'static str,
-        method: &'static str,
-        status: u16,
-        tool: Option<&'static str>,
-    },
+struct RequestSeriesKey {
+    endpoint: LabelValue,
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+    tool: Option<&'static str>,
 }
 
-/// Handles to the series of one [`SeriesKey`].
+/// Handles to the request counter and duration histogram of one [`RequestSeriesKey`].
 #[derive(Clone)]
-enum Series {
-    Gauge(Gauge),
-    Request {
-        requests: Counter,
-        duration: Histogram,
-    },
+struct RequestSeries {
+    requests: Counter,
+    duration: Histogram,
 }
 
 /// How long a thread keeps using a handle before it asks the registry again: well within
 /// [`IDLE_TIMEOUT`], so that a handle is only used while its series is certainly registered (the
 /// recorder forgets series idle that long; a handle to a forgotten series would count into the
-/// void).
+/// void). A handle is updated as soon as it is fetched, so its series is never idle at that time.
 const SERIES_REFRESH: Duration = Duration::from_secs(60);
-/// The most handles one thread keeps; past that it starts afresh.
+/// The most handles one thread keeps of one kind; past that it starts afresh.
 const MAX_CACHED_SERIES: usize = 4096;
+
+/// One thread's handles of one kind, each with the time it was fetched from the registry.
+type HandleCache<K, V> = RefCell<HashMap<K, (V, Instant), foldhash::fast::RandomState>>;
 
 thread_local! {
     /// Each thread's handles to the series it updated recently, so that a request updates its
     /// series without building label sets and looking them up in the registry.
-    static SERIES: RefCell<HashMap<SeriesKey, (Series, Instant), foldhash::fast::RandomState>> =
+    static REQUEST_SERIES: HandleCache<RequestSeriesKey, RequestSeries> =
         RefCell::new(HashMap::default());
+    static IN_FLIGHT_GAUGES: HandleCache<LabelValue, Gauge> = RefCell::new(HashMap::default());
 }
 
-/// The handles for `key`, from this thread's cache while fresh, else registered by `register`.
-fn cached_series(key: SeriesKey, register: impl FnOnce() -> Series) -> Series {
+/// The handle for `key`, from this thread's `cache` while fresh, else fetched by `register`.
+fn cached<K, V>(
+    cache: &'static std::thread::LocalKey<HandleCache<K, V>>,
+    key: K,
+    register: impl FnOnce() -> V,
+) -> V
+where
+    K: std::hash::Hash + Eq,
+    V: Clone,
+{
     if !GLOBAL_RECORDER.load(Ordering::Acquire) {
         // Before the process-wide recorder exists (or in tests that record into a local one), no
         // handle may outlive the recorder it came from.
         return register();
     }
     let now = Instant::now();
-    SERIES.with(|cache| {
+    cache.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((series, fetched)) = cache.get(&key)
+        if let Some((handle, fetched)) = cache.get(&key)
             && now.duration_since(*fetched) < SERIES_REFRESH
         {
-            return series.clone();
+            return handle.clone();
         }
         if cache.len() >= MAX_CACHED_SERIES {
             cache.clear();
         }
-        let series = register();
-        cache.insert(key, (series.clone(), now));
-        series
+        let handle = register();
+        cache.insert(key, (handle.clone(), now));
+        handle
     })
 }
 
@@ -537,23 +537,22 @@ fn status_label(status: u16) -> LabelValue {
 
 /// Counts an answered request and its duration.
 pub fn request_answered(labels: &RequestLabels, status: u16, elapsed: Duration) {
-    let key = SeriesKey::Request {
+    let key = RequestSeriesKey {
         endpoint: labels.endpoint.clone(),
         route: labels.route,
         method: labels.method,
         status,
         tool: labels.tool,
     };
-    if let Series::Request { requests, duration } =
-        cached_series(key, || register_request_series(labels, status))
-    {
-        requests.increment(1);
-        duration.record(elapsed.as_secs_f64());
-    }
+    let series = cached(&REQUEST_SERIES, key, || {
+        register_request_series(labels, status)
+    });
+    series.requests.increment(1);
+    series.duration.record(elapsed.as_secs_f64());
 }
 
 /// Looks up (or registers) the request counter and duration histogram of `labels` and `status`.
-fn register_request_series(labels: &RequestLabels, status: u16) -> Series {
+fn register_request_series(labels: &RequestLabels, status: u16) -> RequestSeries {
     let (requests, duration) = match labels.tool {
         Some(tool) => (
             counter!(
@@ -588,7 +587,7 @@ fn register_request_series(labels: &RequestLabels, status: u16) -> Series {
             ),
         ),
     };
-    Series::Request { requests, duration }
+    RequestSeries { requests, duration }
 }
 
 #[cfg(test)]
