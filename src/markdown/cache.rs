@@ -8,15 +8,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::ops::Range;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::XhtmlError;
-use super::from_storage::render_blocks;
-use super::xml::parse_fragment;
-
-/// The top-level blocks of a stored body: each one's Markdown and the span of storage it comes from.
-pub(crate) type Blocks = Vec<(String, Range<usize>)>;
+use super::from_storage::{Blocks, blocks_of};
 
 /// The bytes an entry is charged for besides its text: the block list and bookkeeping.
 const ENTRY_OVERHEAD: usize = 128;
@@ -60,9 +55,7 @@ impl RenderCache {
         if let Some(blocks) = self.lookup(hash, scope, storage) {
             return Ok(blocks);
         }
-        let nodes = parse_fragment(storage)?;
-        let blocks = Arc::new(render_blocks(storage, &nodes));
-        drop(nodes);
+        let blocks = Arc::new(blocks_of(storage)?);
         self.insert(hash, scope, storage, &blocks);
         Ok(blocks)
     }
@@ -139,22 +132,6 @@ impl RenderCache {
             .unwrap_or_else(PoisonError::into_inner)
             .bytes
     }
-}
-
-/// The Markdown of a body from its blocks, as [`super::storage_to_markdown`] gives it.
-pub(crate) fn join_blocks(blocks: &Blocks) -> String {
-    let length = blocks.iter().map(|(text, _)| text.len() + 2).sum();
-    let mut markdown = String::with_capacity(length);
-    for (index, (block, _)) in blocks.iter().enumerate() {
-        if index > 0 {
-            markdown.push_str("\n\n");
-        }
-        markdown.push_str(block);
-    }
-    if !markdown.is_empty() {
-        markdown.push('\n');
-    }
-    markdown
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@
 
 use std::ops::Range;
 
+use super::XhtmlError;
 use super::directive;
 use super::to_storage::FRONT_MATTER_TITLE;
-use super::xml::{Element, Node};
+use super::xml::{Element, Node, parse_fragment};
 use super::{VERBATIM_BLOCK_INFO, VERBATIM_INLINE_PREFIX};
 
 /// Attributes Confluence adds on its own or that restate a default; losing them loses nothing.
@@ -110,8 +111,33 @@ const BLOCK_ELEMENTS: &[&str] = &[
     "ul",
 ];
 
+/// The top-level blocks of a stored body: each one's Markdown and the span of storage it comes from.
+pub(crate) type Blocks = Vec<(String, Range<usize>)>;
+
+/// The top-level blocks of `source`, parsed and rendered.
+pub(crate) fn blocks_of(source: &str) -> Result<Blocks, XhtmlError> {
+    let nodes = parse_fragment(source)?;
+    Ok(render_blocks(source, &nodes))
+}
+
+/// The Markdown of a body from its blocks, as [`super::storage_to_markdown`] gives it.
+pub(crate) fn join_blocks(blocks: &Blocks) -> String {
+    let length = blocks.iter().map(|(text, _)| text.len() + 2).sum();
+    let mut markdown = String::with_capacity(length);
+    for (index, (block, _)) in blocks.iter().enumerate() {
+        if index > 0 {
+            markdown.push_str("\n\n");
+        }
+        markdown.push_str(block);
+    }
+    if !markdown.is_empty() {
+        markdown.push('\n');
+    }
+    markdown
+}
+
 /// The top-level blocks of a body: each one's Markdown and the span of storage it comes from.
-pub(crate) fn render_blocks(source: &str, nodes: &[Node]) -> Vec<(String, Range<usize>)> {
+fn render_blocks(source: &str, nodes: &[Node]) -> Blocks {
     let renderer = Renderer {
         source,
         nested: std::cell::Cell::new(0),

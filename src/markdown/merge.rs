@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::cache::Blocks;
+use super::from_storage::Blocks;
 use super::to_storage::{Style, convert_blocks};
 use super::xml::{self, parse_fragment};
 use super::{BodyError, WritePolicy, check_markdown_characters, safety};

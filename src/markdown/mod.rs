@@ -119,13 +119,7 @@ pub fn merge_markdown(
     incoming_markdown: &str,
     policy: &WritePolicy,
 ) -> Result<String, BodyError> {
-    let stored_blocks = || {
-        let nodes = xml::parse_fragment(stored_storage).ok()?;
-        Some(Arc::new(from_storage::render_blocks(
-            stored_storage,
-            &nodes,
-        )))
-    };
+    let stored_blocks = || from_storage::blocks_of(stored_storage).ok().map(Arc::new);
     merge::merge(stored_storage, stored_blocks, incoming_markdown, policy)
 }
 
@@ -149,10 +143,7 @@ fn check_markdown_characters(markdown: &str) -> Result<(), BodyError> {
 /// Converts storage XHTML to Markdown; what Markdown cannot express is carried through verbatim
 /// (see [`VERBATIM_BLOCK_INFO`] and [`VERBATIM_INLINE_PREFIX`]).
 pub fn storage_to_markdown(xhtml: &str) -> Result<String, XhtmlError> {
-    let nodes = xml::parse_fragment(xhtml)?;
-    Ok(cache::join_blocks(&from_storage::render_blocks(
-        xhtml, &nodes,
-    )))
+    Ok(from_storage::join_blocks(&from_storage::blocks_of(xhtml)?))
 }
 
 impl RenderCache {
@@ -160,7 +151,7 @@ impl RenderCache {
     /// `scope` already.
     pub fn storage_to_markdown(&self, scope: &str, xhtml: &str) -> Result<String, XhtmlError> {
         let blocks = self.blocks(scope, xhtml)?;
-        Ok(cache::join_blocks(&blocks))
+        Ok(from_storage::join_blocks(&blocks))
     }
 
     /// [`merge_markdown`], rendering the stored body only when this cache has not rendered it for

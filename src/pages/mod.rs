@@ -9,6 +9,8 @@ mod sections;
 mod verify;
 mod write;
 
+use std::borrow::Cow;
+
 use crate::config::Tenant;
 use crate::confluence::{ConfluenceClient, Page, UpstreamError};
 use crate::markdown::{BodyError, BodyFormat, RenderCache};
@@ -510,6 +512,41 @@ impl Resolved {
 impl Pages<'_> {
     fn root_id(&self) -> &str {
         self.tenant.root_page_id()
+    }
+
+    /// `stored` (the page's body or a part of it) in `format`, sliced to fit a GPT's response
+    /// limit. Markdown is rendered through the render cache.
+    fn body_slice(
+        &self,
+        resolved: &Resolved,
+        stored: &str,
+        format: BodyFormat,
+        offset: usize,
+        max_chars: usize,
+    ) -> Result<PageBody, PageError> {
+        let body = match format {
+            BodyFormat::Storage => Cow::Borrowed(stored),
+            BodyFormat::Markdown => Cow::Owned(
+                self.renders
+                    .storage_to_markdown(self.tenant.name(), stored)
+                    .map_err(|error| {
+                        tracing::warn!(%error, "stored body is not well-formed storage");
+                        PageError::StoredBodyNotConvertible
+                    })?,
+            ),
+        };
+        let body_length = body.chars().count();
+        let slice: String = body.chars().skip(offset).take(max_chars).collect();
+        let end = offset.saturating_add(slice.chars().count());
+        Ok(PageBody {
+            page: resolved.placed(),
+            version: resolved.page.version,
+            format,
+            body: slice,
+            body_length,
+            offset,
+            truncated: end < body_length,
+        })
     }
 
     /// Finds the page a title path names, inside the sandbox. One upstream call: the leaf title is

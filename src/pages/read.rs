@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::confluence::SubtreePage;
 use crate::markdown::BodyFormat;
-use crate::pages::{PageBody, PageError, Pages, Placed, Reply, TreeNode};
+use crate::pages::{PageError, Pages, Placed, Reply, TreeNode};
 use crate::titles::TitlePath;
 
 /// Default number of paths a list returns at once.
@@ -78,29 +78,9 @@ impl Pages<'_> {
         max_chars: usize,
     ) -> Result<Reply, PageError> {
         let resolved = self.resolve(title, true).await?;
-        let storage = resolved.page.body.clone().unwrap_or_default();
-        let body = match format {
-            BodyFormat::Storage => storage,
-            BodyFormat::Markdown => self
-                .renders
-                .storage_to_markdown(self.tenant.name(), &storage)
-                .map_err(|error| {
-                    tracing::warn!(%error, "stored body is not well-formed storage");
-                    PageError::StoredBodyNotConvertible
-                })?,
-        };
-        let body_length = body.chars().count();
-        let slice: String = body.chars().skip(offset).take(max_chars).collect();
-        let end = offset.saturating_add(slice.chars().count());
-        Ok(Reply::Read(PageBody {
-            page: resolved.placed(),
-            version: resolved.page.version,
-            format,
-            body: slice,
-            body_length,
-            offset,
-            truncated: end < body_length,
-        }))
+        let storage = resolved.page.body.as_deref().unwrap_or_default();
+        let body = self.body_slice(&resolved, storage, format, offset, max_chars)?;
+        Ok(Reply::Read(body))
     }
 
     /// Direct children.

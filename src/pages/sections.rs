@@ -80,15 +80,6 @@ fn section_ref(outline: &Outline, index: usize) -> SectionRef {
 }
 
 impl Pages<'_> {
-    fn section_markdown(&self, storage: &str) -> Result<String, PageError> {
-        self.renders
-            .storage_to_markdown(self.tenant.name(), storage)
-            .map_err(|error| {
-                tracing::warn!(%error, "stored section is not well-formed storage");
-                PageError::StoredBodyNotConvertible
-            })
-    }
-
     /// The page's headings with the size of each section, from one read, from the `offset`-th
     /// heading on and as many as keep the answer within a GPT's response limit.
     pub(super) async fn outline(
@@ -145,23 +136,8 @@ impl Pages<'_> {
         let outline = outline_of(storage)?;
         let index = outline.find(section)?;
         let stored = &storage[outline.headings()[index].section.clone()];
-        let body = match format {
-            BodyFormat::Storage => stored.to_owned(),
-            BodyFormat::Markdown => self.section_markdown(stored)?,
-        };
-        let body_length = body.chars().count();
-        let slice: String = body.chars().skip(offset).take(max_chars).collect();
-        let end = offset.saturating_add(slice.chars().count());
         Ok(Reply::Section(SectionBody {
-            body: PageBody {
-                page: resolved.placed(),
-                version: resolved.page.version,
-                format,
-                body: slice,
-                body_length,
-                offset,
-                truncated: end < body_length,
-            },
+            body: self.body_slice(&resolved, stored, format, offset, max_chars)?,
             section: section_ref(&outline, index),
         }))
     }
@@ -199,12 +175,7 @@ impl Pages<'_> {
         let converted = self.storage_body(body, Some(format))?;
         let replacement = match format {
             BodyFormat::Storage => converted,
-            BodyFormat::Markdown => self
-                .renders
-                .merge_markdown(self.tenant.name(), stored, body, &self.write_policy())
-                .map_err(PageError::InvalidBody)?
-                .trim_end()
-                .to_owned(),
+            BodyFormat::Markdown => self.merged_body(stored, body)?.trim_end().to_owned(),
         };
         let start = range.start;
         let spliced = sections::replace_section(storage, range, &replacement);

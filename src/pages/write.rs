@@ -23,6 +23,13 @@ impl Pages<'_> {
         markdown::prepare_body(body, format, &self.write_policy()).map_err(PageError::InvalidBody)
     }
 
+    /// Merges a Markdown `body` into `stored` block by block, through the render cache.
+    pub(super) fn merged_body(&self, stored: &str, body: &str) -> Result<String, PageError> {
+        self.renders
+            .merge_markdown(self.tenant.name(), stored, body, &self.write_policy())
+            .map_err(PageError::InvalidBody)
+    }
+
     /// Creates a page under the root or `parent`.
     pub(super) async fn create(
         &self,
@@ -89,10 +96,7 @@ impl Pages<'_> {
             });
         }
         if let (true, Some(current)) = (markdown, resolved.page.body.as_deref()) {
-            storage = self
-                .renders
-                .merge_markdown(self.tenant.name(), current, body, &self.write_policy())
-                .map_err(PageError::InvalidBody)?;
+            storage = self.merged_body(current, body)?;
         }
         let page = self
             .update_verified(&PageUpdate {
