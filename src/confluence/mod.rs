@@ -80,6 +80,15 @@ pub struct PageRef {
     pub title: String,
 }
 
+impl From<ContentRef> for PageRef {
+    fn from(reference: ContentRef) -> PageRef {
+        PageRef {
+            id: reference.id,
+            title: reference.title,
+        }
+    }
+}
+
 /// A page with its version and position in the tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -930,13 +939,7 @@ fn page_from(content: Content, with_body: bool) -> Result<Page, UpstreamError> {
         id: content.id,
         title: content.title,
         version: version.number,
-        ancestors: ancestors
-            .into_iter()
-            .map(|ancestor| PageRef {
-                id: ancestor.id,
-                title: ancestor.title,
-            })
-            .collect(),
+        ancestors: ancestors.into_iter().map(PageRef::from).collect(),
         body,
     })
 }

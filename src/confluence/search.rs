@@ -235,13 +235,7 @@ fn hit_from(row: SearchRow) -> Result<Option<SearchHit>, UpstreamError> {
             id: content.id,
             title: content.title,
             version: version.number,
-            ancestors: ancestors
-                .into_iter()
-                .map(|ancestor| PageRef {
-                    id: ancestor.id,
-                    title: ancestor.title,
-                })
-                .collect(),
+            ancestors: ancestors.into_iter().map(PageRef::from).collect(),
             body: None,
         },
         excerpt: plain_excerpt(row.excerpt.as_deref().unwrap_or("")),

@@ -318,14 +318,7 @@ async fn page_request(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let query = Query::parse(request.uri().query());
-    let (parts, body) = request.into_parts();
-    let bytes = body::read(
-        &parts.headers,
-        body,
-        state.settings.body_limit,
-        &state.settings.body,
-    )
-    .await?;
+    let (parts, bytes) = read_body(state, request).await?;
     let body = RequestBody {
         headers: &parts.headers,
         bytes: &bytes,
@@ -366,6 +359,18 @@ async fn mcp_request(
     spend_budget(endpoint, Operation::Mcp, request.headers()).await?;
     // The body is read before the headers are judged: a client that probes with a revision this
     // server refuses sends its next message on the same connection, which must stay usable.
+    let (parts, bytes) = read_body(state, request).await?;
+    mcp::check_protocol_version(&parts.headers)?;
+    check_json_content_type(&parts.headers)?;
+    Ok(mcp::answer(endpoint, &bytes).await)
+}
+
+/// The request's head and its whole body, read within the service's size limit, deadline and
+/// body budget.
+async fn read_body(
+    state: &AppState,
+    request: Request<Incoming>,
+) -> Result<(http::request::Parts, bytes::Bytes), ApiError> {
     let (parts, body) = request.into_parts();
     let bytes = body::read(
         &parts.headers,
@@ -374,9 +379,7 @@ async fn mcp_request(
         &state.settings.body,
     )
     .await?;
-    mcp::check_protocol_version(&parts.headers)?;
-    check_json_content_type(&parts.headers)?;
-    Ok(mcp::answer(endpoint, &bytes).await)
+    Ok((parts, bytes))
 }
 
 /// Checks the secret and spends the matching budget. The secret is compared first, so a correct

@@ -654,16 +654,7 @@ fn search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         (Deployment::Cloud, false, _) => call.shared.settings.max_page_limit as usize,
     };
     let (dc_start, limit) = call.paging(cap)?;
-    let start = match call.deployment() {
-        Deployment::DataCenter => dc_start,
-        // Cloud search pages by cursor only; `start` is ignored.
-        Deployment::Cloud => match call.param("cursor") {
-            None | Some("") => 0,
-            Some(cursor) => {
-                decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?
-            }
-        },
-    };
+    let start = search_start(call, dc_start)?;
     let state = call.shared.lock();
     let ids = cql_matches(call, &state, &query);
     let next_link = match call.deployment() {
@@ -728,15 +719,7 @@ fn site_search(call: &Call<'_>) -> Result<HttpResponse, Failure> {
         (Deployment::Cloud, false) => call.shared.settings.max_page_limit as usize,
     };
     let (dc_start, limit) = call.paging(cap)?;
-    let start = match call.deployment() {
-        Deployment::DataCenter => dc_start,
-        Deployment::Cloud => match call.param("cursor") {
-            None | Some("") => 0,
-            Some(cursor) => {
-                decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))?
-            }
-        },
-    };
+    let start = search_start(call, dc_start)?;
     let state = call.shared.lock();
     let ids = cql_matches(call, &state, &query);
     let words = search_words(&query);
@@ -876,6 +859,19 @@ fn encode_cursor(offset: usize) -> String {
 
 fn decode_cursor(cursor: &str) -> Option<usize> {
     usize::from_str_radix(cursor.strip_prefix("sim")?, 16).ok()
+}
+
+/// Where a search starts: Data Center pages by `start`, Cloud by cursor only (`start` is ignored).
+fn search_start(call: &Call<'_>, dc_start: usize) -> Result<usize, Failure> {
+    match call.deployment() {
+        Deployment::DataCenter => Ok(dc_start),
+        Deployment::Cloud => match call.param("cursor") {
+            None | Some("") => Ok(0),
+            Some(cursor) => {
+                decode_cursor(cursor).ok_or_else(|| Failure::bad_request("Invalid cursor"))
+            }
+        },
+    }
 }
 
 /// The storage body of a create/update request: `None` when absent.

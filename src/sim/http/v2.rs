@@ -597,15 +597,24 @@ fn update(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         body: Some(&body),
         message,
     };
+    apply_update(&mut state, numeric, &update)
+}
+
+/// Applies `update` to page `numeric` and answers the page as it is then.
+fn apply_update(
+    state: &mut State,
+    numeric: u64,
+    update: &PageUpdate<'_>,
+) -> Result<HttpResponse, Failure> {
     state
         .store
-        .update(numeric, &update, SystemTime::now())
+        .update(numeric, update, SystemTime::now())
         .map_err(|error| failure(&error))?;
     let page = state
         .store
         .page(numeric)
         .expect("an updated page stays stored");
-    Ok(json_ok(page_json(&state, page, false)))
+    Ok(json_ok(page_json(state, page, false)))
 }
 
 /// `PUT /pages/{id}/title`: a new title and nothing else; no version needed (CONFLUENCE.md §6).
@@ -626,15 +635,7 @@ fn rename(call: &Call<'_>, id: &str) -> Result<HttpResponse, Failure> {
         body: None,
         message: "",
     };
-    state
-        .store
-        .update(numeric, &update, SystemTime::now())
-        .map_err(|error| failure(&error))?;
-    let page = state
-        .store
-        .page(numeric)
-        .expect("a renamed page stays stored");
-    Ok(json_ok(page_json(&state, page, false)))
+    apply_update(&mut state, numeric, &update)
 }
 
 /// `DELETE /pages/{id}` (to the trash, 204); `?purge=true` removes a trashed page for good.
