@@ -140,7 +140,10 @@ pub(crate) fn join_blocks(blocks: &Blocks) -> String {
 fn render_blocks(source: &str, nodes: &[Node]) -> Blocks {
     let renderer = Renderer {
         source,
+        roots: nodes,
         nested: std::cell::Cell::new(0),
+        footnotes: std::cell::OnceCell::new(),
+        collecting_footnotes: std::cell::Cell::new(false),
     };
     let mut blocks: Vec<(String, Range<usize>)> = renderer
         .blocks(nodes)
@@ -185,9 +188,17 @@ fn front_matter(element: &Element) -> Option<String> {
 
 struct Renderer<'s> {
     source: &'s str,
+    /// The whole fragment being rendered.
+    roots: &'s [Node<'s>],
     /// How many quotes, alerts and list items enclose what is being rendered: block directives are
     /// only read at the top level and in the bodies of container directives.
     nested: std::cell::Cell<usize>,
+    /// The labels of the footnote definitions the Markdown will hold, found at the first reference:
+    /// a reference is written `[^X]` only when `[^X]:` is written too, else it would read back as
+    /// plain text.
+    footnotes: std::cell::OnceCell<std::collections::HashSet<String>>,
+    /// Set while the definitions are being found; references then count as defined.
+    collecting_footnotes: std::cell::Cell<bool>,
 }
 
 /// Where inline content ends up, which changes what must be escaped.
@@ -1422,7 +1433,37 @@ impl Renderer<'_> {
         {
             return None;
         }
-        is_footnote_label(label).then(|| format!("[^{label}]"))
+        (is_footnote_label(label) && self.footnote_defined(label)).then(|| format!("[^{label}]"))
+    }
+
+    /// Whether the Markdown of the whole fragment holds the definition `[^label]:`.
+    fn footnote_defined(&self, label: &str) -> bool {
+        if self.collecting_footnotes.get() {
+            return true;
+        }
+        let defined = self.footnotes.get_or_init(|| {
+            self.collecting_footnotes.set(true);
+            let mut labels = std::collections::HashSet::new();
+            let mut stack: Vec<&Node> = self.roots.iter().collect();
+            while let Some(node) = stack.pop() {
+                let Node::Element(element) = node else {
+                    continue;
+                };
+                if element.name == "p"
+                    && has_only_significant(element, &[])
+                    && let Some(definition) = self.footnote_definition(element)
+                    && let Some(found) = definition
+                        .strip_prefix("[^")
+                        .and_then(|rest| rest.split_once("]:"))
+                {
+                    labels.insert(found.0.to_owned());
+                }
+                stack.extend(element.children.iter());
+            }
+            self.collecting_footnotes.set(false);
+            labels
+        });
+        defined.contains(label)
     }
 }
 

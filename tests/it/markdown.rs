@@ -95,6 +95,20 @@ fn canonical_markdown_survives_storage_round_trip() {
     }
 }
 
+#[test]
+fn a_footnote_reference_whose_definition_has_no_markdown_form_survives_a_trip() {
+    // The definition opens with a line break, so it is carried as storage; a reference to it
+    // written `[^1]` would have no definition and read back as plain text.
+    let storage = markdown_to_storage("[^1]:<br/>[^1]");
+    assert!(storage.contains("ac:anchor=\"fn-1\""), "{storage}");
+    let markdown = storage_to_markdown(&storage).expect("writer output is well-formed");
+    assert_eq!(
+        normalize_storage(&markdown_to_storage(&markdown)).expect("well-formed"),
+        normalize_storage(&storage).expect("well-formed"),
+        "markdown was:\n{markdown}"
+    );
+}
+
 /// Converts Markdown and checks the storage it produced against the expected XHTML.
 fn check_storage_output(markdown: &str, expected: &str) {
     let storage = markdown_to_storage(markdown);
