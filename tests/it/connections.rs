@@ -49,6 +49,19 @@ async fn a_connection_that_never_completes_a_first_request_is_closed() {
     gateway.stop().await;
 }
 
+/// A connection that has had one request answered and is kept alive.
+async fn answered_keep_alive(addr: std::net::SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = [0u8; 1024];
+    let read = stream.read(&mut buffer).await.expect("answer");
+    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    stream
+}
+
 #[tokio::test]
 async fn an_http1_keep_alive_connection_that_goes_quiet_is_closed() {
     let gateway = gateway(ServerSettings {
@@ -57,14 +70,7 @@ async fn an_http1_keep_alive_connection_that_goes_quiet_is_closed() {
         ..ServerSettings::default()
     })
     .await;
-    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let mut buffer = [0u8; 1024];
-    let read = stream.read(&mut buffer).await.expect("answer");
-    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    let mut stream = answered_keep_alive(gateway.addr).await;
     closed_by_server(&mut stream).await;
     gateway.stop().await;
 }
@@ -77,14 +83,7 @@ async fn a_later_http1_request_head_sent_slowly_is_cut_at_the_header_deadline() 
         ..ServerSettings::default()
     })
     .await;
-    let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
-    stream
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    let mut buffer = [0u8; 1024];
-    let read = stream.read(&mut buffer).await.expect("answer");
-    assert!(String::from_utf8_lossy(&buffer[..read]).starts_with("HTTP/1.1 200"));
+    let mut stream = answered_keep_alive(gateway.addr).await;
     // Idle keep-alive is allowed for a minute, but a head once started must end in time.
     stream.write_all(b"GET /he").await.expect("write");
     closed_by_server(&mut stream).await;

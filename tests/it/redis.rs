@@ -46,6 +46,21 @@ async fn replica(server: &RedisServer, settings: RedisSettings, files: &[(&str, 
     Replica { gateway, redis }
 }
 
+/// Two replicas sharing `server`, each serving the read-only endpoint `name` with this quota.
+async fn two_replicas(
+    server: &RedisServer,
+    name: &str,
+    per_minute: u32,
+    burst: u32,
+) -> (Replica, Replica) {
+    let file = read_only_file(per_minute, burst);
+    let file_name = format!("conflagent.{name}.properties");
+    let files = [(file_name.as_str(), file.as_str())];
+    let a = replica(server, settings(), &files).await;
+    let b = replica(server, settings(), &files).await;
+    (a, b)
+}
+
 struct Replica {
     gateway: Gateway,
     redis: RedisBudgets,
@@ -95,10 +110,7 @@ async fn two_replicas_grant_one_quota_between_them() {
     let Some(server) = RedisServer::start(None) else {
         return;
     };
-    let file = read_only_file(1, 4);
-    let files = [("conflagent.r-quota.properties", file.as_str())];
-    let a = replica(&server, settings(), &files).await;
-    let b = replica(&server, settings(), &files).await;
+    let (a, b) = two_replicas(&server, "r-quota", 1, 4).await;
 
     let mut granted = 0;
     for round in 0..6 {
@@ -138,10 +150,7 @@ async fn the_failed_authentication_budget_is_shared() {
     let Some(server) = RedisServer::start(None) else {
         return;
     };
-    let file = read_only_file(120, 20);
-    let files = [("conflagent.r-auth.properties", file.as_str())];
-    let a = replica(&server, settings(), &files).await;
-    let b = replica(&server, settings(), &files).await;
+    let (a, b) = two_replicas(&server, "r-auth", 120, 20).await;
 
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -169,10 +178,7 @@ async fn a_stopped_redis_fails_no_request_and_sharing_resumes_after_a_restart() 
     let Some(mut server) = RedisServer::start(None) else {
         return;
     };
-    let file = read_only_file(1, 2);
-    let files = [("conflagent.r-outage.properties", file.as_str())];
-    let a = replica(&server, settings(), &files).await;
-    let b = replica(&server, settings(), &files).await;
+    let (a, b) = two_replicas(&server, "r-outage", 1, 2).await;
     assert_eq!(a.write("r-outage", SECRET).await.0, 403);
     assert_eq!(b.write("r-outage", SECRET).await.0, 403);
     assert_eq!(
