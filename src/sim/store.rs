@@ -294,28 +294,14 @@ impl Store {
             }
         }
         self.check_title_free(&space_key, new_page.title, None)?;
-        let id = self.next_id;
-        self.next_id += 1;
-        let position = self.take_position();
-        self.pages.insert(
-            id,
-            Page {
-                id,
-                kind: ContentKind::Page,
-                space_key,
-                title: new_page.title.to_owned(),
-                status: PageStatus::Current,
-                parent_id: new_page.parent_id,
-                position,
-                version: 1,
-                body: new_page.body.to_owned(),
-                created: now,
-                updated: now,
-                version_message: String::new(),
-                last_write: now,
-            },
-        );
-        Ok(id)
+        Ok(self.insert_new(
+            ContentKind::Page,
+            space_key,
+            new_page.title,
+            new_page.parent_id,
+            new_page.body,
+            now,
+        ))
     }
 
     /// Creates a Cloud folder as the last child of `parent_id` (a page or folder); returns its id.
@@ -336,6 +322,19 @@ impl Store {
         if let Some(parent_id) = parent_id {
             self.current_parent(parent_id)?;
         }
+        Ok(self.insert_new(ContentKind::Folder, space_key, title, parent_id, "", now))
+    }
+
+    /// Stores new content as version 1, last among its siblings; returns its id.
+    fn insert_new(
+        &mut self,
+        kind: ContentKind,
+        space_key: String,
+        title: &str,
+        parent_id: Option<u64>,
+        body: &str,
+        now: SystemTime,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let position = self.take_position();
@@ -343,21 +342,21 @@ impl Store {
             id,
             Page {
                 id,
-                kind: ContentKind::Folder,
+                kind,
                 space_key,
                 title: title.to_owned(),
                 status: PageStatus::Current,
                 parent_id,
                 position,
                 version: 1,
-                body: String::new(),
+                body: body.to_owned(),
                 created: now,
                 updated: now,
                 version_message: String::new(),
                 last_write: now,
             },
         );
-        Ok(id)
+        id
     }
 
     /// Applies a v1 update: new version, optional rename, optional move, optional body.
