@@ -67,7 +67,12 @@ impl World {
 
     /// Sends `method` to `base_url + path` (path may carry a query) with valid credentials.
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let url = format!("{}{path}", self.sim.base_url());
+        self.send_to(method, format!("{}{path}", self.sim.base_url()), body)
+            .await
+    }
+
+    /// Sends `method` to `url` with valid credentials.
+    async fn send_to(&self, method: Method, url: String, body: Option<Value>) -> Answer {
         let mut request = self
             .client
             .request(method, url)
@@ -893,22 +898,8 @@ async fn an_injected_409_reads_like_a_transient_optimistic_lock() {
 impl World {
     /// Sends `method` to the v2 API at `base` (the site or the gateway form) with valid credentials.
     async fn send_v2(&self, base: &str, method: Method, path: &str, body: Option<Value>) -> Answer {
-        let mut request = self
-            .client
-            .request(method, format!("{base}/api/v2{path}"))
-            .basic_auth(EMAIL, Some(TOKEN));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("simulator answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("body is readable");
-        Answer {
-            status,
-            headers,
-            text,
-        }
+        self.send_to(method, format!("{base}/api/v2{path}"), body)
+            .await
     }
 
     async fn v2(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
