@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io::Write;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -203,12 +204,8 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(id) = sane {
         return id.clone();
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let random = fastrand::u64(..);
     let mut digits = [0u8; 16];
-    for (index, digit) in digits.iter_mut().enumerate() {
-        *digit = HEX[((random >> (60 - 4 * index)) & 0xf) as usize];
-    }
+    let _ = write!(&mut digits[..], "{:016x}", fastrand::u64(..));
     HeaderValue::from_bytes(&digits).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
