@@ -20,7 +20,6 @@ const LAYERS: &[(&str, u32)] = &[
     ("sim", 35),
     ("config", 30),
     ("markdown", 20),
-    ("xhtml", 10),
     ("routes", 10),
     ("secret", 10),
     ("sections", 10),
