@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use conflagent::config::table::check_dir;
 use conflagent::demo::Demo;
 use conflagent::endpoint::{DEFAULT_RENDER_CACHE_MIB, Shared, initial_load};
 use conflagent::http::server::ServerSettings;
 use conflagent::http::service::ServiceSettings;
+use conflagent::logging::{BatchWriter, FlushGuard, TextFormat};
 use conflagent::markdown::RenderCache;
 use conflagent::ratelimit::redis::{DEFAULT_DEADLINE_MS, RedisBudgets, RedisSettings};
 use conflagent::{RunSettings, run};
@@ -134,29 +134,23 @@ fn main() -> ExitCode {
     }
 }
 
-/// Sets up logging to stdout through a writer thread, so a request never waits on the write of
-/// its log line. No line is dropped: when the writer falls far behind, logging waits for it, as a
-/// direct write would. Keep the returned guard until exit; dropping it flushes what is queued.
-fn init_logging(format: LogFormat) -> WorkerGuard {
+/// Sets up logging to stdout through a writer thread that writes lines in batches, so a request
+/// never waits on the write of its log line (see `conflagent::logging`). Keep the returned guard
+/// until exit; dropping it writes what is queued.
+fn init_logging(format: LogFormat) -> std::io::Result<FlushGuard> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        // Buffered: the writer thread flushes once per batch of lines it drained, not per line.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
+    let (writer, guard) = BatchWriter::new(std::io::stdout())?;
     // Colour codes only for a terminal: a journal or a log collector would store them verbatim.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stdout().is_terminal())
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.event_format(TextFormat::default()).init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    guard
+    Ok(guard)
 }
 
 fn check(dir: &Path) -> ExitCode {
@@ -183,7 +177,13 @@ fn check(dir: &Path) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let _log_writer = init_logging(args.log_format);
+    let _log_writer = match init_logging(args.log_format) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("cannot start the log writer thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;
@@ -260,7 +260,13 @@ fn demo(
     rate_limit_per_minute: u32,
     deployment: conflagent::config::Deployment,
 ) -> ExitCode {
-    let _log_writer = init_logging(LogFormat::Text);
+    let _log_writer = match init_logging(LogFormat::Text) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("cannot start the log writer thread: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     block_on(async move {
         let Some(render_metrics) = start_metrics() else {
             return ExitCode::FAILURE;

@@ -8,33 +8,27 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
-use serde::Serialize;
 
 /// The body type of every response.
 pub type Body = Full<Bytes>;
-
-/// The envelope as sent on the wire.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    success: bool,
-    code: &'a str,
-    message: &'a str,
-    data: &'a serde_json::Value,
-    timestamp: &'a str,
-}
 
 thread_local! {
     /// The last formatted timestamp of this thread and the second it names: responses within the
     /// same second reuse it instead of formatting the time again.
     static TIMESTAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    /// The last health body of this thread: its second, its message, and the bytes.
+    static HEALTH_BODY: RefCell<Option<(u64, &'static str, Bytes)>> = const { RefCell::new(None) };
 }
 
-/// Calls `use_it` with the current UTC time as `2025-11-04T09:20:31Z`.
-fn with_timestamp<T>(use_it: impl FnOnce(&str) -> T) -> T {
-    let now = SystemTime::now();
-    let second = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+/// The current second since the Unix epoch.
+fn current_second(now: SystemTime) -> u64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Calls `use_it` with `now` in UTC as `2025-11-04T09:20:31Z`.
+fn with_timestamp<T>(now: SystemTime, use_it: impl FnOnce(&str) -> T) -> T {
+    let second = current_second(now);
     TIMESTAMP.with(|cached| {
         let mut cached = cached.borrow_mut();
         if cached.0 != second {
@@ -44,6 +38,51 @@ fn with_timestamp<T>(use_it: impl FnOnce(&str) -> T) -> T {
     })
 }
 
+/// The envelope's JSON, stamped `now`. Its keys and its `success` literal are fixed bytes, and the
+/// timestamp has nothing to escape; the other values are written by `serde_json`.
+fn envelope_bytes(
+    now: SystemTime,
+    success: bool,
+    code: &str,
+    message: &str,
+    data: &serde_json::Value,
+) -> Vec<u8> {
+    with_timestamp(now, |timestamp| {
+        // Sized for the envelope around a small `data`, so that most answers never grow the buffer.
+        let mut body = Vec::with_capacity(128 + message.len());
+        body.extend_from_slice(if success {
+            br#"{"success":true,"code":"#
+        } else {
+            br#"{"success":false,"code":"#
+        });
+        serde_json::to_writer(&mut body, code)?;
+        body.extend_from_slice(br#","message":"#);
+        serde_json::to_writer(&mut body, message)?;
+        body.extend_from_slice(br#","data":"#);
+        serde_json::to_writer(&mut body, data)?;
+        body.extend_from_slice(br#","timestamp":""#);
+        body.extend_from_slice(timestamp.as_bytes());
+        body.extend_from_slice(br#""}"#);
+        Ok::<_, serde_json::Error>(body)
+    })
+    .unwrap_or_else(|_| {
+        // Serialising strings and a Value with string keys cannot fail; keep a valid envelope
+        // regardless.
+        br#"{"success":false,"code":"INTERNAL_ERROR","message":"internal error","data":null,"timestamp":""}"#.to_vec()
+    })
+}
+
+/// A response with `body`, an envelope, as its JSON body.
+fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
 /// Builds a response with the envelope as its JSON body.
 pub fn envelope(
     status: StatusCode,
@@ -51,32 +90,9 @@ pub fn envelope(
     message: &str,
     data: &serde_json::Value,
 ) -> Response<Body> {
-    let body = with_timestamp(|timestamp| {
-        // Sized for the envelope around a small `data`, so that most answers never grow the buffer.
-        let mut body = Vec::with_capacity(128 + message.len());
-        serde_json::to_writer(
-            &mut body,
-            &Envelope {
-                success: status.is_success() || status == StatusCode::NOT_MODIFIED,
-                code,
-                message,
-                data,
-                timestamp,
-            },
-        )
-        .map(|()| body)
-    })
-    .unwrap_or_else(|_| {
-        // Serialising a Value with string keys cannot fail; keep a valid envelope regardless.
-        br#"{"success":false,"code":"INTERNAL_ERROR","message":"internal error","data":null,"timestamp":""}"#.to_vec()
-    });
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    response
+    let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
+    let body = envelope_bytes(SystemTime::now(), success, code, message, data);
+    json_response(status, Bytes::from(body))
 }
 
 /// A 200 `OK` envelope around `data`.
@@ -87,7 +103,98 @@ pub fn ok(message: &str, data: serde_json::Value) -> Response<Body> {
 /// The `data` of a health answer, `{"status": "ok"}`, built once.
 static HEALTHY: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::json!({"status": "ok"}));
 
-/// A 200 `OK` health answer with `message`.
-pub fn healthy(message: &str) -> Response<Body> {
-    envelope(StatusCode::OK, "OK", message, &HEALTHY)
+/// A 200 `OK` health answer with `message`. Its body changes only with the second of its
+/// timestamp, so each thread builds it once per second and shares the bytes.
+pub fn healthy(message: &'static str) -> Response<Body> {
+    let now = SystemTime::now();
+    let second = current_second(now);
+    let body = HEALTH_BODY.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        match &*cached {
+            Some((built, built_message, body)) if *built == second && *built_message == message => {
+                body.clone()
+            }
+            _ => {
+                let body = Bytes::from(envelope_bytes(now, true, "OK", message, &HEALTHY));
+                *cached = Some((second, message, body.clone()));
+                body
+            }
+        }
+    });
+    json_response(StatusCode::OK, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+    use serde_json::json;
+
+    /// The envelope as `serde` writes it, field by field in the contract's order.
+    #[derive(Serialize)]
+    struct Expected<'a> {
+        success: bool,
+        code: &'a str,
+        message: &'a str,
+        data: &'a serde_json::Value,
+        timestamp: &'a str,
+    }
+
+    fn check(success: bool, code: &str, message: &str, data: serde_json::Value) {
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_764_410_400);
+        let written = envelope_bytes(now, success, code, message, &data);
+        let expected = serde_json::to_vec(&Expected {
+            success,
+            code,
+            message,
+            data: &data,
+            timestamp: "2025-11-29T10:00:00Z",
+        })
+        .expect("serialisable");
+        assert_eq!(
+            String::from_utf8(written).expect("utf-8"),
+            String::from_utf8(expected).expect("utf-8")
+        );
+    }
+
+    #[test]
+    fn the_envelope_is_written_as_serde_writes_it() {
+        check(true, "OK", "Service healthy.", json!({"status": "ok"}));
+        check(
+            false,
+            "NOT_FOUND",
+            "no page \"A/B\" \\ here",
+            serde_json::Value::Null,
+        );
+        check(
+            false,
+            "INVALID_INPUT",
+            "control \u{1} and \u{7f}, unicode h\u{e9} \u{2603} \u{1f600}",
+            json!({"list": [1, 2.5, null, true], "nested": {"a": "\n"}}),
+        );
+        check(true, "OK", "", json!([]));
+    }
+
+    #[test]
+    fn health_answers_share_their_body_within_a_second_and_keep_their_message() {
+        let body = |response: Response<Body>| {
+            use futures_util::FutureExt;
+            use http_body_util::BodyExt;
+            response
+                .into_body()
+                .collect()
+                .now_or_never()
+                .expect("a full body is ready")
+                .expect("infallible")
+                .to_bytes()
+        };
+        let alive = body(healthy("alive"));
+        let parsed: serde_json::Value = serde_json::from_slice(&alive).expect("json");
+        assert_eq!(parsed["message"], "alive");
+        assert_eq!(parsed["data"], json!({"status": "ok"}));
+        let service = body(healthy("Service healthy."));
+        let parsed: serde_json::Value = serde_json::from_slice(&service).expect("json");
+        assert_eq!(parsed["message"], "Service healthy.");
+        assert_eq!(parsed["success"], true);
+    }
 }

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("sections", 10),
     ("titles", 10),
     ("metrics", 10),
+    ("logging", 10),
 ];
 
 /// The only modules that may use the simulator (tests may too).
