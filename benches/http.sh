@@ -6,11 +6,14 @@
 # - an authenticated request (`Authorization: Bearer`): routed, title decoded, secret checked in
 #   constant time, quota spent, refused by the endpoint's flavor (403): all of the gateway's own work
 #   on an authenticated route, without an upstream call.
+# The three are measured in turn, round after round, so that a slow spell of the machine hits all
+# of them; each round prints its rates, and the last lines give the median of each ratio.
 # Needs wrk (Debian: apt-get install -y wrk).
-# Usage: bash benches/http.sh [seconds]
+# Usage: bash benches/http.sh [seconds per measurement] [rounds]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 duration="${1:-10}"
+rounds="${2:-3}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 cargo build --release --quiet --bin conflagent
@@ -47,11 +50,20 @@ for port in 18080 18081; do
 done
 
 rate() { wrk -t2 -c64 -d"${duration}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-ceiling="$(rate http://127.0.0.1:18081/health)"
-health="$(rate http://127.0.0.1:18080/endpoint/bench/health)"
-authed="$(rate -H "Authorization: Bearer $secret" http://127.0.0.1:18080/endpoint/bench/pages/Home)"
-ratio() { python3 -c "print(f'{100 * $1 / $2:.0f} %')"; }
-echo "hyper hello-world ceiling,                   64 connections: $ceiling req/s"
-echo "conflagent GET /endpoint/bench/health,       64 connections: $health req/s ($(ratio "$health" "$ceiling") of the ceiling)"
-echo "conflagent authenticated GET (403 by flavor), 64 connections: $authed req/s ($(ratio "$authed" "$ceiling") of the ceiling)"
+ratios=()
+for round in $(seq "$rounds"); do
+    ceiling="$(rate http://127.0.0.1:18081/health)"
+    health="$(rate http://127.0.0.1:18080/endpoint/bench/health)"
+    authed="$(rate -H "Authorization: Bearer $secret" http://127.0.0.1:18080/endpoint/bench/pages/Home)"
+    echo "round $round: hello-world ceiling $ceiling req/s; GET /endpoint/bench/health $health req/s; authenticated GET (403 by flavor) $authed req/s"
+    ratios+=("$ceiling $health $authed")
+done
+printf '%s\n' "${ratios[@]}" | python3 -c '
+import statistics, sys
+rows = [list(map(float, line.split())) for line in sys.stdin if line.strip()]
+for name, column in (("GET /endpoint/bench/health", 1), ("authenticated GET (403 by flavor)", 2)):
+    ratios = [100 * row[column] / row[0] for row in rows]
+    shown = " / ".join(f"{ratio:.0f}" for ratio in ratios)
+    print(f"{name}: {statistics.median(ratios):.0f} % of the ceiling (median; rounds: {shown} %)")
+'
 echo "request log lines written: $(wc -l <"$work/gateway.log")"

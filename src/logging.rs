@@ -51,12 +51,16 @@ where
         if writer.has_ansi_escapes()
             || metadata.target() == "log"
             || context.event_scope().is_some()
-            || !now
-                .duration_since(UNIX_EPOCH)
-                .is_ok_and(|since| since.as_secs() < YEAR_10000)
         {
             return self.fallback.format_event(context, writer, event);
         }
+        let Some(since_epoch) = now
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .filter(|since| since.as_secs() < YEAR_10000)
+        else {
+            return self.fallback.format_event(context, writer, event);
+        };
         let sanitize = writer.sanitizes_ansi_escapes();
         // The line is built in a buffer of this thread and handed to the writer whole: one call
         // through the writer instead of one per piece. A field's `Debug` that logs in turn finds
@@ -64,12 +68,12 @@ where
         LINE.with(|line| match line.try_borrow_mut() {
             Ok(mut line) => {
                 line.clear();
-                write_line(&mut line, now, event, sanitize)?;
+                write_line(&mut line, since_epoch, event, sanitize)?;
                 writer.write_str(&line)
             }
             Err(_) => {
                 let mut line = String::new();
-                write_line(&mut line, now, event, sanitize)?;
+                write_line(&mut line, since_epoch, event, sanitize)?;
                 writer.write_str(&line)
             }
         })
@@ -81,15 +85,15 @@ thread_local! {
     static LINE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
-/// Writes the line of `event`, logged at `now`, to `line`.
+/// Writes the line of `event`, logged `since_epoch`, to `line`.
 fn write_line(
     line: &mut String,
-    now: SystemTime,
+    since_epoch: Duration,
     event: &Event<'_>,
     sanitize: bool,
 ) -> fmt::Result {
     let metadata = event.metadata();
-    write!(line, "{}", humantime::format_rfc3339_micros(now))?;
+    push_timestamp(line, since_epoch);
     line.push(' ');
     line.push_str(level_text(metadata.level()));
     line.push(' ');
@@ -105,6 +109,40 @@ fn write_line(
     fields.result?;
     line.push('\n');
     Ok(())
+}
+
+thread_local! {
+    /// The second of this thread's last line and its timestamp up to the fraction,
+    /// `2026-11-29T22:47:51.`: lines within a second format only their microseconds.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Appends the UTC time `since_epoch` (before the year 10000) as the default format writes it:
+/// `2026-11-29T22:47:51.123456Z`.
+fn push_timestamp(line: &mut String, since_epoch: Duration) {
+    let second = since_epoch.as_secs();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
+            let mut prefix = whole.to_string();
+            // `…:51Z` becomes `…:51.`
+            prefix.pop();
+            prefix.push('.');
+            *cached = (second, prefix);
+        }
+        line.push_str(&cached.1);
+    });
+    let mut micros = since_epoch.subsec_micros();
+    let mut digits = [b'0'; 6];
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    for digit in digits {
+        line.push(char::from(digit));
+    }
+    line.push('Z');
 }
 
 /// Seconds from the Unix epoch to the year 10000.
@@ -646,6 +684,20 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn timestamps_are_written_as_the_default_format_writes_them(
+            seconds in 0u64..YEAR_10000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let since_epoch = Duration::new(seconds, nanos);
+            let mut line = String::new();
+            // Twice: the second comes from the cached second.
+            push_timestamp(&mut line, since_epoch);
+            push_timestamp(&mut line, since_epoch);
+            let expected = humantime::format_rfc3339_micros(UNIX_EPOCH + since_epoch).to_string();
+            prop_assert_eq!(line, format!("{expected}{expected}"));
+        }
+
         #[test]
         fn lean_text_lines_match_the_default_format_for_any_value(
             text in any::<String>(),

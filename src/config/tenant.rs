@@ -107,6 +107,8 @@ pub struct Tenant {
     public_url: Option<BaseUrl>,
     description: Option<String>,
     allowed_macros: Vec<String>,
+    /// [`Tenant::access_summary`], worded once.
+    access_summary: String,
 }
 
 /// The original Conflagent's flavors: which part of the API an endpoint exposes.
@@ -230,26 +232,35 @@ impl Tenant {
 
     /// What the endpoint serves, in words for a 403: `flavor `read``, `flavor `read` plus
     /// createPage` or `operations listSubpages, readPageByTitle`.
-    pub fn access_summary(&self) -> String {
-        let names = |listed: &[Operation]| {
-            listed
-                .iter()
-                .map(|operation| operation.operation_id())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match &self.operations {
-            None => format!("flavor `{}`", self.flavor.name()),
-            Some(listed) if self.flavor_given => {
-                format!("flavor `{}` plus {}", self.flavor.name(), names(listed))
-            }
-            Some(listed) => format!("operations {}", names(listed)),
-        }
+    pub fn access_summary(&self) -> &str {
+        &self.access_summary
     }
 
     /// Every secret this endpoint accepts.
     pub fn accepted_secrets(&self) -> impl Iterator<Item = &Secret> {
         std::iter::once(&self.secret).chain(self.previous_secret.as_ref())
+    }
+}
+
+/// The words of [`Tenant::access_summary`].
+fn summarize_access(
+    flavor: Flavor,
+    flavor_given: bool,
+    operations: Option<&[Operation]>,
+) -> String {
+    let names = |listed: &[Operation]| {
+        listed
+            .iter()
+            .map(|operation| operation.operation_id())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match operations {
+        None => format!("flavor `{}`", flavor.name()),
+        Some(listed) if flavor_given => {
+            format!("flavor `{}` plus {}", flavor.name(), names(listed))
+        }
+        Some(listed) => format!("operations {}", names(listed)),
     }
 }
 
@@ -418,6 +429,9 @@ impl Fields<'_> {
             );
         }
 
+        let flavor = flavor?;
+        let operations = operations?;
+        let access_summary = summarize_access(flavor, flavor_given, operations.as_deref());
         Some(Tenant {
             name: name.to_owned(),
             base_url: base_url?,
@@ -427,15 +441,16 @@ impl Fields<'_> {
             previous_secret,
             credentials: credentials?,
             deployment: deployment?,
-            flavor: flavor?,
+            flavor,
             flavor_given,
-            operations: operations?,
+            operations,
             rate_limit,
             upstream_timeout,
             upstream_max_concurrent,
             public_url,
             description,
             allowed_macros,
+            access_summary,
         })
     }
 

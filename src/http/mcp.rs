@@ -435,7 +435,7 @@ async fn tools_call(
     if !endpoint.tenant.allows(operation) {
         // Not listed for this endpoint, so a client that follows tools/list never calls it: a
         // protocol error, like an unknown tool, naming the flavor as REST's 403 does.
-        let refused = ApiError::outside_flavor(&endpoint.tenant.access_summary());
+        let refused = ApiError::outside_flavor(endpoint.tenant.access_summary());
         return Err(RpcError::invalid_arguments(refused));
     }
     let empty = Map::new();

@@ -181,15 +181,13 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
         return Err(ApiError::not_found());
     };
     let segments: Vec<&str> = rest.split('/').collect();
-    let mut allowed: Vec<Method> = Vec::new();
+    let mut other_methods = false;
     for (route, template) in ROUTES.iter().zip(TEMPLATES.iter()) {
         let Some(raw_title) = template.matches(&segments) else {
             continue;
         };
         if route.method != *method {
-            if !allowed.contains(&route.method) {
-                allowed.push(route.method.clone());
-            }
+            other_methods = true;
             continue;
         }
         return match shape(route.operation) {
@@ -197,11 +195,18 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
             Shape::Titled(build) => Ok(build(decode_title_path(raw_title)?)),
         };
     }
-    if allowed.is_empty() {
-        Err(ApiError::not_found())
-    } else {
-        Err(ApiError::method_not_allowed(method, &allowed))
+    if !other_methods {
+        return Err(ApiError::not_found());
     }
+    // Only routes of other methods have this path: name them (rare, so the templates are matched
+    // again rather than collected on every request).
+    let mut allowed: Vec<Method> = Vec::new();
+    for (route, template) in ROUTES.iter().zip(TEMPLATES.iter()) {
+        if template.matches(&segments).is_some() && !allowed.contains(&route.method) {
+            allowed.push(route.method.clone());
+        }
+    }
+    Err(ApiError::method_not_allowed(method, &allowed))
 }
 
 /// A route template split into its segments once: the fixed ones before and after the `{title}`
