@@ -504,6 +504,10 @@ impl io::Write for LineWriter<'_> {
                 .wait(queue)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        if queue.closed {
+            // The writer thread has stopped (the process is exiting): nothing would write this.
+            return Ok(bytes.len());
+        }
         let before = queue.bytes.len();
         queue.bytes.extend_from_slice(bytes);
         // Wake the writer for the first line of a batch, and early for a large batch; otherwise
