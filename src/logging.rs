@@ -246,6 +246,9 @@ impl LineFields<'_> {
         if field.name() == "message" || !decimal {
             return self.debug(field, &value);
         }
+        if let Some(text) = whole_thousandths(value) {
+            return self.plain(field, text.as_str());
+        }
         self.plain(field, ryu::Buffer::new().format_finite(value))
     }
 
@@ -334,6 +337,70 @@ impl Visit for LineFields<'_> {
         if self.result.is_ok() {
             self.result = self.debug(field, value);
         }
+    }
+}
+
+/// `value` as `Debug` writes it, when it is a whole number of thousandths below 10⁹ (as every
+/// `duration_ms` is: whole microseconds over 1000), written from that integer: cheaper than the
+/// general shortest-digits search, and the same text. A decimal with at most three decimals is the
+/// only one that short within the number's rounding interval (a shorter one is at least 0.001
+/// away; the interval is narrower than 10⁻⁷ below 10⁹), so it is what `Debug` writes.
+fn whole_thousandths(value: f64) -> Option<ThousandthsText> {
+    // `-0.0` is in the range too, and `Debug` writes its sign.
+    if !(0.0..1e9).contains(&value) || value.is_sign_negative() {
+        return None;
+    }
+    let scaled = (value * 1000.0).round();
+    // Exactly representable below 10¹²; the division is the one that made `value` if it was.
+    let exact = scaled / 1000.0 == value;
+    if !exact {
+        return None;
+    }
+    let thousandths = scaled as u64;
+    let mut text = ThousandthsText::default();
+    text.push_str(itoa::Buffer::new().format(thousandths / 1000));
+    text.push_str(".");
+    let fraction = thousandths % 1000;
+    if fraction == 0 {
+        text.push_str("0");
+    } else {
+        let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+        let kept = if digits[2] != 0 {
+            3
+        } else if digits[1] != 0 {
+            2
+        } else {
+            1
+        };
+        for digit in &digits[..kept] {
+            text.push_byte(b'0' + *digit as u8);
+        }
+    }
+    Some(text)
+}
+
+/// The text of [`whole_thousandths`]: at most `999999999.999`, on the stack.
+#[derive(Default)]
+struct ThousandthsText {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl ThousandthsText {
+    fn push_str(&mut self, text: &str) {
+        for byte in text.bytes() {
+            self.push_byte(byte);
+        }
+    }
+
+    fn push_byte(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and a dot are pushed.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
     }
 }
 
@@ -711,6 +778,22 @@ mod tests {
             check(|| {
                 info!(text = text.as_str(), number, duration_ms = millis as f64 / 1000.0, "{text}");
             });
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn whole_thousandths_are_written_as_debug_writes_them(thousandths in 0u64..1_000_000_000_000) {
+            let value = thousandths as f64 / 1000.0;
+            let text = whole_thousandths(value).expect("a whole number of thousandths");
+            prop_assert_eq!(text.as_str(), format!("{value:?}"));
+        }
+
+        #[test]
+        fn other_numbers_are_not_taken_for_thousandths(value in any::<f64>()) {
+            if let Some(text) = whole_thousandths(value) {
+                prop_assert_eq!(text.as_str(), format!("{value:?}"));
+            }
         }
     }
 
