@@ -246,8 +246,11 @@ impl LineFields<'_> {
         if field.name() == "message" || !decimal {
             return self.debug(field, &value);
         }
-        if let Some(text) = whole_thousandths(value) {
-            return self.plain(field, text.as_str());
+        if let Some(thousandths) = whole_thousandths(value) {
+            if self.start(field)? {
+                push_thousandths(self.line, thousandths);
+            }
+            return Ok(());
         }
         self.plain(field, ryu::Buffer::new().format_finite(value))
     }
@@ -284,123 +287,83 @@ impl LineFields<'_> {
     }
 }
 
-impl Visit for LineFields<'_> {
-    fn record_str(&mut self, field: &Field, value: &str) {
+impl LineFields<'_> {
+    /// Runs `write` unless an earlier field failed; the first failure is kept.
+    fn keep(&mut self, write: impl FnOnce(&mut Self) -> fmt::Result) {
         if self.result.is_ok() {
-            self.result = self.string(field, value);
+            self.result = write(self);
         }
     }
 
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                self.debug(field, &value)
-            } else {
-                self.plain(field, itoa::Buffer::new().format(value))
-            };
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                self.debug(field, &value)
-            } else {
-                self.plain(field, itoa::Buffer::new().format(value))
-            };
-        }
-    }
-
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.result.is_ok() {
-            self.result = if field.name() == "message" {
-                self.debug(field, &value)
-            } else {
-                self.plain(field, if value { "true" } else { "false" })
-            };
-        }
-    }
-
-    fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.result.is_ok() {
-            self.result = self.float(field, value);
-        }
-    }
-
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        if self.result.is_ok() {
-            self.result = self.error_chain(field, value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.result.is_ok() {
-            self.result = self.debug(field, value);
+    /// A number or a boolean whose `Debug` text is `text`. As the message it goes through
+    /// `Debug` like any message.
+    fn scalar(&mut self, field: &Field, value: &dyn fmt::Debug, text: &str) -> fmt::Result {
+        if field.name() == "message" {
+            self.debug(field, value)
+        } else {
+            self.plain(field, text)
         }
     }
 }
 
-/// `value` as `Debug` writes it, when it is a whole number of thousandths below 10⁹ (as every
-/// `duration_ms` is: whole microseconds over 1000), written from that integer: cheaper than the
-/// general shortest-digits search, and the same text. A decimal with at most three decimals is the
-/// only one that short within the number's rounding interval (a shorter one is at least 0.001
-/// away; the interval is narrower than 10⁻⁷ below 10⁹), so it is what `Debug` writes.
-fn whole_thousandths(value: f64) -> Option<ThousandthsText> {
+impl Visit for LineFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.keep(|fields| fields.string(field, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.keep(|fields| fields.scalar(field, &value, itoa::Buffer::new().format(value)));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.keep(|fields| fields.scalar(field, &value, itoa::Buffer::new().format(value)));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.keep(|fields| fields.scalar(field, &value, if value { "true" } else { "false" }));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.keep(|fields| fields.float(field, value));
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.keep(|fields| fields.error_chain(field, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.keep(|fields| fields.debug(field, value));
+    }
+}
+
+/// `value` as a count of thousandths, when it is a whole number of them below 10⁹ (as every
+/// `duration_ms` is: whole microseconds over 1000). `Debug` then writes that count as a decimal
+/// with at most three decimals (see [`push_thousandths`]): no shorter decimal lies within the
+/// number's rounding interval (a shorter one is at least 0.001 away; the interval is narrower than
+/// 10⁻⁷ below 10⁹), so the general shortest-digits search can be skipped.
+fn whole_thousandths(value: f64) -> Option<u64> {
     // `-0.0` is in the range too, and `Debug` writes its sign.
     if !(0.0..1e9).contains(&value) || value.is_sign_negative() {
         return None;
     }
     let scaled = (value * 1000.0).round();
     // Exactly representable below 10¹²; the division is the one that made `value` if it was.
-    let exact = scaled / 1000.0 == value;
-    if !exact {
-        return None;
-    }
-    let thousandths = scaled as u64;
-    let mut text = ThousandthsText::default();
-    text.push_str(itoa::Buffer::new().format(thousandths / 1000));
-    text.push_str(".");
+    (scaled / 1000.0 == value).then_some(scaled as u64)
+}
+
+/// Appends `thousandths` / 1000 as `Debug` writes that `f64`: `12.5`, `0.081`, `3.0`.
+fn push_thousandths(line: &mut String, thousandths: u64) {
+    line.push_str(itoa::Buffer::new().format(thousandths / 1000));
+    line.push('.');
     let fraction = thousandths % 1000;
-    if fraction == 0 {
-        text.push_str("0");
-    } else {
-        let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
-        let kept = if digits[2] != 0 {
-            3
-        } else if digits[1] != 0 {
-            2
-        } else {
-            1
-        };
-        for digit in &digits[..kept] {
-            text.push_byte(b'0' + *digit as u8);
-        }
-    }
-    Some(text)
-}
-
-/// The text of [`whole_thousandths`]: at most `999999999.999`, on the stack.
-#[derive(Default)]
-struct ThousandthsText {
-    bytes: [u8; 16],
-    len: usize,
-}
-
-impl ThousandthsText {
-    fn push_str(&mut self, text: &str) {
-        for byte in text.bytes() {
-            self.push_byte(byte);
-        }
-    }
-
-    fn push_byte(&mut self, byte: u8) {
-        self.bytes[self.len] = byte;
-        self.len += 1;
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII digits and a dot are pushed.
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    let digits = [fraction / 100, fraction / 10 % 10, fraction % 10];
+    // At least one decimal; no trailing zeros after it.
+    let kept = digits
+        .iter()
+        .rposition(|&digit| digit != 0)
+        .map_or(1, |last| last + 1);
+    for digit in &digits[..kept] {
+        line.push(char::from(b'0' + *digit as u8));
     }
 }
 
@@ -785,14 +748,18 @@ mod tests {
         #[test]
         fn whole_thousandths_are_written_as_debug_writes_them(thousandths in 0u64..1_000_000_000_000) {
             let value = thousandths as f64 / 1000.0;
-            let text = whole_thousandths(value).expect("a whole number of thousandths");
-            prop_assert_eq!(text.as_str(), format!("{value:?}"));
+            prop_assert_eq!(whole_thousandths(value), Some(thousandths));
+            let mut text = String::new();
+            push_thousandths(&mut text, thousandths);
+            prop_assert_eq!(text, format!("{value:?}"));
         }
 
         #[test]
         fn other_numbers_are_not_taken_for_thousandths(value in any::<f64>()) {
-            if let Some(text) = whole_thousandths(value) {
-                prop_assert_eq!(text.as_str(), format!("{value:?}"));
+            if let Some(thousandths) = whole_thousandths(value) {
+                let mut text = String::new();
+                push_thousandths(&mut text, thousandths);
+                prop_assert_eq!(text, format!("{value:?}"));
             }
         }
     }
