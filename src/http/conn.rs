@@ -527,19 +527,7 @@ fn parser_error_envelope(written: &[u8]) -> Option<Vec<u8>> {
                 .is_some_and(|start| start.eq_ignore_ascii_case("date:"))
         })
         .map(|line| line[5..].trim().to_owned());
-    let response = envelope::envelope(status, "INVALID_INPUT", &message, &serde_json::Value::Null);
-    // A `Full` body is complete at once.
-    let body = {
-        use futures_util::FutureExt;
-        use http_body_util::BodyExt;
-        response
-            .into_body()
-            .collect()
-            .now_or_never()
-            .and_then(Result::ok)
-            .map(|collected| collected.to_bytes())
-            .unwrap_or_default()
-    };
+    let body = envelope::envelope_json(status, "INVALID_INPUT", &message, &serde_json::Value::Null);
     let mut out = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
         status.as_u16(),

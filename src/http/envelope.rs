@@ -83,6 +83,17 @@ fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
     response
 }
 
+/// The envelope's JSON for an answer with `status`, stamped now.
+pub(crate) fn envelope_json(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    data: &serde_json::Value,
+) -> Vec<u8> {
+    let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
+    envelope_bytes(SystemTime::now(), success, code, message, data)
+}
+
 /// Builds a response with the envelope as its JSON body.
 pub fn envelope(
     status: StatusCode,
@@ -90,8 +101,7 @@ pub fn envelope(
     message: &str,
     data: &serde_json::Value,
 ) -> Response<Body> {
-    let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
-    let body = envelope_bytes(SystemTime::now(), success, code, message, data);
+    let body = envelope_json(status, code, message, data);
     json_response(status, Bytes::from(body))
 }
 
@@ -103,12 +113,17 @@ pub fn ok(message: &str, data: serde_json::Value) -> Response<Body> {
 /// The `data` of a health answer, `{"status": "ok"}`, built once.
 static HEALTHY: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::json!({"status": "ok"}));
 
-/// A 200 `OK` health answer with `message`. Its body changes only with the second of its
-/// timestamp, so each thread builds it once per second and shares the bytes.
+/// A 200 `OK` health answer with `message`.
 pub fn healthy(message: &'static str) -> Response<Body> {
+    json_response(StatusCode::OK, health_body(message))
+}
+
+/// The body of a health answer. It changes only with the second of its timestamp, so each thread
+/// builds it once per second (per message) and shares the bytes.
+fn health_body(message: &'static str) -> Bytes {
     let now = SystemTime::now();
     let second = current_second(now);
-    let body = HEALTH_BODY.with(|cached| {
+    HEALTH_BODY.with(|cached| {
         let mut cached = cached.borrow_mut();
         match &*cached {
             Some((built, built_message, body)) if *built == second && *built_message == message => {
@@ -120,8 +135,7 @@ pub fn healthy(message: &'static str) -> Response<Body> {
                 body
             }
         }
-    });
-    json_response(StatusCode::OK, body)
+    })
 }
 
 #[cfg(test)]
@@ -176,25 +190,13 @@ mod tests {
     }
 
     #[test]
-    fn health_answers_share_their_body_within_a_second_and_keep_their_message() {
-        let body = |response: Response<Body>| {
-            use futures_util::FutureExt;
-            use http_body_util::BodyExt;
-            response
-                .into_body()
-                .collect()
-                .now_or_never()
-                .expect("a full body is ready")
-                .expect("infallible")
-                .to_bytes()
-        };
-        let alive = body(healthy("alive"));
-        let parsed: serde_json::Value = serde_json::from_slice(&alive).expect("json");
-        assert_eq!(parsed["message"], "alive");
-        assert_eq!(parsed["data"], json!({"status": "ok"}));
-        let service = body(healthy("Service healthy."));
-        let parsed: serde_json::Value = serde_json::from_slice(&service).expect("json");
-        assert_eq!(parsed["message"], "Service healthy.");
-        assert_eq!(parsed["success"], true);
+    fn health_bodies_keep_their_own_message_through_the_cache() {
+        for message in ["alive", "Service healthy.", "alive", "alive"] {
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&health_body(message)).expect("json");
+            assert_eq!(parsed["message"], message);
+            assert_eq!(parsed["success"], true);
+            assert_eq!(parsed["data"], json!({"status": "ok"}));
+        }
     }
 }
