@@ -14,29 +14,7 @@ for tool in valgrind wrk; do
     command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind wrk >/dev/null; }
 done
 
-cargo build --release --quiet --bin conflagent
-hello="$(cargo bench --bench hello_hyper --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "hello_hyper" and m.get("executable"):
-        print(m["executable"])')"
-
-work="$(mktemp -d)"
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-mkdir "$work/config.d"
-secret=bench-secret-0123456789abcdef
-cat > "$work/config.d/conflagent.bench.properties" <<PROPS
-base_url=http://127.0.0.1:9
-space_key=DOC
-root_page_id=1
-gpt_shared_secret=$secret
-api_token=unused
-flavor=upload
-rate_limit_per_minute=0
-PROPS
+source benches/request_path.sh
 
 valgrind --tool=callgrind --callgrind-out-file="$work/gateway.out" target/release/conflagent serve \
     --config-dir "$work/config.d" --listen 127.0.0.1:18090 --metrics-listen 127.0.0.1:19474 \
