@@ -5,11 +5,12 @@
 //! the page domain, which talks to Confluence only through `confluence`. `endpoint` is the runtime:
 //! each endpoint's upstream client, budgets (`ratelimit`) and OpenAPI cache (`openapi`), built from a
 //! validated `config::Tenant` and kept in the live table that `config` rebuilds as files change. The
-//! leaves (`config`, `markdown`, `titles`, `routes`, `metrics`, `secret`, `logging`) import nothing
-//! above them.
+//! leaves (`config`, `markdown`, `titles`, `routes`, `metrics`, `secret`, `logging`, `clock`) import
+//! nothing above them.
 //! `sim` is the Confluence simulator used by tests and `conflagent demo`; it uses leaves only.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod config;
 pub mod confluence;
 pub mod demo;

@@ -26,6 +26,8 @@ use tracing_subscriber::fmt::time::SystemTime as DefaultTimer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::clock;
+
 /// The text log line of `tracing-subscriber`'s default format, written by a lean path for plain
 /// events (see the module docs).
 #[derive(Debug, Default)]
@@ -44,38 +46,35 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let metadata = event.metadata();
-        let now = SystemTime::now();
         // `log` records carry their real target in fields the default format unpacks; a clock
         // outside years 1970 to 9999 has no short timestamp.
-        if writer.has_ansi_escapes()
-            || metadata.target() == "log"
-            || context.event_scope().is_some()
-        {
-            return self.fallback.format_event(context, writer, event);
-        }
-        let Some(since_epoch) = now
+        let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .ok()
-            .filter(|since| since.as_secs() < YEAR_10000)
-        else {
+            .filter(|since| since.as_secs() < YEAR_10000);
+        let Some(since_epoch) = since_epoch.filter(|_| {
+            !writer.has_ansi_escapes()
+                && event.metadata().target() != "log"
+                && context.event_scope().is_none()
+        }) else {
             return self.fallback.format_event(context, writer, event);
         };
         let sanitize = writer.sanitizes_ansi_escapes();
         // The line is built in a buffer of this thread and handed to the writer whole: one call
         // through the writer instead of one per piece. A field's `Debug` that logs in turn finds
         // the buffer taken and builds its line in a fresh one.
-        LINE.with(|line| match line.try_borrow_mut() {
-            Ok(mut line) => {
-                line.clear();
-                write_line(&mut line, since_epoch, event, sanitize)?;
-                writer.write_str(&line)
-            }
-            Err(_) => {
-                let mut line = String::new();
-                write_line(&mut line, since_epoch, event, sanitize)?;
-                writer.write_str(&line)
-            }
+        LINE.with(|cell| {
+            let mut fresh = String::new();
+            let mut taken = cell.try_borrow_mut();
+            let line = match &mut taken {
+                Ok(line) => {
+                    line.clear();
+                    &mut **line
+                }
+                Err(_) => &mut fresh,
+            };
+            write_line(line, since_epoch, event, sanitize)?;
+            writer.write_str(line)
         })
     }
 }
@@ -111,28 +110,14 @@ fn write_line(
     Ok(())
 }
 
-thread_local! {
-    /// The second of this thread's last line and its timestamp up to the fraction,
-    /// `2026-11-29T22:47:51.`: lines within a second format only their microseconds.
-    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-}
-
 /// Appends the UTC time `since_epoch` (before the year 10000) as the default format writes it:
 /// `2026-11-29T22:47:51.123456Z`.
 fn push_timestamp(line: &mut String, since_epoch: Duration) {
-    let second = since_epoch.as_secs();
-    SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(second));
-            let mut prefix = whole.to_string();
-            // `…:51Z` becomes `…:51.`
-            prefix.pop();
-            prefix.push('.');
-            *cached = (second, prefix);
-        }
-        line.push_str(&cached.1);
+    clock::with_utc_second(since_epoch.as_secs(), |second| {
+        // `…:51Z` continues as `…:51.123456Z`.
+        line.push_str(second.strip_suffix('Z').unwrap_or(second));
     });
+    line.push('.');
     let mut micros = since_epoch.subsec_micros();
     let mut digits = [b'0'; 6];
     for digit in digits.iter_mut().rev() {

@@ -2,40 +2,21 @@
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Response, StatusCode};
 use http_body_util::Full;
 
+use crate::clock;
+
 /// The body type of every response.
 pub type Body = Full<Bytes>;
 
 thread_local! {
-    /// The last formatted timestamp of this thread and the second it names: responses within the
-    /// same second reuse it instead of formatting the time again.
-    static TIMESTAMP: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     /// The last health body of this thread: its second, its message, and the bytes.
     static HEALTH_BODY: RefCell<Option<(u64, &'static str, Bytes)>> = const { RefCell::new(None) };
-}
-
-/// The current second since the Unix epoch.
-fn current_second(now: SystemTime) -> u64 {
-    now.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
-/// Calls `use_it` with `now` in UTC as `2025-11-04T09:20:31Z`.
-fn with_timestamp<T>(now: SystemTime, use_it: impl FnOnce(&str) -> T) -> T {
-    let second = current_second(now);
-    TIMESTAMP.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            *cached = (second, humantime::format_rfc3339_seconds(now).to_string());
-        }
-        use_it(&cached.1)
-    })
 }
 
 /// The envelope's JSON, stamped `now`. Its keys and its `success` literal are fixed bytes, and the
@@ -47,7 +28,7 @@ fn envelope_bytes(
     message: &str,
     data: &serde_json::Value,
 ) -> Vec<u8> {
-    with_timestamp(now, |timestamp| {
+    clock::with_utc_second(clock::unix_second(now), |timestamp| {
         // Sized for the envelope around a small `data`, so that most answers never grow the buffer.
         let mut body = Vec::with_capacity(128 + message.len());
         body.extend_from_slice(if success {
@@ -122,7 +103,7 @@ pub fn healthy(message: &'static str) -> Response<Body> {
 /// builds it once per second (per message) and shares the bytes.
 fn health_body(message: &'static str) -> Bytes {
     let now = SystemTime::now();
-    let second = current_second(now);
+    let second = clock::unix_second(now);
     HEALTH_BODY.with(|cached| {
         let mut cached = cached.borrow_mut();
         match &*cached {
@@ -155,7 +136,7 @@ mod tests {
     }
 
     fn check(success: bool, code: &str, message: &str, data: serde_json::Value) {
-        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_764_410_400);
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_410_400);
         let written = envelope_bytes(now, success, code, message, &data);
         let expected = serde_json::to_vec(&Expected {
             success,

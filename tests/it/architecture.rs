@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("titles", 10),
     ("metrics", 10),
     ("logging", 10),
+    ("clock", 0),
 ];
 
 /// The only modules that may use the simulator (tests may too).
