@@ -871,8 +871,11 @@ impl Writer<'_> {
             let mut fragment = self.out[scope.out_len..].to_owned();
             fragment.push_str(self.closers.last().copied().unwrap_or_default());
             let phrasing_only = matches!(tag, TagEnd::Paragraph | TagEnd::Heading(_));
+            // Balanced within the scope's own element: raw HTML that closes it early and opens
+            // another (`</p>…<p>`) would leave its content outside any block.
             let balanced = parse_fragment(&fragment).is_ok_and(|nodes| {
-                safety::check(&nodes, self.policy).is_ok()
+                matches!(nodes.as_slice(), [Node::Element(_)])
+                    && safety::check(&nodes, self.policy).is_ok()
                     && !(phrasing_only && nodes.iter().any(holds_a_block))
             });
             if !balanced {
@@ -925,13 +928,21 @@ impl Writer<'_> {
                 .iter()
                 .enumerate()
                 .find_map(|(index, (start, range))| {
-                    let piece = &pending.text[*start..piece_end(index)];
-                    let verbatim = self.source.get(range.clone()) == Some(piece);
-                    (range.start <= at
-                        && at <= range.end
-                        && (verbatim || at == range.start || at == range.end))
-                        .then(|| start + (at - range.start))
-                        .filter(|offset| pending.text.is_char_boundary(*offset))
+                    let end = piece_end(index);
+                    let verbatim =
+                        self.source.get(range.clone()) == Some(&pending.text[*start..end]);
+                    // A piece that differs from its source (an escape, an entity) maps only its
+                    // two ends.
+                    let offset = if verbatim && range.contains(&at) {
+                        start + (at - range.start)
+                    } else if at == range.start {
+                        *start
+                    } else if at == range.end {
+                        end
+                    } else {
+                        return None;
+                    };
+                    pending.text.is_char_boundary(offset).then_some(offset)
                 })
         };
         let mut written = 0;
@@ -939,8 +950,15 @@ impl Writer<'_> {
         while let Some(found) = raw[search..].find(':') {
             let colon = search + found;
             search = colon + 1;
-            let before = raw[..colon].chars().next_back();
-            if before == Some('\\') {
+            // `\:` is an escaped colon, `\\:` an escaped backslash before a live one: the run of
+            // backslashes in front decides.
+            // Counted in the whole source: a text event may start after the escaping backslash.
+            let backslashes = self.source[..raw_start + colon]
+                .bytes()
+                .rev()
+                .take_while(|&byte| byte == b'\\')
+                .count();
+            if backslashes % 2 == 1 {
                 continue;
             }
             let Some((directive, length)) = directive::parse_inline(&raw[colon + 1..]) else {

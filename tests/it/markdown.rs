@@ -175,6 +175,15 @@ fn markdown_constructs_become_the_documented_storage() {
 }
 
 #[test]
+fn an_escaped_backslash_before_an_inline_directive_leaves_it_live() {
+    check_storage_output(
+        r#"\\:link{page="Home"} and \:link{page="Home"}"#,
+        r#"<p>\<ac:link><ri:page ri:content-title="Home"/></ac:link> and :link{page="Home"}</p>"#,
+    );
+    check_storage_output(r#"\\\:link{page="Home"}"#, r#"<p>\:link{page="Home"}</p>"#);
+}
+
+#[test]
 fn raw_html_passes_only_when_well_formed_and_safe() {
     check_storage_output("a <u>b</u> c", "<p>a <u>b</u> c</p>");
     check_storage_output("a <span>b c", "<p>a &lt;span&gt;b c</p>");
@@ -187,6 +196,11 @@ fn raw_html_passes_only_when_well_formed_and_safe() {
     check_storage_output(
         "<script>alert(1)</script>",
         "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>",
+    );
+    // Balanced overall, but it closes its paragraph early: the link would stand outside any block.
+    check_storage_output(
+        "a</p>[[Home]]<p>",
+        r#"<p>a&lt;/p&gt;<ac:link><ri:page ri:content-title="Home"/></ac:link>&lt;p&gt;</p>"#,
     );
 }
 
