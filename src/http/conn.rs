@@ -299,7 +299,7 @@ impl Drop for Tracked {
 }
 
 /// Marks one request in flight until dropped.
-struct InFlight(Arc<Tracked>);
+pub(crate) struct InFlight(Arc<Tracked>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
@@ -313,6 +313,14 @@ impl Drop for InFlight {
 }
 
 /// A service that tells its connection's tracker when each request starts and ends.
+///
+/// On HTTP/1 it also polls each response future once as soon as the request arrives. Right after
+/// handing a request to the service, hyper reads ahead on the connection to notice a client that
+/// hangs up; while the request's head is still alive (inside a future not yet polled), its read
+/// buffer cannot be reused and a fresh one is allocated for every request. Answering at once
+/// drops the head first. The future is polled again with the connection's waker if it is not
+/// done, as every future must be ready to be; HTTP/2 streams skip this, so that their work stays on
+/// their own tasks.
 #[derive(Clone)]
 pub(crate) struct TrackedService<S> {
     pub inner: S,
@@ -322,20 +330,61 @@ pub(crate) struct TrackedService<S> {
 impl<S, B> hyper::service::Service<Request<B>> for TrackedService<S>
 where
     S: hyper::service::Service<Request<B>, Response = Response<Body>, Error = Infallible>,
-    S::Future: Send + 'static,
+    S::Future: Unpin,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+    type Future = TrackedFuture<S::Future>;
 
     fn call(&self, request: Request<B>) -> Self::Future {
-        let in_flight = self.tracked.request_started(request.version());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await;
-            drop(in_flight);
-            response
-        })
+        let version = request.version();
+        let in_flight = self.tracked.request_started(version);
+        let mut response = self.inner.call(request);
+        if version != http::Version::HTTP_2
+            && let Poll::Ready(answer) =
+                Pin::new(&mut response).poll(&mut Context::from_waker(std::task::Waker::noop()))
+        {
+            return TrackedFuture::Answered(Some(answer));
+        }
+        TrackedFuture::Serving {
+            response,
+            in_flight: Some(in_flight),
+        }
+    }
+}
+
+/// The response of a [`TrackedService`]: answered already, or still being served.
+pub(crate) enum TrackedFuture<F> {
+    /// Answered when the request arrived; taken by the one poll.
+    Answered(Option<Result<Response<Body>, Infallible>>),
+    /// Being served; the request counts as in flight until the response is ready.
+    Serving {
+        response: F,
+        in_flight: Option<InFlight>,
+    },
+}
+
+impl<F> Future for TrackedFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, Infallible>> + Unpin,
+{
+    type Output = Result<Response<Body>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            TrackedFuture::Answered(answer) => match answer.take() {
+                Some(answer) => Poll::Ready(answer),
+                None => Poll::Pending,
+            },
+            TrackedFuture::Serving {
+                response,
+                in_flight,
+            } => {
+                let answer = std::task::ready!(Pin::new(response).poll(cx));
+                drop(in_flight.take());
+                Poll::Ready(answer)
+            }
+        }
     }
 }
 

@@ -69,7 +69,7 @@ pub async fn serve<S>(
         + Send
         + Sync
         + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     let connections = Arc::new(Connections::new(settings.max_connections));
     serve_tracked(listener, service, settings, shutdown, connections).await;
@@ -89,7 +89,7 @@ pub async fn serve_tracked<S>(
         + Send
         + Sync
         + 'static,
-    S::Future: Send + 'static,
+    S::Future: Send + Unpin + 'static,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Without a timer the header-read timeout is silently inert.
