@@ -405,10 +405,9 @@ pub fn upstream_retry(operation: &'static str) {
         .increment(1);
 }
 
-/// Counts a request refused by the `kind` budget (`quota`, `auth`, `public`) of the current
-/// request's endpoint.
-pub fn rate_limited(kind: &'static str) {
-    counter!(RATE_LIMITED, "endpoint" => current_endpoint(), "kind" => kind).increment(1);
+/// Counts a request refused by the `kind` budget (`quota`, `auth`, `public`) of `endpoint`.
+pub fn rate_limited(endpoint: &LabelValue, kind: &'static str) {
+    counter!(RATE_LIMITED, "endpoint" => endpoint.clone(), "kind" => kind).increment(1);
 }
 
 /// Counts a budget check answered from the local budget instead of Redis, for `reason`.

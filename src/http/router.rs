@@ -111,20 +111,27 @@ impl EndpointRoute {
             EndpointRoute::Health => Operation::Health,
             EndpointRoute::OpenApi => Operation::OpenApi,
             EndpointRoute::Mcp => Operation::Mcp,
-            EndpointRoute::Page(page) => match page {
-                PageRoute::List => Operation::ListPages,
-                PageRoute::Tree => Operation::PageTree,
-                PageRoute::Read(_) => Operation::ReadPage,
-                PageRoute::Children(_) => Operation::ListChildren,
-                PageRoute::Parent(_) => Operation::GetParent,
-                PageRoute::Create => Operation::CreatePage,
-                PageRoute::Update(_) => Operation::UpdatePage,
-                PageRoute::Rename => Operation::RenamePage,
-                PageRoute::Move(_) => Operation::MovePage,
-                PageRoute::Delete(_) => Operation::DeletePage,
-                PageRoute::Search => Operation::SearchPages,
-                PageRoute::Outline(_) => Operation::PageOutline,
-            },
+            EndpointRoute::Page(page) => page.operation(),
+        }
+    }
+}
+
+impl PageRoute {
+    /// The operation served.
+    pub fn operation(&self) -> Operation {
+        match self {
+            PageRoute::List => Operation::ListPages,
+            PageRoute::Tree => Operation::PageTree,
+            PageRoute::Read(_) => Operation::ReadPage,
+            PageRoute::Children(_) => Operation::ListChildren,
+            PageRoute::Parent(_) => Operation::GetParent,
+            PageRoute::Create => Operation::CreatePage,
+            PageRoute::Update(_) => Operation::UpdatePage,
+            PageRoute::Rename => Operation::RenamePage,
+            PageRoute::Move(_) => Operation::MovePage,
+            PageRoute::Delete(_) => Operation::DeletePage,
+            PageRoute::Search => Operation::SearchPages,
+            PageRoute::Outline(_) => Operation::PageOutline,
         }
     }
 }

@@ -105,6 +105,12 @@ impl Bucket {
         }
     }
 
+    /// Spends one request at once when the bucket is local only; `None` when it is shared, which
+    /// takes asking Redis.
+    fn spend_now(&self) -> Option<Result<(), Duration>> {
+        self.shared.is_none().then(|| self.local.spend())
+    }
+
     /// Spends one request, in Redis when it answers in time, else locally.
     async fn spend(&self) -> Result<(), Duration> {
         if let Some((redis, bucket)) = &self.shared {
@@ -167,21 +173,25 @@ impl EndpointLimits {
         }
     }
 
-    /// Spends one request of the `kind` budget; a spent budget says how many whole seconds to wait,
-    /// and is counted in `conflagent_rate_limited_total`.
+    /// Spends one request of the `kind` budget; a spent budget says how many whole seconds to wait.
     pub async fn spend(&self, kind: LimitKind) -> Result<(), RateLimited> {
-        let bucket = match kind {
+        let spent = self.bucket(kind).spend().await;
+        refused_after(kind, spent)
+    }
+
+    /// [`spend`](Self::spend) without waiting, when the `kind` budget is local; `None` when it is
+    /// shared through Redis, which only `spend` can ask.
+    pub fn spend_now(&self, kind: LimitKind) -> Option<Result<(), RateLimited>> {
+        let spent = self.bucket(kind).spend_now()?;
+        Some(refused_after(kind, spent))
+    }
+
+    fn bucket(&self, kind: LimitKind) -> &Bucket {
+        match kind {
             LimitKind::Quota => &self.quota,
             LimitKind::Auth => &self.auth_failures,
             LimitKind::Public => &self.public,
-        };
-        bucket.spend().await.map_err(|wait| {
-            crate::metrics::rate_limited(kind.as_str());
-            RateLimited {
-                kind,
-                retry_after_secs: whole_seconds(wait),
-            }
-        })
+        }
     }
 
     /// Whether `other` shares this endpoint's quota budget (it was carried over on reload).
@@ -211,6 +221,15 @@ pub fn secrets_fingerprint<'a>(secrets: impl IntoIterator<Item = &'a str>) -> St
         .iter()
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+/// A spend of the `kind` budget as the caller sees it: a spent budget says how many whole seconds
+/// to wait.
+fn refused_after(kind: LimitKind, spent: Result<(), Duration>) -> Result<(), RateLimited> {
+    spent.map_err(|wait| RateLimited {
+        kind,
+        retry_after_secs: whole_seconds(wait),
+    })
 }
 
 /// `wait` in whole seconds, rounded up, and at least 1: a client told to retry after 0 seconds
