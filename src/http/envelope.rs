@@ -15,9 +15,46 @@ use crate::clock;
 pub type Body = Full<Bytes>;
 
 thread_local! {
-    /// The last health body of this thread: its second, its message, and the bytes.
-    static HEALTH_BODY: RefCell<Option<(u64, &'static str, Bytes)>> = const { RefCell::new(None) };
+    /// The envelopes with fixed data (health answers and errors) this thread wrote last.
+    static FIXED_BODIES: RefCell<FixedBodies> = const { RefCell::new(FixedBodies::new()) };
 }
+
+/// How many envelopes with fixed data each thread keeps.
+const FIXED_BODIES_KEPT: usize = 4;
+/// Longer messages are not kept: they are rarely repeated, and comparing them costs more.
+const FIXED_MESSAGE_MAX: usize = 256;
+
+/// Envelopes whose `data` is fixed (`null`, or the health data): one of these changes only with
+/// its code, its message and the second of its timestamp, so a client that repeats a request
+/// that is refused, or a health probe, is answered with the bytes written the first time that
+/// second. Refusals are what floods are made of, and they then cost little.
+struct FixedBodies {
+    /// The second every kept body is stamped with.
+    second: u64,
+    kept: [Option<FixedBody>; FIXED_BODIES_KEPT],
+    /// Where the next body is kept (the oldest is replaced).
+    next: usize,
+}
+
+struct FixedBody {
+    code: &'static str,
+    message: String,
+    data: &'static serde_json::Value,
+    bytes: Bytes,
+}
+
+impl FixedBodies {
+    const fn new() -> FixedBodies {
+        FixedBodies {
+            second: 0,
+            kept: [const { None }; FIXED_BODIES_KEPT],
+            next: 0,
+        }
+    }
+}
+
+/// The `data` of error envelopes.
+static NO_DATA: serde_json::Value = serde_json::Value::Null;
 
 /// The envelope's JSON, stamped `now`. Its keys and its `success` literal are fixed bytes, and the
 /// timestamp has nothing to escape; the other values are written by `serde_json`.
@@ -71,8 +108,19 @@ pub(crate) fn envelope_json(
     message: &str,
     data: &serde_json::Value,
 ) -> Vec<u8> {
+    envelope_json_at(SystemTime::now(), status, code, message, data)
+}
+
+/// The envelope's JSON for an answer with `status`, stamped `now`.
+fn envelope_json_at(
+    now: SystemTime,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    data: &serde_json::Value,
+) -> Vec<u8> {
     let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
-    envelope_bytes(SystemTime::now(), success, code, message, data)
+    envelope_bytes(now, success, code, message, data)
 }
 
 /// Builds a response with the envelope as its JSON body.
@@ -96,26 +144,53 @@ static HEALTHY: LazyLock<serde_json::Value> = LazyLock::new(|| serde_json::json!
 
 /// A 200 `OK` health answer with `message`.
 pub fn healthy(message: &'static str) -> Response<Body> {
-    json_response(StatusCode::OK, health_body(message))
+    json_response(
+        StatusCode::OK,
+        fixed_body(StatusCode::OK, "OK", message, &HEALTHY),
+    )
 }
 
-/// The body of a health answer. It changes only with the second of its timestamp, so each thread
-/// builds it once per second (per message) and shares the bytes.
-fn health_body(message: &'static str) -> Bytes {
+/// An error answer: the envelope with `code`, `message` and no data.
+pub fn error(status: StatusCode, code: &'static str, message: &str) -> Response<Body> {
+    json_response(status, fixed_body(status, code, message, &NO_DATA))
+}
+
+/// The body of an envelope with fixed `data`, from this thread's [`FixedBodies`] when it wrote
+/// the same one this second.
+fn fixed_body(
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    data: &'static serde_json::Value,
+) -> Bytes {
     let now = SystemTime::now();
     let second = clock::unix_second(now);
-    HEALTH_BODY.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        match &*cached {
-            Some((built, built_message, body)) if *built == second && *built_message == message => {
-                body.clone()
-            }
-            _ => {
-                let body = Bytes::from(envelope_bytes(now, true, "OK", message, &HEALTHY));
-                *cached = Some((second, message, body.clone()));
-                body
-            }
+    let write = || Bytes::from(envelope_json_at(now, status, code, message, data));
+    if message.len() > FIXED_MESSAGE_MAX {
+        return write();
+    }
+    FIXED_BODIES.with(|bodies| {
+        let mut bodies = bodies.borrow_mut();
+        if bodies.second != second {
+            *bodies = FixedBodies::new();
+            bodies.second = second;
         }
+        let kept = bodies.kept.iter().flatten().find(|body| {
+            body.code == code && std::ptr::eq(body.data, data) && body.message == message
+        });
+        if let Some(body) = kept {
+            return body.bytes.clone();
+        }
+        let bytes = write();
+        let next = bodies.next;
+        bodies.kept[next] = Some(FixedBody {
+            code,
+            message: message.to_owned(),
+            data,
+            bytes: bytes.clone(),
+        });
+        bodies.next = (next + 1) % FIXED_BODIES_KEPT;
+        bytes
     })
 }
 
@@ -171,13 +246,29 @@ mod tests {
     }
 
     #[test]
-    fn health_bodies_keep_their_own_message_through_the_cache() {
-        for message in ["alive", "Service healthy.", "alive", "alive"] {
+    fn kept_bodies_keep_their_own_code_message_and_data() {
+        let long = "x".repeat(FIXED_MESSAGE_MAX + 1);
+        let answers = [
+            (StatusCode::OK, "OK", "alive", &*HEALTHY),
+            (StatusCode::NOT_FOUND, "NOT_FOUND", "alive", &NO_DATA),
+            (StatusCode::OK, "OK", "Service healthy.", &*HEALTHY),
+            (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", "alive", &NO_DATA),
+            (StatusCode::NOT_FOUND, "NOT_FOUND", "not found", &NO_DATA),
+            (
+                StatusCode::BAD_REQUEST,
+                "INVALID_INPUT",
+                long.as_str(),
+                &NO_DATA,
+            ),
+        ];
+        // Twice round, more answers than are kept: hits, misses and replacements.
+        for (status, code, message, data) in answers.iter().chain(&answers).chain(&answers) {
             let parsed: serde_json::Value =
-                serde_json::from_slice(&health_body(message)).expect("json");
-            assert_eq!(parsed["message"], message);
-            assert_eq!(parsed["success"], true);
-            assert_eq!(parsed["data"], json!({"status": "ok"}));
+                serde_json::from_slice(&fixed_body(*status, code, message, data)).expect("json");
+            assert_eq!(parsed["success"], status.is_success());
+            assert_eq!(parsed["code"], *code);
+            assert_eq!(parsed["message"], *message);
+            assert_eq!(&parsed["data"], *data);
         }
     }
 }

@@ -6,7 +6,7 @@ use http::header::{ALLOW, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE
 use http::{Method, Response, StatusCode};
 
 use crate::confluence::UpstreamError;
-use crate::http::envelope::{Body, envelope};
+use crate::http::envelope::{self, Body};
 use crate::markdown::BodyError;
 use crate::pages::PageError;
 use crate::ratelimit::RateLimited;
@@ -280,12 +280,7 @@ impl ApiError {
 
     /// Renders the error as an envelope response.
     pub fn into_response(self) -> Response<Body> {
-        let mut response = envelope(
-            self.status,
-            self.code.as_str(),
-            &self.message,
-            &serde_json::Value::Null,
-        );
+        let mut response = envelope::error(self.status, self.code.as_str(), &self.message);
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }
