@@ -187,10 +187,9 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
     let Some(rest) = rest.strip_prefix('/') else {
         return Err(ApiError::not_found());
     };
-    let segments: Vec<&str> = rest.split('/').collect();
     let mut other_methods = false;
     for (route, template) in ROUTES.iter().zip(TEMPLATES.iter()) {
-        let Some(raw_title) = template.matches(&segments) else {
+        let Some(raw_title) = template.matches(rest) else {
             continue;
         };
         if route.method != *method {
@@ -209,19 +208,21 @@ pub fn match_route(method: &Method, rest: &str) -> Result<EndpointRoute, ApiErro
     // again rather than collected on every request).
     let mut allowed: Vec<Method> = Vec::new();
     for (route, template) in ROUTES.iter().zip(TEMPLATES.iter()) {
-        if template.matches(&segments).is_some() && !allowed.contains(&route.method) {
+        if template.matches(rest).is_some() && !allowed.contains(&route.method) {
             allowed.push(route.method.clone());
         }
     }
     Err(ApiError::method_not_allowed(method, &allowed))
 }
 
-/// A route template split into its segments once: the fixed ones before and after the `{title}`
-/// part, if it has one.
+/// A route template as the text around its `{title}` part, without the leading `/`. Matching
+/// compares text rather than split segments, which needs no allocation: what lies between a
+/// titled template's prefix and suffix is its title path, one or more segments.
 struct Template {
-    prefix: Vec<&'static str>,
-    suffix: Vec<&'static str>,
-    titled: bool,
+    /// The text before `{title}`, ending with `/`; all of a template without one.
+    prefix: &'static str,
+    /// The text after `{title}` (empty or starting with `/`); `None` without one.
+    suffix: Option<&'static str>,
 }
 
 /// The templates of [`ROUTES`], in the same order.
@@ -230,19 +231,14 @@ static TEMPLATES: LazyLock<Vec<Template>> = LazyLock::new(|| {
         .iter()
         .map(|route| {
             let template = route.template.trim_start_matches('/');
-            let parts = |text: &'static str| -> Vec<&'static str> {
-                text.split('/').filter(|part| !part.is_empty()).collect()
-            };
             match template.split_once("{title}") {
                 Some((prefix, suffix)) => Template {
-                    prefix: parts(prefix),
-                    suffix: parts(suffix),
-                    titled: true,
+                    prefix,
+                    suffix: Some(suffix),
                 },
                 None => Template {
-                    prefix: template.split('/').collect(),
-                    suffix: Vec::new(),
-                    titled: false,
+                    prefix: template,
+                    suffix: None,
                 },
             }
         })
@@ -250,28 +246,22 @@ static TEMPLATES: LazyLock<Vec<Template>> = LazyLock::new(|| {
 });
 
 impl Template {
-    /// Matches raw segments; returns the raw title segments (one or more for a titled template,
-    /// none for a fixed one).
-    fn matches<'s, 'a>(&self, segments: &'s [&'a str]) -> Option<&'s [&'a str]> {
-        if !self.titled {
-            return (self.prefix == segments).then_some(&[][..]);
+    /// Matches the path after `/endpoint/<name>/`; returns the raw title path (one or more
+    /// segments, the last possibly empty) for a titled template, `""` for a fixed one.
+    fn matches<'a>(&self, rest: &'a str) -> Option<&'a str> {
+        match self.suffix {
+            None => (rest == self.prefix).then_some(""),
+            Some(suffix) => rest.strip_prefix(self.prefix)?.strip_suffix(suffix),
         }
-        let (prefix_len, suffix_len) = (self.prefix.len(), self.suffix.len());
-        if segments.len() < prefix_len + suffix_len + 1 {
-            return None;
-        }
-        let title_end = segments.len() - suffix_len;
-        let matches = self.prefix == segments[..prefix_len] && self.suffix == segments[title_end..];
-        matches.then_some(&segments[prefix_len..title_end])
     }
 }
 
-/// Percent-decodes each raw segment into a title (strictly: `%` must start a two-digit escape, and the
-/// result must be UTF-8).
-fn decode_title_path(raw: &[&str]) -> Result<TitlePath, ApiError> {
+/// Percent-decodes each raw segment of a title path into a title (strictly: `%` must start a
+/// two-digit escape, and the result must be UTF-8).
+fn decode_title_path(raw: &str) -> Result<TitlePath, ApiError> {
     let titles = raw
-        .iter()
-        .map(|segment| percent_decode_strict(segment))
+        .split('/')
+        .map(percent_decode_strict)
         .collect::<Result<Vec<String>, ApiError>>()?;
     Ok(TitlePath::from_titles(titles)?)
 }
