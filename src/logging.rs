@@ -205,7 +205,14 @@ impl LineFields<'_> {
 
     fn string(&mut self, field: &Field, value: &str) -> fmt::Result {
         if field.name() == "message" {
-            return self.debug(field, &format_args!("{value}"));
+            // As `debug` writes it, without going through `fmt` for a plain string.
+            self.separate();
+            return if self.sanitize {
+                Escaping(&mut *self.line).write_str(value)
+            } else {
+                self.line.push_str(value);
+                Ok(())
+            };
         }
         // `Debug` of a string quotes it and escapes `"`, `\\` and anything not printable ASCII;
         // without those it is the string in quotes.
@@ -645,7 +652,7 @@ mod tests {
                 status = 403u16,
                 duration_ms = 0.081,
                 upstream_calls = 0u32,
-                "request"
+                message = "request"
             );
         });
         check(|| warn!("escape \x1b[31m, bell \x07, C1 \u{85}, DEL \x7f and \"quotes\""));

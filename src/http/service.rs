@@ -216,7 +216,8 @@ impl Arrival {
                     // Whole microseconds: `0.162`, not `0.16199999999999998`.
                     duration_ms = elapsed.as_micros() as f64 / 1000.0,
                     upstream_calls,
-                    "request"
+                    // A plain string rather than a format string: written without `fmt`.
+                    message = "request"
                 )
             };
         }
