@@ -248,50 +248,152 @@ fn closing_colons(line: &str) -> Option<usize> {
     (trimmed.len() >= 3 && trimmed.bytes().all(|b| b == b':')).then_some(trimmed.len())
 }
 
-/// Tracks fenced code blocks so that directive lines inside them are left alone.
+/// Tracks fenced code blocks so that directive lines inside them are left alone, including fences
+/// that open after list item and block quote markers (a fence on the line of `- ` or `> `): their
+/// content and closing lines are indented to the item, or carry the same quote markers.
 #[derive(Default)]
 struct Fences {
-    open: Option<(u8, usize)>,
+    open: Option<OpenFence>,
+}
+
+struct OpenFence {
+    marker: u8,
+    count: usize,
+    /// The column the opening fence starts at.
+    column: usize,
+    /// How many block quote markers precede it.
+    quotes: usize,
+    /// Inside a list item, the column its content starts at (0 outside): a line that starts
+    /// left of it ends the item, and the fence with it.
+    item_column: usize,
+}
+
+/// A line taken apart: the block quote markers that open it, where its content starts after
+/// those and any list item markers, and that content.
+struct LineStart<'a> {
+    quotes: usize,
+    /// Whether list item markers were stripped.
+    in_item: bool,
+    /// The column the content starts at.
+    column: usize,
+    /// The spaces between the last marker (or the line's start) and the content.
+    indent: usize,
+    content: &'a str,
+}
+
+impl LineStart<'_> {
+    /// Strips block quote markers and, when `items`, list item markers.
+    fn of(line: &str, items: bool) -> LineStart<'_> {
+        let mut quotes = 0;
+        let mut in_item = false;
+        let mut column = 0;
+        let mut rest = line;
+        loop {
+            let indent = rest.bytes().take_while(|byte| *byte == b' ').count();
+            let after = &rest[indent..];
+            let marker = if after.starts_with('>') {
+                quotes += 1;
+                1
+            } else if items {
+                let marker = list_marker_len(after);
+                in_item |= marker > 0;
+                marker
+            } else {
+                0
+            };
+            if marker == 0 {
+                return LineStart {
+                    quotes,
+                    in_item,
+                    column: column + indent,
+                    indent,
+                    content: after,
+                };
+            }
+            column += indent + marker;
+            rest = &after[marker..];
+        }
+    }
+}
+
+/// The length of a list item marker and the space after it (`- `, `* `, `+ `, `12. `, `3) `) at
+/// the start of `text`, or 0.
+fn list_marker_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let digits = bytes
+        .iter()
+        .take_while(|byte| byte.is_ascii_digit())
+        .count();
+    let marker = match bytes.first() {
+        Some(b'-' | b'*' | b'+') => 1,
+        Some(_) if (1..=9).contains(&digits) && matches!(bytes.get(digits), Some(b'.' | b')')) => {
+            digits + 1
+        }
+        _ => return 0,
+    };
+    if bytes.get(marker) == Some(&b' ') {
+        marker + 1
+    } else {
+        0
+    }
+}
+
+/// The fence that `content` starts with: its character and length.
+fn fence_at(content: &str) -> Option<(u8, usize)> {
+    let marker = *content.as_bytes().first()?;
+    if marker != b'`' && marker != b'~' {
+        return None;
+    }
+    let count = content.bytes().take_while(|byte| *byte == marker).count();
+    (count >= 3).then_some((marker, count))
 }
 
 impl Fences {
     /// Feeds a line; true when the line is inside (or opens or closes) a fence.
     fn feed(&mut self, line: &str) -> bool {
-        let indent = line.bytes().take_while(|b| *b == b' ').count();
-        let fence_at = |line: &str| -> Option<(u8, usize)> {
-            if indent > 3 {
-                return None;
-            }
-            let rest = &line[indent..];
-            let marker = *rest.as_bytes().first()?;
-            if marker != b'`' && marker != b'~' {
-                return None;
-            }
-            let count = rest.bytes().take_while(|b| *b == marker).count();
-            (count >= 3).then_some((marker, count))
-        };
-        match self.open {
-            Some((marker, count)) => {
-                if let Some((found, found_count)) = fence_at(line)
-                    && found == marker
-                    && found_count >= count
-                    && line[indent + found_count..].trim().is_empty()
+        match &self.open {
+            Some(open) => {
+                let start = LineStart::of(line, false);
+                // A line outside the quote or the list item the fence opened in ends both.
+                let blank = start.content.trim().is_empty();
+                if start.quotes < open.quotes || (!blank && start.column < open.item_column) {
+                    self.open = None;
+                    return self.feed(line);
+                }
+                // A closing fence: after the opener's quote markers, at most three columns past
+                // where the opener stood.
+                if start.quotes == open.quotes
+                    && start.column <= open.column + 3
+                    && let Some((marker, count)) = fence_at(start.content)
+                    && marker == open.marker
+                    && count >= open.count
+                    && start.content[count..].trim().is_empty()
                 {
                     self.open = None;
                 }
                 true
             }
-            None => match fence_at(line) {
-                Some((marker, count)) => {
-                    let info = &line[indent + count..];
-                    if marker == b'`' && info.contains('`') {
-                        return false;
-                    }
-                    self.open = Some((marker, count));
-                    true
+            None => {
+                let start = LineStart::of(line, true);
+                // Four spaces before it make indented code, not a fence.
+                if start.indent > 3 {
+                    return false;
                 }
-                None => false,
-            },
+                let Some((marker, count)) = fence_at(start.content) else {
+                    return false;
+                };
+                if marker == b'`' && start.content[count..].contains('`') {
+                    return false;
+                }
+                self.open = Some(OpenFence {
+                    marker,
+                    count,
+                    column: start.column,
+                    quotes: start.quotes,
+                    item_column: if start.in_item { start.column } else { 0 },
+                });
+                true
+            }
         }
     }
 }
@@ -428,5 +530,34 @@ mod tests {
         assert!(
             matches!(&found[1], Segment::Container { directive, .. } if directive.name == "layout")
         );
+    }
+
+    /// How many directives `segments` finds in `text`.
+    fn check_directives_found(text: &str, expected: usize) {
+        let found = segments(text)
+            .iter()
+            .filter(|segment| !matches!(segment, Segment::Markdown(_)))
+            .count();
+        assert_eq!(found, expected, "{text:?}");
+    }
+
+    #[test]
+    fn directive_lines_in_fenced_code_are_code_wherever_the_fence_opens() {
+        // Fences at the top level, in list items and in block quotes, closed where CommonMark
+        // closes them; a directive after the fence is live, one inside it is not.
+        check_directives_found("```\n::toc\n```\n::toc\n", 1);
+        check_directives_found("- ```\n  ::toc\n  ```\n\n::toc\n", 1);
+        check_directives_found("1. ~~~~\n   x\n   ~~~~\n::toc\n", 1);
+        check_directives_found("- - ```\n    x\n    ```\n::toc\n", 1);
+        check_directives_found("> ```\n> ::toc\n> ```\n\n::toc\n", 1);
+        // Still open: the closer is too deep.
+        check_directives_found("```\n    ```\n::toc\n", 0);
+        // Ended with its quote or its list item, closed or not.
+        check_directives_found("> ```\n> x\n\n::toc\n", 1);
+        check_directives_found("- ```\n  x\n\n  y\n::toc\n", 1);
+        check_directives_found("> ```\n```\n::toc\n", 0);
+        // Indented code and a backtick fence with a backtick in its info string are not fences.
+        check_directives_found("-     ```\n::toc\n", 1);
+        check_directives_found("``` a`b\n::toc\n", 1);
     }
 }

@@ -43,6 +43,9 @@ fn is_editor_bookkeeping(name: &str, value: &str) -> bool {
 
 /// Elements that are rendered as inline content when they sit in a paragraph-like container
 /// (sorted, for binary search).
+/// A thematic break (`<hr/>`) as written on a line of its own.
+const THEMATIC_BREAK: &str = "---";
+
 const INLINE_ELEMENTS: &[&str] = &[
     "a",
     "abbr",
@@ -529,7 +532,7 @@ impl Renderer<'_> {
                 })
             }
             "hr" if element.attributes.is_empty() && element.children.is_empty() => {
-                Some("---".to_owned())
+                Some(THEMATIC_BREAK.to_owned())
             }
             "blockquote" if has_only_significant(element, &[]) => {
                 let blocks = self.nested(|| self.block_texts(&element.children));
@@ -802,7 +805,13 @@ impl Renderer<'_> {
                     let needs_blank = loose || *kind == BlockKind::NeedsBlankLine;
                     body.push_str(if needs_blank { "\n\n" } else { "\n" });
                 }
-                body.push_str(block);
+                // `- ---` is one thematic break, not a list item holding one: on the marker's
+                // line, a break is written with another character.
+                if index == 0 && block == THEMATIC_BREAK {
+                    body.push_str("___");
+                } else {
+                    body.push_str(block);
+                }
             }
             let indent = " ".repeat(marker.chars().count());
             let indented = prefix_lines(&body, &indent, "");

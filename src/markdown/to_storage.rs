@@ -1132,6 +1132,10 @@ fn inline_directive(directive: &Directive) -> Option<String> {
             write_prefixed_attributes(&mut out, "ri:", &directive.attributes);
             out.push_str("/></ac:link>");
         }
+        // Without attributes a span means nothing, and reading drops such spans: its text alone.
+        ("span", Some(label)) if directive.attributes.is_empty() => {
+            escape_text_into(&mut out, &label);
+        }
         ("span", Some(label)) => {
             out.push_str("<span");
             write_prefixed_attributes(&mut out, "", &directive.attributes);

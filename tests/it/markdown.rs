@@ -90,6 +90,8 @@ fn canonical_markdown_survives_storage_round_trip() {
         "::toc{maxLevel=3}\n\n:::expand{title=\"Click here\"}\nHidden *text*.\n:::\n",
         "```confluence-storage\n<div>verbatim</div>\n```\n\n## After\n",
         "::toc\n\n## After\n",
+        // On a list marker's line a thematic break needs another character: `- ---` is one.
+        "- ___\n- - ___\n\n  ---\n",
     ] {
         check_markdown_round_trip(markdown);
     }
@@ -172,6 +174,15 @@ fn markdown_constructs_become_the_documented_storage() {
            <ac:plain-text-body><![CDATA[<p>unclosed]]></ac:plain-text-body></ac:structured-macro>"#,
     );
     check_storage_output("Tom & Jerry <3", "<p>Tom &amp; Jerry &lt;3</p>");
+}
+
+#[test]
+fn a_span_without_attributes_is_its_text_as_reading_takes_it() {
+    check_storage_output(":span[]{}* and :span[x]{}", "<p>* and x</p>");
+    check_storage_output(
+        r#":span[x]{style="color: red"}"#,
+        r#"<p><span style="color: red">x</span></p>"#,
+    );
 }
 
 #[test]
