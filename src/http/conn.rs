@@ -318,9 +318,9 @@ impl Drop for InFlight {
 /// handing a request to the service, hyper reads ahead on the connection to notice a client that
 /// hangs up; while the request's head is still alive (inside a future not yet polled), its read
 /// buffer cannot be reused and a fresh one is allocated for every request. Answering at once
-/// drops the head first. The future is polled again with the connection's waker if it is not
-/// done, as every future must be ready to be; HTTP/2 streams skip this, so that their work stays on
-/// their own tasks.
+/// drops the head first. A future not done by then is polled again by hyper with the connection's
+/// waker, which every future must take in place of the first. HTTP/2 streams skip this, so that
+/// their work stays on their own tasks.
 #[derive(Clone)]
 pub(crate) struct TrackedService<S> {
     pub inner: S,

@@ -25,7 +25,7 @@ const FIXED_BODIES_KEPT: usize = 4;
 const FIXED_MESSAGE_MAX: usize = 256;
 
 /// Envelopes whose `data` is fixed (`null`, or the health data): one of these changes only with
-/// its code, its message and the second of its timestamp, so a client that repeats a request
+/// its status, code and message and the second of its timestamp, so a client that repeats a request
 /// that is refused, or a health probe, is answered with the bytes written the first time that
 /// second. Refusals are what floods are made of, and they then cost little.
 struct FixedBodies {
@@ -37,6 +37,7 @@ struct FixedBodies {
 }
 
 struct FixedBody {
+    status: StatusCode,
     code: &'static str,
     message: String,
     data: &'static serde_json::Value,
@@ -176,7 +177,10 @@ fn fixed_body(
             bodies.second = second;
         }
         let kept = bodies.kept.iter().flatten().find(|body| {
-            body.code == code && std::ptr::eq(body.data, data) && body.message == message
+            body.status == status
+                && body.code == code
+                && std::ptr::eq(body.data, data)
+                && body.message == message
         });
         if let Some(body) = kept {
             return body.bytes.clone();
@@ -184,6 +188,7 @@ fn fixed_body(
         let bytes = write();
         let next = bodies.next;
         bodies.kept[next] = Some(FixedBody {
+            status,
             code,
             message: message.to_owned(),
             data,
