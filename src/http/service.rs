@@ -264,7 +264,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
                 .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
     });
     if let Some(id) = sane {
-        return id.clone();
+        // Copied: a clone would share, and keep alive, the buffer the request's head was read
+        // into, which the connection could then not reuse for the next request.
+        return HeaderValue::from_bytes(id.as_bytes()).unwrap_or_else(|_| id.clone());
     }
     // Indexed from a table rather than formatted: `write!` with padding cost ten times as much,
     // once per request.
