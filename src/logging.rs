@@ -596,25 +596,16 @@ mod tests {
     fn check(log: impl Fn()) {
         let default = Captured::default();
         let lean = Captured::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_ansi(false)
-            .with_writer({
-                let default = default.clone();
-                move || default.clone()
-            })
-            .finish();
-        tracing::subscriber::with_default(subscriber, &log);
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_ansi(false)
-            .with_writer({
-                let lean = lean.clone();
-                move || lean.clone()
-            })
-            .event_format(TextFormat::default())
-            .finish();
-        tracing::subscriber::with_default(subscriber, &log);
+        let writing_to = |captured: &Captured| {
+            let captured = captured.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || captured.clone())
+        };
+        tracing::subscriber::with_default(writing_to(&default).finish(), &log);
+        let subscriber = writing_to(&lean).event_format(TextFormat::default());
+        tracing::subscriber::with_default(subscriber.finish(), &log);
         let expected = default.lines();
         assert!(!expected.is_empty());
         assert_eq!(lean.lines(), expected);

@@ -57,15 +57,17 @@ impl FixedBodies {
 /// The `data` of error envelopes.
 static NO_DATA: serde_json::Value = serde_json::Value::Null;
 
-/// The envelope's JSON, stamped `now`. Its keys and its `success` literal are fixed bytes, and the
-/// timestamp has nothing to escape; the other values are written by `serde_json`.
+/// The envelope's JSON for an answer with `status`, stamped `now`. Its keys and its `success`
+/// literal are fixed bytes, and the timestamp has nothing to escape; the other values are written
+/// by `serde_json`.
 fn envelope_bytes(
     now: SystemTime,
-    success: bool,
+    status: StatusCode,
     code: &str,
     message: &str,
     data: &serde_json::Value,
 ) -> Vec<u8> {
+    let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
     clock::with_utc_second(clock::unix_second(now), |timestamp| {
         // Sized for the envelope around a small `data`, so that most answers never grow the buffer.
         let mut body = Vec::with_capacity(128 + message.len());
@@ -109,19 +111,7 @@ pub(crate) fn envelope_json(
     message: &str,
     data: &serde_json::Value,
 ) -> Vec<u8> {
-    envelope_json_at(SystemTime::now(), status, code, message, data)
-}
-
-/// The envelope's JSON for an answer with `status`, stamped `now`.
-fn envelope_json_at(
-    now: SystemTime,
-    status: StatusCode,
-    code: &str,
-    message: &str,
-    data: &serde_json::Value,
-) -> Vec<u8> {
-    let success = status.is_success() || status == StatusCode::NOT_MODIFIED;
-    envelope_bytes(now, success, code, message, data)
+    envelope_bytes(SystemTime::now(), status, code, message, data)
 }
 
 /// Builds a response with the envelope as its JSON body.
@@ -166,7 +156,7 @@ fn fixed_body(
 ) -> Bytes {
     let now = SystemTime::now();
     let second = clock::unix_second(now);
-    let write = || Bytes::from(envelope_json_at(now, status, code, message, data));
+    let write = || Bytes::from(envelope_bytes(now, status, code, message, data));
     if message.len() > FIXED_MESSAGE_MAX {
         return write();
     }
@@ -217,7 +207,12 @@ mod tests {
 
     fn check(success: bool, code: &str, message: &str, data: serde_json::Value) {
         let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_410_400);
-        let written = envelope_bytes(now, success, code, message, &data);
+        let status = if success {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let written = envelope_bytes(now, status, code, message, &data);
         let expected = serde_json::to_vec(&Expected {
             success,
             code,
